@@ -1,0 +1,1 @@
+"""Pure rules of trackd: no I/O, no imports from the other packages."""

@@ -1,0 +1,128 @@
+"""Agent metrics: hourly buckets counted per logical task, and the periods they are read over.
+
+A task counts once, in the hour it ended, under the agent of its last attempt. When a retry
+reopens a failed task its earlier contribution is taken back, so a task that failed once and
+then succeeded counts as one completed task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from trackd.domain.states import TaskState
+from trackd.domain.tasks import TaskRecord
+
+PERIODS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+UNKNOWN_AGENT = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class BucketDelta:
+    """A change to one (agent, hour) bucket."""
+
+    agent_id: str
+    period_start: datetime
+    total_tasks: int = 0
+    completed_tasks: int = 0
+    failed_tasks: int = 0
+    cancelled_tasks: int = 0
+    duration_sum: float = 0.0
+    duration_count: int = 0
+
+    def negated(self) -> BucketDelta:
+        return BucketDelta(
+            self.agent_id, self.period_start, -self.total_tasks, -self.completed_tasks,
+            -self.failed_tasks, -self.cancelled_tasks, -self.duration_sum, -self.duration_count,
+        )
+
+    def plus(self, other: BucketDelta) -> BucketDelta:
+        return BucketDelta(
+            self.agent_id, self.period_start,
+            self.total_tasks + other.total_tasks,
+            self.completed_tasks + other.completed_tasks,
+            self.failed_tasks + other.failed_tasks,
+            self.cancelled_tasks + other.cancelled_tasks,
+            self.duration_sum + other.duration_sum,
+            self.duration_count + other.duration_count,
+        )
+
+    @property
+    def is_zero(self) -> bool:
+        return (self.total_tasks, self.completed_tasks, self.failed_tasks,
+                self.cancelled_tasks, self.duration_count) == (0, 0, 0, 0, 0)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def contribution(rec: TaskRecord | None) -> BucketDelta | None:
+    """What a task adds to the metrics as it stands: nothing until it has ended."""
+    if rec is None or not rec.terminal or rec.completed_at is None:
+        return None
+    duration = rec.duration_seconds
+    return BucketDelta(
+        agent_id=rec.agent_id or rec.requester or UNKNOWN_AGENT,
+        period_start=hour_of(rec.completed_at),
+        total_tasks=1,
+        completed_tasks=int(rec.state is TaskState.COMPLETED),
+        failed_tasks=int(rec.state is TaskState.FAILED),
+        cancelled_tasks=int(rec.state is TaskState.CANCELLED),
+        duration_sum=duration or 0.0,
+        duration_count=int(duration is not None),
+    )
+
+
+def bucket_deltas(changes: Iterable[tuple[TaskRecord | None, TaskRecord]]) -> list[BucketDelta]:
+    """The bucket changes that take records from their `before` to their `after` form."""
+    merged: dict[tuple[str, datetime], BucketDelta] = {}
+    for before, after in changes:
+        old, new = contribution(before), contribution(after)
+        if old == new:
+            continue
+        for delta in (old.negated() if old else None, new):
+            if delta is None:
+                continue
+            key = (delta.agent_id, delta.period_start)
+            merged[key] = merged[key].plus(delta) if key in merged else delta
+    return sorted((d for d in merged.values() if not d.is_zero),
+                  key=lambda d: (d.agent_id, d.period_start))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMetrics:
+    agent_id: str
+    period: str
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    avg_duration_seconds: float
+    success_rate: float
+
+
+def summarize(agent_id: str, period: str, buckets: Iterable[BucketDelta]) -> AgentMetrics:
+    """Add up an agent's buckets over a period."""
+    total = completed = failed = count = 0
+    duration = 0.0
+    for b in buckets:
+        total += b.total_tasks
+        completed += b.completed_tasks
+        failed += b.failed_tasks
+        duration += b.duration_sum
+        count += b.duration_count
+    return AgentMetrics(
+        agent_id=agent_id,
+        period=period,
+        total_tasks=total,
+        completed_tasks=completed,
+        failed_tasks=failed,
+        avg_duration_seconds=round(duration / count, 3) if count else 0.0,
+        success_rate=round(completed / total, 4) if total else 0.0,
+    )

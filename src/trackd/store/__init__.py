@@ -1,0 +1,1 @@
+"""Persistence: engines for SQLite and PostgreSQL, ORM models, repositories, migrations."""

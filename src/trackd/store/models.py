@@ -1,0 +1,211 @@
+"""ORM models: one class per table. Every row carries its tenant."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from uuid6 import uuid7
+
+from trackd.store.types import JSONType, UTCDateTime
+
+# Named constraints keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = 100  # length of producer ids (task, plan, trace, event)
+NAME = 255
+
+
+def new_id() -> uuid.UUID:
+    """A time-ordered id (UUIDv7): rows inserted together sit together in the index."""
+    return uuid.UUID(bytes=uuid7().bytes)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class _Row:
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(ID))
+
+
+class TaskExecution(_Row, Base):
+    __tablename__ = "task_executions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "task_id"),
+        Index(None, "tenant_id", "plan_id"),
+        Index(None, "tenant_id", "trace_id"),
+        Index(None, "tenant_id", "state"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    )
+
+    task_id: Mapped[str] = mapped_column(String(ID))
+    plan_id: Mapped[str | None] = mapped_column(String(ID))
+    event_type: Mapped[str] = mapped_column(String(NAME))
+    state: Mapped[str] = mapped_column(String(20))
+    progress: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    head_key: Mapped[str] = mapped_column(String(250))
+    message_key: Mapped[str] = mapped_column(String(250), default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    trace_id: Mapped[str | None] = mapped_column(String(ID))
+    parent_event_id: Mapped[str | None] = mapped_column(String(ID))
+    agent_id: Mapped[str | None] = mapped_column(String(NAME))
+    requester: Mapped[str | None] = mapped_column(String(NAME))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StateTransition(_Row, Base):
+    __tablename__ = "state_transitions"
+    __table_args__ = (Index(None, "tenant_id", "task_id", "transitioned_at"),)
+
+    task_id: Mapped[str] = mapped_column(String(ID))
+    plan_id: Mapped[str | None] = mapped_column(String(ID))
+    event_id: Mapped[str] = mapped_column(String(ID))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    transitioned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TimelineEvent(_Row, Base):
+    """Every event trackd folded, as received: the trace tree and the source for replay."""
+
+    __tablename__ = "event_timeline"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "event_id"),
+        Index(None, "tenant_id", "trace_id", "occurred_at"),
+        Index(None, "tenant_id", "plan_id", "occurred_at"),
+        Index(None, "tenant_id", "correlation_id"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(ID))
+    event_type: Mapped[str] = mapped_column(String(NAME))
+    topic: Mapped[str | None] = mapped_column(String(ID))
+    source: Mapped[str] = mapped_column(String(NAME))
+    trace_id: Mapped[str | None] = mapped_column(String(ID))
+    parent_event_id: Mapped[str | None] = mapped_column(String(ID))
+    correlation_id: Mapped[str | None] = mapped_column(String(ID))
+    plan_id: Mapped[str | None] = mapped_column(String(ID))
+    task_id: Mapped[str | None] = mapped_column(String(ID))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Plan(_Row, Base):
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("tenant_id", "plan_id"),)
+
+    plan_id: Mapped[str] = mapped_column(String(ID))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_state: Mapped[str | None] = mapped_column(String(NAME))
+    state_key: Mapped[str] = mapped_column(String(250), default="")
+    status_key: Mapped[str] = mapped_column(String(250), default="")
+    trace_id: Mapped[str | None] = mapped_column(String(ID))
+    session_id: Mapped[str | None] = mapped_column(String(ID))
+    goal: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentMetricBucket(_Row, Base):
+    """One agent's tasks that ended within one hour; kept when raw rows are pruned."""
+
+    __tablename__ = "agent_metrics"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "agent_id", "period_start"),
+        Index(None, "tenant_id", "period_start"),
+    )
+
+    agent_id: Mapped[str] = mapped_column(String(NAME))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    total_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    completed_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    failed_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    duration_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    duration_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AnomalyRow(_Row, Base):
+    __tablename__ = "anomalies"
+    __table_args__ = (Index(None, "tenant_id", "task_id"),)
+
+    task_id: Mapped[str] = mapped_column(String(ID))
+    event_id: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeadLetter(_Row, Base):
+    """An event that could not be folded, with the reason; ingestion carried on without it."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index(None, "tenant_id", "received_at"),)
+
+    topic: Mapped[str | None] = mapped_column(String(ID))
+    message_id: Mapped[str | None] = mapped_column(String(NAME))
+    event_id: Mapped[str | None] = mapped_column(String(NAME))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(_Row, Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    user_id: Mapped[str | None] = mapped_column(String(ID))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
