@@ -35,6 +35,7 @@ class BucketDelta:
     cancelled_tasks: int = 0
     duration_sum: float = 0.0
     duration_count: int = 0
+    last_event_at: datetime | None = None  # newest task end counted; None in a take-back
 
     def negated(self) -> BucketDelta:
         return BucketDelta(
@@ -51,12 +52,19 @@ class BucketDelta:
             self.cancelled_tasks + other.cancelled_tasks,
             self.duration_sum + other.duration_sum,
             self.duration_count + other.duration_count,
+            _newest(self.last_event_at, other.last_event_at),
         )
 
     @property
     def is_zero(self) -> bool:
         return (self.total_tasks, self.completed_tasks, self.failed_tasks,
                 self.cancelled_tasks, self.duration_count) == (0, 0, 0, 0, 0)
+
+
+def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -77,6 +85,7 @@ def contribution(rec: TaskRecord | None) -> BucketDelta | None:
         cancelled_tasks=int(rec.state is TaskState.CANCELLED),
         duration_sum=duration or 0.0,
         duration_count=int(duration is not None),
+        last_event_at=rec.completed_at,
     )
 
 

@@ -165,6 +165,7 @@ class AgentMetricBucket(_Row, Base):
     cancelled_tasks: Mapped[int] = mapped_column(Integer, default=0)
     duration_sum: Mapped[float] = mapped_column(Float, default=0.0)
     duration_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AnomalyRow(_Row, Base):

@@ -1,0 +1,41 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from trackd import __version__
+from trackd.api import errors
+from trackd.api.routers import events, health, tracker
+from trackd.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
+    """The app over a runtime; with `manage`, the app starts and stops the runtime."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if manage:
+                await runtime.stop()
+
+    app = FastAPI(
+        title="trackd",
+        version=__version__,
+        summary="Tracks background work and the outside world: events in; plans, tasks, "
+        "timelines and metrics out.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(tracker.router)
+    return app

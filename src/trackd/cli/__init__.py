@@ -1,0 +1,1 @@
+"""The `trackd` command."""

@@ -1,0 +1,58 @@
+"""What every command shares: settings with flag overrides, logging, clean failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from trackd.errors import TrackdError
+from trackd.settings import Settings
+
+T = TypeVar("T")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides TRACKD_DATABASE_URL.", show_default=False),
+]
+BusOpt = Annotated[
+    str | None, typer.Option("--bus-url", help="Overrides TRACKD_BUS_URL.", show_default=False)
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one line saying what to fix and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        base = Settings()
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return Settings.model_validate({**base.model_dump(), **values})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise fail(f"setting {where}: {first['msg']}") from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; trackd's own errors become one line and exit code 2."""
+    try:
+        return asyncio.run(coro)
+    except TrackdError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{exc.strerror or exc} (is the database reachable?)") from None

@@ -1,0 +1,71 @@
+"""`trackd`: serve, migrate, tokens, plans, demo."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from trackd.api.app import create_app
+from trackd.cli import demo, plans, tokens
+from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.runtime import Runtime
+from trackd.settings import Settings
+from trackd.store.migrate import upgrade
+
+app = typer.Typer(
+    help="trackd: records what background work is doing and answers questions about it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tokens.app, name="token")
+app.add_typer(plans.app, name="plans")
+app.command("demo")(demo.demo)
+
+
+class ServeRole(StrEnum):
+    ALL = "all"
+    API = "api"
+
+
+async def serve_runtime(runtime: Runtime, settings: Settings) -> None:
+    """Serve the API over a runtime until interrupted."""
+    config = uvicorn.Config(
+        create_app(runtime), host=settings.host, port=settings.port,
+        log_level=settings.log_level.lower(), access_log=False,
+    )
+    await uvicorn.Server(config).serve()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    role: Annotated[ServeRole, typer.Option(help="all: API and ingest; api: API only.")] = (
+        ServeRole.ALL
+    ),
+    database_url: DatabaseOpt = None,
+    bus_url: BusOpt = None,
+) -> None:
+    """Serve the HTTP API (and, with --role all, ingest events) in one process."""
+    settings = load_settings(host=host, port=port, database_url=database_url, bus_url=bus_url)
+    if role is ServeRole.API and settings.bus_url.startswith("memory://"):
+        raise fail("--role api needs a bus shared with an ingest process; memory:// lives in "
+                   "one process (use --role all)")
+    setup_logging(settings.log_level)
+    runtime = Runtime.build(settings, ingest=role is ServeRole.ALL)
+    run(serve_runtime(runtime, settings))
+
+
+@app.command()
+def migrate(database_url: DatabaseOpt = None) -> None:
+    """Apply database migrations (serve does this on start)."""
+    settings = load_settings(database_url=database_url)
+    run(upgrade(settings.database_url))
+    typer.echo("database is at the newest schema")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

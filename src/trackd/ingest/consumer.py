@@ -1,0 +1,118 @@
+"""The ingest loop: fetch a batch (bounded by size and time), fold and commit it, then ack.
+
+A batch whose transaction fails is given back to the bus and retried with backoff, so a
+store that is away for a while pauses ingestion instead of losing events; nothing is held
+in memory beyond the batch being written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from trackd.bus.base import Bus, Message, Subscription
+from trackd.domain.events import TRACKED_TOPICS
+from trackd.ingest.batch import BatchResult, apply_batch
+
+log = logging.getLogger(__name__)
+
+INGEST_GROUP = "trackd-ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    default_tenant: str = "default"
+    batch_size: int = 1000
+    max_wait: float = 0.02  # seconds a partial batch waits for more events
+    idle_wait: float = 1.0  # seconds to block waiting for the first event of a batch
+    topics: tuple[str, ...] = TRACKED_TOPICS
+    group: str = INGEST_GROUP
+    consumer: str = "ingest-1"
+
+
+@dataclass(slots=True)
+class IngestStats:
+    batches: int = 0
+    folded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    anomalies: int = 0
+    failures: int = 0
+
+    def add(self, result: BatchResult) -> None:
+        self.batches += 1
+        self.folded += result.folded
+        self.duplicates += result.duplicates
+        self.rejected += result.rejected
+        self.anomalies += result.anomalies
+
+
+class IngestConsumer:
+    """Consumes the tracked topics in one consumer group and writes what they say."""
+
+    def __init__(
+        self, bus: Bus, sessions: async_sessionmaker[AsyncSession], options: IngestOptions
+    ) -> None:
+        self._bus = bus
+        self._sessions = sessions
+        self._opts = options
+        self._stop = asyncio.Event()
+        self.stats = IngestStats()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False) -> IngestStats:
+        """Consume until stopped; in burst mode, stop once no event arrives for `idle_wait`."""
+        opts = self._opts
+        sub = await self._bus.subscribe(opts.topics, opts.group, opts.consumer)
+        try:
+            while not self._stop.is_set():
+                batch = await self._collect(sub)
+                if not batch:
+                    if burst:
+                        break
+                    continue
+                await self._write_with_retry(sub, batch)
+        finally:
+            await sub.close()
+        return self.stats
+
+    async def _collect(self, sub: Subscription) -> list[Message]:
+        opts = self._opts
+        batch = await sub.fetch(opts.batch_size, opts.idle_wait)
+        if not batch:
+            return batch
+        deadline = time.monotonic() + opts.max_wait
+        while len(batch) < opts.batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await sub.fetch(opts.batch_size - len(batch), left)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    async def _write_with_retry(self, sub: Subscription, batch: list[Message]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with self._sessions() as session, session.begin():
+                    result = await apply_batch(session, batch, self._opts.default_tenant)
+            except Exception as exc:
+                self.stats.failures += 1
+                log.warning("ingest batch failed, retrying in %.1fs: %s", delay, exc)
+                if self._stop.is_set():
+                    await sub.nack(batch)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            await sub.ack(batch)
+            self.stats.add(result)
+            return

@@ -1,0 +1,66 @@
+"""The running pieces of one trackd process, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from trackd.bus.base import Bus, from_url
+from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.settings import Settings
+from trackd.store.engine import create_engine, session_factory
+from trackd.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Engine, sessions, bus and (for roles that ingest) the ingest consumer."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: Bus
+    ingest: IngestConsumer | None = None
+    _tasks: list[asyncio.Task[object]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, *, ingest: bool = True) -> Runtime:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        bus = from_url(settings.bus_url)
+        runtime = cls(settings, engine, sessions, bus)
+        if ingest:
+            runtime.ingest = IngestConsumer(
+                bus,
+                sessions,
+                IngestOptions(
+                    default_tenant=settings.default_tenant,
+                    batch_size=settings.ingest_batch_size,
+                    max_wait=settings.ingest_max_wait_ms / 1000,
+                ),
+            )
+        return runtime
+
+    async def start(self, *, migrate: bool = True) -> None:
+        if migrate:
+            await upgrade(self.engine)
+        if self.ingest is not None:
+            self._tasks.append(asyncio.create_task(self.ingest.run(), name="trackd-ingest"))
+        log.info("trackd started database=%s bus=%s ingest=%s", self.engine.url.render_as_string(
+            hide_password=True), self.settings.bus_url, self.ingest is not None)
+
+    async def stop(self) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        await self.bus.close()
+        await self.engine.dispose()

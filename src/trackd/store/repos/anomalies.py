@@ -1,0 +1,35 @@
+"""Events the fold refused, kept so they can be queried."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.tasks import Anomaly
+from trackd.store.models import AnomalyRow, new_id
+
+
+async def add(session: AsyncSession, tenant_id: str, anomalies: Sequence[Anomaly]) -> None:
+    if not anomalies:
+        return
+    rows = [
+        {
+            "id": new_id(), "tenant_id": tenant_id, "task_id": a.task_id,
+            "event_id": a.event_id, "kind": a.kind.value, "message": a.message,
+            "from_state": a.from_state.value, "to_state": a.to_state.value,
+            "occurred_at": a.at,
+        }
+        for a in anomalies
+    ]
+    await session.execute(AnomalyRow.__table__.insert(), rows)
+
+
+async def for_task(session: AsyncSession, tenant_id: str, task_id: str) -> list[AnomalyRow]:
+    rows = await session.scalars(
+        select(AnomalyRow)
+        .where(AnomalyRow.tenant_id == tenant_id, AnomalyRow.task_id == task_id)
+        .order_by(AnomalyRow.occurred_at, AnomalyRow.id)
+    )
+    return list(rows)

@@ -1,0 +1,79 @@
+"""Plan records."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.plans import PlanRecord, PlanStatus
+from trackd.store.models import Plan, new_id
+from trackd.store.upsert import chunked, upsert
+
+_T = Plan.__table__
+_FIELDS = (
+    "tenant_id", "plan_id", "status", "first_seen_at", "last_event_at", "started_at",
+    "completed_at", "current_state", "state_key", "status_key", "trace_id", "session_id",
+    "goal", "reason",
+)
+_COLUMNS = [_T.c[name] for name in _FIELDS]
+_KEY = ("tenant_id", "plan_id")
+
+
+def _to_record(row: Row[Any]) -> PlanRecord:
+    values = dict(row._mapping)
+    values["status"] = PlanStatus(values["status"])
+    return PlanRecord(**values)
+
+
+async def load_many(
+    session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], PlanRecord]:
+    by_tenant: dict[str, set[str]] = defaultdict(set)
+    for tenant, plan in keys:
+        by_tenant[tenant].add(plan)
+    found: dict[tuple[str, str], PlanRecord] = {}
+    for tenant, plans in by_tenant.items():
+        for part in chunked(sorted(plans)):
+            rows = await session.execute(
+                select(*_COLUMNS).where(_T.c.tenant_id == tenant, _T.c.plan_id.in_(part))
+            )
+            for row in rows:
+                rec = _to_record(row)
+                found[(rec.tenant_id, rec.plan_id)] = rec
+    return found
+
+
+async def save_many(session: AsyncSession, records: Sequence[PlanRecord]) -> None:
+    if not records:
+        return
+    rows = []
+    for rec in sorted(records, key=lambda r: (r.tenant_id, r.plan_id)):
+        row = {name: getattr(rec, name) for name in _FIELDS}
+        row["status"] = rec.status.value
+        row["id"] = new_id()
+        rows.append(row)
+    replace = [c for c in _FIELDS if c not in _KEY]
+    await session.execute(upsert(session, _T, _KEY, replace=replace), rows)
+
+
+async def get(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanRecord | None:
+    row = (
+        await session.execute(
+            select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        )
+    ).first()
+    return _to_record(row) if row else None
+
+
+async def list_recent(session: AsyncSession, tenant_id: str, *, limit: int) -> list[PlanRecord]:
+    rows = await session.execute(
+        select(*_COLUMNS)
+        .where(_T.c.tenant_id == tenant_id)
+        .order_by(_T.c.last_event_at.desc())
+        .limit(limit)
+    )
+    return [_to_record(r) for r in rows]

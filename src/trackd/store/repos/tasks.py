@@ -1,0 +1,139 @@
+"""Task records and their state transitions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.states import TaskState
+from trackd.domain.tasks import TaskRecord, Transition
+from trackd.store.models import StateTransition, TaskExecution, new_id, utcnow
+from trackd.store.upsert import chunked, upsert
+
+_T = TaskExecution.__table__
+_RECORD_FIELDS = (
+    "tenant_id", "task_id", "state", "event_type", "attempt", "head_key", "first_seen_at",
+    "last_event_at", "plan_id", "progress", "message", "message_key", "started_at",
+    "completed_at", "trace_id", "parent_event_id", "agent_id", "requester", "error",
+    "max_attempts", "data", "result",
+)
+_COLUMNS = [_T.c[name] for name in _RECORD_FIELDS]
+_KEY = ("tenant_id", "task_id")
+
+
+def _to_record(row: Row[Any]) -> TaskRecord:
+    values = dict(row._mapping)
+    values["state"] = TaskState(values["state"])
+    values["data"] = values["data"] or {}
+    return TaskRecord(**values)
+
+
+def _to_row(rec: TaskRecord) -> dict[str, Any]:
+    row = {name: getattr(rec, name) for name in _RECORD_FIELDS}
+    row["state"] = rec.state.value
+    row["id"] = new_id()
+    row["updated_at"] = utcnow()
+    return row
+
+
+async def load_many(
+    session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], TaskRecord]:
+    """The stored records for (tenant_id, task_id) pairs; missing ones are absent."""
+    by_tenant: dict[str, list[str]] = defaultdict(list)
+    for tenant, task in keys:
+        by_tenant[tenant].append(task)
+    found: dict[tuple[str, str], TaskRecord] = {}
+    for tenant, tasks in by_tenant.items():
+        for part in chunked(sorted(set(tasks))):
+            rows = await session.execute(
+                select(*_COLUMNS).where(_T.c.tenant_id == tenant, _T.c.task_id.in_(part))
+            )
+            for row in rows:
+                rec = _to_record(row)
+                found[(rec.tenant_id, rec.task_id)] = rec
+    return found
+
+
+async def save_many(session: AsyncSession, records: Sequence[TaskRecord]) -> None:
+    """Insert or overwrite records, in key order so concurrent writers take locks alike."""
+    if not records:
+        return
+    rows = [_to_row(r) for r in sorted(records, key=lambda r: (r.tenant_id, r.task_id))]
+    replace = [c for c in _RECORD_FIELDS if c not in _KEY] + ["updated_at"]
+    await session.execute(upsert(session, _T, _KEY, replace=replace), rows)
+
+
+async def add_transitions(
+    session: AsyncSession, tenant_id: str, plan_ids: dict[str, str | None],
+    transitions: Sequence[Transition],
+) -> None:
+    if not transitions:
+        return
+    rows = [
+        {
+            "id": new_id(), "tenant_id": tenant_id, "task_id": t.task_id,
+            "plan_id": plan_ids.get(t.task_id), "event_id": t.event_id,
+            "from_state": t.from_state.value if t.from_state else None,
+            "to_state": t.to_state.value, "attempt": t.attempt, "reason": t.reason,
+            "transitioned_at": t.at,
+        }
+        for t in transitions
+    ]
+    await session.execute(StateTransition.__table__.insert(), rows)
+
+
+async def get(session: AsyncSession, tenant_id: str, task_id: str) -> TaskRecord | None:
+    row = (
+        await session.execute(
+            select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.task_id == task_id)
+        )
+    ).first()
+    return _to_record(row) if row else None
+
+
+async def list_for_plan(
+    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int, offset: int = 0
+) -> list[TaskRecord]:
+    rows = await session.execute(
+        select(*_COLUMNS)
+        .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        .order_by(_T.c.first_seen_at, _T.c.task_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_to_record(r) for r in rows]
+
+
+async def plan_counts(session: AsyncSession, tenant_id: str, plan_id: str) -> dict[str, Any]:
+    """Task count, completed and failed counts, and the newest event time of a plan's tasks."""
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(_T.c.state == TaskState.COMPLETED.value),
+                func.count().filter(_T.c.state == TaskState.FAILED.value),
+                func.max(_T.c.last_event_at),
+                func.min(_T.c.first_seen_at),
+            ).where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        )
+    ).one()
+    return {
+        "task_count": row[0], "completed_tasks": row[1], "failed_tasks": row[2],
+        "last_event_at": row[3], "first_seen_at": row[4],
+    }
+
+
+async def transitions_of(
+    session: AsyncSession, tenant_id: str, task_id: str
+) -> list[StateTransition]:
+    rows = await session.scalars(
+        select(StateTransition)
+        .where(StateTransition.tenant_id == tenant_id, StateTransition.task_id == task_id)
+        .order_by(StateTransition.transitioned_at, StateTransition.id)
+    )
+    return list(rows)

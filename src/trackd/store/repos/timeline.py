@@ -1,0 +1,49 @@
+"""The event timeline: every folded event, the trace tree, and the idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.store.models import TimelineEvent
+from trackd.store.upsert import chunked, insert_ignore
+
+_T = TimelineEvent.__table__
+
+
+async def known_ids(session: AsyncSession, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
+    """Which of these event ids this tenant already has (duplicates to skip)."""
+    found: set[str] = set()
+    for part in chunked(sorted(set(event_ids))):
+        rows = await session.execute(
+            select(_T.c.event_id).where(_T.c.tenant_id == tenant_id, _T.c.event_id.in_(part))
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+async def append(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Append timeline rows (each with its tenant_id); an already-stored event id is skipped."""
+    if rows:
+        ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["event_id"]))
+        await session.execute(insert_ignore(session, _T, ("tenant_id", "event_id")), ordered)
+
+
+async def for_plan(
+    session: AsyncSession, tenant_id: str, plan_id: str, trace_id: str | None, *, limit: int
+) -> list[TimelineEvent]:
+    """The plan's events and, when the plan has a trace, every event of that trace."""
+    match = _T.c.plan_id == plan_id
+    if trace_id:
+        match = or_(match, _T.c.trace_id == trace_id)
+    rows = await session.scalars(
+        select(TimelineEvent)
+        .where(_T.c.tenant_id == tenant_id, match)
+        .order_by(_T.c.occurred_at, _T.c.event_id)
+        .limit(limit)
+    )
+    return list(rows)
+

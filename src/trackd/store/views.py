@@ -1,0 +1,133 @@
+"""Read models of the tracker, composed from the repos; shared by the API and the CLI.
+
+Each view carries `as_of`, the time of the newest event folded into what it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.metrics import PERIODS, AgentMetrics, hour_of, summarize
+from trackd.domain.plans import PlanRecord, plan_started_at
+from trackd.domain.tasks import TaskRecord
+from trackd.domain.timeline import TimelineNode, build_tree
+from trackd.errors import NotFoundError
+from trackd.store.models import AnomalyRow, StateTransition, TimelineEvent
+from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
+
+MAX_TASKS = 5000
+MAX_TIMELINE = 10_000
+
+
+def _newest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStatusView:
+    plan: PlanRecord
+    started_at: datetime
+    task_count: int
+    completed_tasks: int
+    failed_tasks: int
+    as_of: datetime | None
+
+
+async def _plan(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanRecord:
+    plan = await plans.get(session, tenant_id, plan_id)
+    if plan is None:
+        raise NotFoundError(f"plan {plan_id!r} not found")
+    return plan
+
+
+async def plan_status(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanStatusView:
+    plan = await _plan(session, tenant_id, plan_id)
+    counts = await tasks.plan_counts(session, tenant_id, plan_id)
+    started = plan_started_at(plan)
+    if plan.started_at is None and counts["first_seen_at"] is not None:
+        started = min(started, counts["first_seen_at"])
+    return PlanStatusView(
+        plan=plan, started_at=started, task_count=counts["task_count"],
+        completed_tasks=counts["completed_tasks"], failed_tasks=counts["failed_tasks"],
+        as_of=_newest(plan.last_event_at, counts["last_event_at"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTasksView:
+    plan_id: str
+    tasks: list[TaskRecord]
+    as_of: datetime | None
+
+
+async def plan_tasks(
+    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int = MAX_TASKS,
+    offset: int = 0,
+) -> PlanTasksView:
+    plan = await _plan(session, tenant_id, plan_id)
+    found = await tasks.list_for_plan(session, tenant_id, plan_id, limit=limit, offset=offset)
+    return PlanTasksView(plan_id, found,
+                         _newest(plan.last_event_at, *(t.last_event_at for t in found)))
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineView:
+    plan_id: str
+    trace_id: str | None
+    events: list[TimelineEvent]
+    tree: list[TimelineNode]
+    as_of: datetime | None
+
+
+async def plan_timeline(
+    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int = MAX_TIMELINE
+) -> TimelineView:
+    plan = await _plan(session, tenant_id, plan_id)
+    rows = await timeline.for_plan(session, tenant_id, plan_id, plan.trace_id, limit=limit)
+    nodes = [TimelineNode(r.event_id, r.event_type, r.occurred_at, r.parent_event_id)
+             for r in rows]
+    trace_id = plan.trace_id or next((r.trace_id for r in rows if r.trace_id), None)
+    return TimelineView(plan_id, trace_id, rows, build_tree(nodes),
+                        _newest(*(r.occurred_at for r in rows)))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistoryView:
+    task: TaskRecord
+    transitions: list[StateTransition]
+    anomalies: list[AnomalyRow]
+    as_of: datetime
+
+
+async def task_history(session: AsyncSession, tenant_id: str, task_id: str) -> TaskHistoryView:
+    record = await tasks.get(session, tenant_id, task_id)
+    if record is None:
+        raise NotFoundError(f"task {task_id!r} not found")
+    return TaskHistoryView(
+        record,
+        await tasks.transitions_of(session, tenant_id, task_id),
+        await anomalies.for_task(session, tenant_id, task_id),
+        record.last_event_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsView:
+    metrics: AgentMetrics
+    as_of: datetime | None
+
+
+async def agent_metrics(
+    session: AsyncSession, tenant_id: str, agent_id: str | None, period: str,
+    *, now: datetime | None = None,
+) -> MetricsView:
+    """Tasks that ended within the period (whole hours: the current hour counts in full)."""
+    now = now or datetime.now(UTC)
+    since = hour_of(now - PERIODS[period])
+    buckets = await metrics.buckets_since(session, tenant_id, since, agent_id)
+    summary = summarize(agent_id or "*", period, buckets)
+    return MetricsView(summary, await metrics.newest_update(session, tenant_id, since, agent_id))
