@@ -6,6 +6,7 @@ ways (snake_case, camelCase, CloudEvents lowercase extension names); all three a
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -17,8 +18,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-
-from trackd.domain.states import TaskState
 
 SYSTEM_EVENTS: Final = "system-events"
 ACTION_REQUESTS: Final = "action-requests"
@@ -34,6 +33,7 @@ PLAN_CANCELLED: Final = "plan.cancelled"
 PLAN_TYPES: Final = (PLAN_STARTED, PLAN_COMPLETED, PLAN_FAILED, PLAN_CANCELLED)
 
 _ID_MAX = 100
+_LAST_YEAR = 9999
 
 
 def _aliases(snake: str, *others: str) -> AliasChoices:
@@ -74,15 +74,22 @@ class EventEnvelope(BaseModel):
     plan_id: str | None = _opt_id("plan_id")
     session_id: str | None = _opt_id("session_id")
     goal_id: str | None = _opt_id("goal_id")
-    sequence: int | None = Field(default=None, ge=0, le=2**53)
-    attempt: int | None = Field(default=None, ge=1, le=10_000)
+    sequence: int | None = Field(default=None, ge=0, le=2**53, strict=True)
+    attempt: int | None = Field(default=None, ge=1, le=10_000, strict=True)
 
     @field_validator("time")
     @classmethod
     def _aware_utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("time must carry a time zone, e.g. 2026-01-11T10:00:00Z")
-        return value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
+            raise ValueError("time is out of range once converted to UTC") from None
+        # Stores add hours to event times (metric buckets); year 9999 would overflow there.
+        if value.year >= _LAST_YEAR:
+            raise ValueError(f"time must be before {_LAST_YEAR}-01-01T00:00:00Z")
+        return value
 
     @property
     def effective_topic(self) -> str | None:
@@ -152,6 +159,12 @@ def decode_envelope(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
     Raises:
         InvalidEventError: the input is not a valid envelope; the message says why.
     """
+    # PostgreSQL cannot store NUL in text or JSONB; such an event would be accepted here and
+    # then fail in the store, so it is refused up front on every backend alike.
+    encoded = json.dumps(raw) if isinstance(raw, dict) else raw
+    text = encoded.decode("utf-8", "replace") if isinstance(encoded, bytes) else encoded
+    if "\\u0000" in text or "\x00" in text:
+        raise InvalidEventError("the event contains a NUL character (\\u0000); remove it")
     try:
         if isinstance(raw, dict):
             return EventEnvelope.model_validate(raw)
@@ -171,4 +184,3 @@ def describe_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "event"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
-

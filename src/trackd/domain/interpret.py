@@ -74,16 +74,20 @@ def interpret(env: EventEnvelope) -> Meaning:
     except UnknownStateError as exc:
         raise InvalidEventError(f"{env.type} data: {exc}") from None
     if env.plan_id:
-        return Meaning(plan=PlanEvent(env.plan_id, env.id, env.time, trace_id=env.trace_id,
-                                      session_id=env.session_id))
+        return Meaning(
+            plan=PlanEvent(
+                env.plan_id, env.id, env.time, trace_id=env.trace_id, session_id=env.session_id
+            )
+        )
     return Meaning()
 
 
 def _with_plan(env: EventEnvelope, task: TaskEvent) -> Meaning:
     if task.plan_id is None:
         return Meaning(task=task)
-    plan = PlanEvent(task.plan_id, env.id, env.time, trace_id=env.trace_id,
-                     session_id=env.session_id)
+    plan = PlanEvent(
+        task.plan_id, env.id, env.time, trace_id=env.trace_id, session_id=env.session_id
+    )
     return Meaning(task=task, plan=plan)
 
 
@@ -108,7 +112,8 @@ def _task_id(env: EventEnvelope, data: dict[str, object]) -> str:
     raw = data.get("task_id") or env.correlation_id
     if not isinstance(raw, str) or not raw or len(raw) > 100:
         raise InvalidEventError(
-            f"{env.type}: the task id (correlation_id) is missing or longer than 100 characters")
+            f"{env.type}: the task id (correlation_id) is missing or longer than 100 characters"
+        )
     return raw
 
 
@@ -138,9 +143,13 @@ def _progress(env: EventEnvelope) -> TaskEvent:
     payload = TaskProgressEvent.model_validate(data)
     state, retry = parse_state(payload.state)
     return TaskEvent(
-        task_id=payload.task_id, kind=EventKind.PROGRESS, state=state,
-        attempt=_attempt(env, data, retry=retry), progress=payload.progress,
-        message=payload.message, plan_id=payload.plan_id or env.plan_id,
+        task_id=payload.task_id,
+        kind=EventKind.PROGRESS,
+        state=state,
+        attempt=_attempt(env, data, retry=retry),
+        progress=payload.progress,
+        message=payload.message,
+        plan_id=payload.plan_id or env.plan_id,
         **_base(env, data),  # type: ignore[arg-type]
     )
 
@@ -152,8 +161,11 @@ def _state_changed(env: EventEnvelope) -> TaskEvent:
     if payload.previous_state is not None:
         parse_state(payload.previous_state)  # reject a misspelled previous state too
     return TaskEvent(
-        task_id=payload.task_id, kind=EventKind.STATE, state=state,
-        attempt=_attempt(env, data, retry=retry), reason=payload.reason,
+        task_id=payload.task_id,
+        kind=EventKind.STATE,
+        state=state,
+        attempt=_attempt(env, data, retry=retry),
+        reason=payload.reason,
         plan_id=payload.plan_id or env.plan_id,
         **_base(env, data),  # type: ignore[arg-type]
     )
@@ -162,8 +174,11 @@ def _state_changed(env: EventEnvelope) -> TaskEvent:
 def _request(env: EventEnvelope) -> TaskEvent:
     data = _data(env)
     return TaskEvent(
-        task_id=_task_id(env, {}), kind=EventKind.REQUEST, state=TaskState.RUNNING,
-        attempt=_attempt(env, data), plan_id=_plan_id(env, data),
+        task_id=_task_id(env, {}),
+        kind=EventKind.REQUEST,
+        state=TaskState.RUNNING,
+        attempt=_attempt(env, data),
+        plan_id=_plan_id(env, data),
         **_base(env, data),  # type: ignore[arg-type]
     )
 
@@ -174,8 +189,11 @@ def _result(env: EventEnvelope) -> TaskEvent:
     state = TaskState.COMPLETED if payload.success else TaskState.FAILED
     error = payload.error if payload.error is not None else data.get("message")
     return TaskEvent(
-        task_id=_task_id(env, {}), kind=EventKind.RESULT, state=state,
-        attempt=_attempt(env, data), plan_id=_plan_id(env, data),
+        task_id=_task_id(env, {}),
+        kind=EventKind.RESULT,
+        state=state,
+        attempt=_attempt(env, data),
+        plan_id=_plan_id(env, data),
         reason=None if payload.success else (str(error) if error is not None else None),
         **_base(env, data),  # type: ignore[arg-type]
     )
@@ -188,7 +206,13 @@ def _plan_event(env: EventEnvelope) -> PlanEvent:
     if not plan_id:
         raise InvalidEventError(f"{env.type}: plan_id is missing (in data or on the envelope)")
     return PlanEvent(
-        plan_id=plan_id, event_id=env.id, time=env.time, status=_PLAN_STATUS[env.type],
-        current_state=payload.current_state, trace_id=env.trace_id, session_id=env.session_id,
-        goal=payload.goal, reason=payload.reason,
+        plan_id=plan_id,
+        event_id=env.id,
+        time=env.time,
+        status=_PLAN_STATUS[env.type],
+        current_state=payload.current_state,
+        trace_id=env.trace_id,
+        session_id=env.session_id,
+        goal=payload.goal,
+        reason=payload.reason,
     )

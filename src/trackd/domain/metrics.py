@@ -39,13 +39,20 @@ class BucketDelta:
 
     def negated(self) -> BucketDelta:
         return BucketDelta(
-            self.agent_id, self.period_start, -self.total_tasks, -self.completed_tasks,
-            -self.failed_tasks, -self.cancelled_tasks, -self.duration_sum, -self.duration_count,
+            self.agent_id,
+            self.period_start,
+            -self.total_tasks,
+            -self.completed_tasks,
+            -self.failed_tasks,
+            -self.cancelled_tasks,
+            -self.duration_sum,
+            -self.duration_count,
         )
 
     def plus(self, other: BucketDelta) -> BucketDelta:
         return BucketDelta(
-            self.agent_id, self.period_start,
+            self.agent_id,
+            self.period_start,
             self.total_tasks + other.total_tasks,
             self.completed_tasks + other.completed_tasks,
             self.failed_tasks + other.failed_tasks,
@@ -57,8 +64,13 @@ class BucketDelta:
 
     @property
     def is_zero(self) -> bool:
-        return (self.total_tasks, self.completed_tasks, self.failed_tasks,
-                self.cancelled_tasks, self.duration_count) == (0, 0, 0, 0, 0)
+        return (
+            self.total_tasks,
+            self.completed_tasks,
+            self.failed_tasks,
+            self.cancelled_tasks,
+            self.duration_count,
+        ) == (0, 0, 0, 0, 0)
 
 
 def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -101,8 +113,11 @@ def bucket_deltas(changes: Iterable[tuple[TaskRecord | None, TaskRecord]]) -> li
                 continue
             key = (delta.agent_id, delta.period_start)
             merged[key] = merged[key].plus(delta) if key in merged else delta
-    return sorted((d for d in merged.values() if not d.is_zero),
-                  key=lambda d: (d.agent_id, d.period_start))
+    # A change of duration alone (a late event moved the start back) must still be written.
+    return sorted(
+        (d for d in merged.values() if not d.is_zero or d.duration_sum),
+        key=lambda d: (d.agent_id, d.period_start),
+    )
 
 
 @dataclass(frozen=True, slots=True)

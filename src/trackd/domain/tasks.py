@@ -200,14 +200,21 @@ def _new_attempt(rec: TaskRecord, ev: TaskEvent) -> Folded:
     if ev.attempt > limit:
         return _refuse(rec, ev, AnomalyKind.ATTEMPTS_EXCEEDED, limit=limit)
     out = dataclasses.replace(
-        rec, attempt=ev.attempt, progress=None, message=None, message_key="", error=None,
-        result=None, completed_at=None,
+        rec,
+        attempt=ev.attempt,
+        progress=None,
+        message=None,
+        message_key="",
+        error=None,
+        result=None,
+        completed_at=None,
     )
     _absorb(out, ev)
     _set_head(out, ev)
     reason = ev.reason or f"retry: attempt {ev.attempt}"
-    return Folded(out, Transition(rec.task_id, ev.event_id, rec.state, ev.state, ev.attempt,
-                                  ev.time, reason))
+    return Folded(
+        out, Transition(rec.task_id, ev.event_id, rec.state, ev.state, ev.attempt, ev.time, reason)
+    )
 
 
 def _advance(rec: TaskRecord, ev: TaskEvent) -> Folded:
@@ -216,8 +223,10 @@ def _advance(rec: TaskRecord, ev: TaskEvent) -> Folded:
     _set_head(out, ev)
     if out.state == rec.state:
         return Folded(out)
-    return Folded(out, Transition(rec.task_id, ev.event_id, rec.state, out.state, ev.attempt,
-                                  ev.time, ev.reason))
+    return Folded(
+        out,
+        Transition(rec.task_id, ev.event_id, rec.state, out.state, ev.attempt, ev.time, ev.reason),
+    )
 
 
 def _late(rec: TaskRecord, ev: TaskEvent) -> Folded:
@@ -232,16 +241,14 @@ def _refuse(rec: TaskRecord, ev: TaskEvent, kind: AnomalyKind, *, limit: int = 0
 
 
 def _anomaly(rec: TaskRecord, ev: TaskEvent, kind: AnomalyKind, *, limit: int = 0) -> Anomaly:
+    a, was, now = ev.attempt, rec.state, ev.state
     messages = {
-        AnomalyKind.ILLEGAL_TRANSITION:
-            f"illegal transition {rec.state} -> {ev.state} within attempt {ev.attempt}",
-        AnomalyKind.RETRY_AFTER_TERMINAL:
-            f"attempt {ev.attempt} after the task was {rec.state}; only failed tasks retry",
-        AnomalyKind.ATTEMPTS_EXCEEDED:
-            f"attempt {ev.attempt} exceeds max_attempts {limit}",
-        AnomalyKind.CONFLICTING_TERMINAL:
-            f"conflicting terminal events in attempt {ev.attempt}: {rec.state} and {ev.state};"
-            " the earlier one is kept",
+        AnomalyKind.ILLEGAL_TRANSITION: f"illegal transition {was} -> {now} within attempt {a}",
+        AnomalyKind.RETRY_AFTER_TERMINAL: f"attempt {a} after the task was {was}; "
+        "only failed tasks retry",
+        AnomalyKind.ATTEMPTS_EXCEEDED: f"attempt {a} exceeds max_attempts {limit}",
+        AnomalyKind.CONFLICTING_TERMINAL: f"conflicting terminal events in attempt {a}: "
+        f"{was} and {now}; the earlier one is kept",
     }
     return Anomaly(rec.task_id, ev.event_id, kind, messages[kind], rec.state, ev.state, ev.time)
 

@@ -36,8 +36,9 @@ def build_tree(events: Sequence[TimelineNode]) -> list[TimelineNode]:
     return roots
 
 
-def _descends(candidate: TimelineNode, ancestor: TimelineNode,
-              by_id: dict[str, TimelineNode]) -> bool:
+def _descends(
+    candidate: TimelineNode, ancestor: TimelineNode, by_id: dict[str, TimelineNode]
+) -> bool:
     """Whether `candidate` sits below `ancestor` in the parent chain (a cycle if linked)."""
     seen = set()
     current: TimelineNode | None = candidate
