@@ -26,8 +26,8 @@ class Message:
 class Subscription(Protocol):
     """A consumer's handle on a group's messages."""
 
-    async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
-        """Up to `max_messages` messages; waits at most `timeout` seconds for the first."""
+    async def fetch(self, max_messages: int, block: float) -> list[Message]:
+        """Up to `max_messages` messages; waits at most `block` seconds for the first."""
         ...
 
     async def ack(self, messages: Sequence[Message]) -> None:
@@ -52,8 +52,7 @@ class Bus(Protocol):
         """
         ...
 
-    async def subscribe(self, topics: Sequence[str], group: str, consumer: str) -> Subscription:
-        ...
+    async def subscribe(self, topics: Sequence[str], group: str, consumer: str) -> Subscription: ...
 
     async def close(self) -> None: ...
 

@@ -63,7 +63,9 @@ class MemoryBus:
         if entries:
             await asyncio.gather(*(e.done for e in entries))
 
-    async def subscribe(self, topics: Sequence[str], group: str, consumer: str) -> MemorySubscription:
+    async def subscribe(
+        self, topics: Sequence[str], group: str, consumer: str
+    ) -> MemorySubscription:
         g = self._groups.get(group)
         if g is None:
             g = self._groups[group] = _Group(frozenset(topics))
@@ -75,12 +77,18 @@ class MemoryBus:
 
     def backlog(self) -> int:
         """Messages published and not yet acknowledged, over all groups."""
-        return len(self._orphans) + sum(len(g.ready) + len(g.pending) for g in self._groups.values())
+        return len(self._orphans) + sum(
+            len(g.ready) + len(g.pending) for g in self._groups.values()
+        )
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait until every published message has been acknowledged (for tests and demos)."""
-        async with asyncio.timeout(timeout):
-            while self.backlog():
+    async def drain(self, within: float = 10.0) -> None:
+        """Wait until every published message has been acknowledged (for tests and demos).
+
+        Raises:
+            TimeoutError: messages were still unacknowledged after `within` seconds.
+        """
+        async with asyncio.timeout(within):
+            while self.backlog():  # noqa: ASYNC110 - a short poll keeps the hot path free of bookkeeping
                 await asyncio.sleep(0.005)
 
     async def close(self) -> None:
@@ -91,12 +99,12 @@ class MemorySubscription:
     def __init__(self, group: _Group) -> None:
         self._group = group
 
-    async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+    async def fetch(self, max_messages: int, block: float) -> list[Message]:
         g = self._group
         if not g.ready:
             g.wakeup.clear()
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(block):
                     await g.wakeup.wait()
             except TimeoutError:
                 return []

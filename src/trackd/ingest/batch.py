@@ -62,13 +62,27 @@ def _decode(msg: Message, default_tenant: str) -> _Accepted | Rejected:
     return _Accepted(msg, envelope, envelope.resolved_tenant(default_tenant), meaning)
 
 
+def undeliverable(msg: Message, default_tenant: str, reason: str) -> Rejected:
+    """A dead letter for a message whose event cannot be stored."""
+    try:
+        envelope: EventEnvelope | None = decode_envelope(msg.body)
+    except InvalidEventError:
+        envelope = None
+    return _rejected(msg, default_tenant, reason, envelope)
+
+
 def _rejected(
     msg: Message, default_tenant: str, reason: str, envelope: EventEnvelope | None = None
 ) -> Rejected:
-    tenant = envelope.resolved_tenant(default_tenant) if envelope else _tenant_hint(msg, default_tenant)
+    tenant = (
+        envelope.resolved_tenant(default_tenant) if envelope else _tenant_hint(msg, default_tenant)
+    )
     return Rejected(
-        tenant_id=tenant, topic=msg.topic, message_id=msg.id,
-        event_id=envelope.id if envelope else _id_hint(msg), reason=reason,
+        tenant_id=tenant,
+        topic=msg.topic,
+        message_id=msg.id,
+        event_id=envelope.id if envelope else _id_hint(msg),
+        reason=reason,
         payload=msg.body.decode("utf-8", errors="replace"),
     )
 
@@ -120,19 +134,31 @@ def _timeline_row(item: _Accepted, task: TaskRecord | None) -> dict[str, Any]:
     attributes = {
         k: v
         for k, v in (
-            ("subject", env.subject), ("session_id", env.session_id), ("goal_id", env.goal_id),
-            ("user_id", env.user_id), ("sequence", env.sequence), ("attempt", env.attempt),
+            ("subject", env.subject),
+            ("session_id", env.session_id),
+            ("goal_id", env.goal_id),
+            ("user_id", env.user_id),
+            ("sequence", env.sequence),
+            ("attempt", env.attempt),
             ("specversion", env.specversion),
         )
         if v is not None
     }
     plan_id = item.meaning.plan_id or (task.plan_id if task else None) or env.plan_id
     return {
-        "tenant_id": item.tenant, "event_id": env.id, "event_type": env.type,
-        "topic": env.effective_topic, "source": env.source, "trace_id": env.trace_id,
-        "parent_event_id": env.parent_event_id, "correlation_id": env.correlation_id,
-        "plan_id": plan_id, "task_id": item.meaning.task.task_id if item.meaning.task else None,
-        "data": env.data, "attributes": attributes, "occurred_at": env.time,
+        "tenant_id": item.tenant,
+        "event_id": env.id,
+        "event_type": env.type,
+        "topic": env.effective_topic,
+        "source": env.source,
+        "trace_id": env.trace_id,
+        "parent_event_id": env.parent_event_id,
+        "correlation_id": env.correlation_id,
+        "plan_id": plan_id,
+        "task_id": item.meaning.task.task_id if item.meaning.task else None,
+        "data": env.data,
+        "attributes": attributes,
+        "occurred_at": env.time,
     }
 
 
@@ -152,45 +178,65 @@ async def apply_batch(
     before = await tasks.load_many(session, task_keys)
     current: dict[tuple[str, str], TaskRecord] = dict(before)
     work: dict[str, _TenantWork] = defaultdict(_TenantWork)
-    folded_tasks: dict[str, TaskRecord | None] = {}
+    folded_tasks: dict[str, tuple[str, str] | None] = {}  # event id -> key of its task
 
     # Within the batch, apply each task's events in their own order: the records come out the
     # same in any order, but the transition history reads better this way.
     ordered = sorted(fresh, key=lambda i: (i.tenant, i.meaning.task.key if i.meaning.task else ""))
     for item in ordered:
         ev = item.meaning.task
-        record: TaskRecord | None = None
+        key: tuple[str, str] | None = None
         if ev is not None:
             key = (item.tenant, ev.task_id)
             try:
                 out = fold(current[key], ev) if key in current else new_record(item.tenant, ev)
             except Exception as exc:  # a bug must cost one event, never the consumer
                 log.exception("fold failed event_id=%s", item.envelope.id)
-                rejected.append(_rejected(item.message, default_tenant, f"internal error: {exc}",
-                                          item.envelope))
+                rejected.append(
+                    _rejected(item.message, default_tenant, f"internal error: {exc}", item.envelope)
+                )
                 continue
-            current[key] = record = out.record
+            current[key] = out.record
             if out.transition:
                 work[item.tenant].transitions.append(out.transition)
             if out.anomaly:
                 work[item.tenant].anomalies.append(out.anomaly)
                 result.anomalies += 1
-        folded_tasks[item.envelope.id] = record
+        folded_tasks[item.envelope.id] = key
         result.folded += 1
 
     plan_events = [(i.tenant, i) for i in fresh if i.meaning.plan is not None]
-    plan_before = await plans.load_many(session, {(t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
-                                                  for t, i in plan_events})
+    plan_before = await plans.load_many(
+        session,
+        {
+            (t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
+            for t, i in plan_events
+        },
+    )
     plan_now: dict[tuple[str, str], PlanRecord] = dict(plan_before)
     for tenant, item in plan_events:
         pev = item.meaning.plan
-        assert pev is not None
+        if pev is None:
+            continue
         key = (tenant, pev.plan_id)
         plan_now[key] = fold_plan(plan_now[key], pev) if key in plan_now else new_plan(tenant, pev)
 
-    rows = [_timeline_row(i, folded_tasks[i.envelope.id]) for i in ordered
-            if i.envelope.id in folded_tasks]
+    # Rows take the task as the batch leaves it: an event folded before the one that named
+    # the task's plan still belongs to that plan.
+    rows = []
+    for item in ordered:
+        if item.envelope.id in folded_tasks:
+            task_key = folded_tasks[item.envelope.id]
+            rows.append(_timeline_row(item, current[task_key] if task_key else None))
     await timeline.append(session, rows)
+    # Events of earlier batches that arrived before their task's plan was known.
+    late_plans: dict[str, dict[str, str]] = defaultdict(dict)
+    for (tenant, task_id), rec in current.items():
+        old = before.get((tenant, task_id))
+        if old is not None and old.plan_id is None and rec.plan_id is not None:
+            late_plans[tenant][task_id] = rec.plan_id
+    for tenant, task_plans in late_plans.items():
+        await timeline.assign_plan(session, tenant, task_plans)
     changed = [r for k, r in current.items() if before.get(k) is not r]
     await tasks.save_many(session, changed)
     await plans.save_many(session, [r for k, r in plan_now.items() if plan_before.get(k) is not r])

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Bus, Message, Subscription
 from trackd.domain.events import TRACKED_TOPICS
-from trackd.ingest.batch import BatchResult, apply_batch
+from trackd.ingest.batch import BatchResult, apply_batch, undeliverable
+from trackd.store.repos import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +101,93 @@ class IngestConsumer:
             batch.extend(more)
         return batch
 
+    async def _commit(self, batch: Sequence[Message]) -> BatchResult:
+        async with self._sessions() as session, session.begin():
+            return await apply_batch(session, batch, self._opts.default_tenant)
+
     async def _write_with_retry(self, sub: Subscription, batch: list[Message]) -> None:
+        """Commit a batch, then ack it.
+
+        A store that cannot be reached pauses here, retrying the same batch with backoff:
+        nothing is acknowledged, so nothing is lost, and nothing more is fetched, so memory
+        stays bounded. Any other failure is the data's: the batch is split until the event
+        that cannot be stored is alone, and that event goes to the dead letters.
+        """
         delay = 0.1
         while True:
             try:
-                async with self._sessions() as session, session.begin():
-                    result = await apply_batch(session, batch, self._opts.default_tenant)
+                result = await self._commit(batch)
             except Exception as exc:
                 self.stats.failures += 1
-                log.warning("ingest batch failed, retrying in %.1fs: %s", delay, exc)
+                if not is_transient(exc):
+                    log.warning(
+                        "ingest batch of %d failed, isolating the bad event: %s", len(batch), exc
+                    )
+                    result = await self._isolate(batch)
+                    break
+                log.warning("store unavailable, retrying the batch in %.1fs: %s", delay, exc)
                 if self._stop.is_set():
                     await sub.nack(batch)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            await sub.ack(batch)
-            self.stats.add(result)
-            return
+            break
+        await sub.ack(batch)
+        self.stats.add(result)
+
+    async def _isolate(self, batch: Sequence[Message]) -> BatchResult:
+        """Commit what can be committed by halves; dead-letter single events that cannot."""
+        if len(batch) == 1:
+            try:
+                return await self._commit(batch)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error(
+                    "event cannot be stored, dead-lettered message_id=%s: %s", batch[0].id, exc
+                )
+                async with self._sessions() as session, session.begin():
+                    await dead_letters.add(
+                        session,
+                        [
+                            undeliverable(
+                                batch[0], self._opts.default_tenant, f"could not be stored: {exc}"
+                            )
+                        ],
+                    )
+                return BatchResult(rejected=1)
+        middle = len(batch) // 2
+        total = BatchResult()
+        for half in (batch[:middle], batch[middle:]):
+            try:
+                part = await self._commit(half)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                part = await self._isolate(half)
+            total.folded += part.folded
+            total.duplicates += part.duplicates
+            total.rejected += part.rejected
+            total.anomalies += part.anomalies
+        return total
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is the store's (unreachable, locked, restarting), not the data's."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        exc = exc.orig or exc
+    transient_names = {
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "InterfaceError",
+        "ConnectionDoesNotExistError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+    }
+    return isinstance(exc, OSError | ConnectionError | TimeoutError) or any(
+        cls.__name__ in transient_names for cls in type(exc).__mro__
+    )

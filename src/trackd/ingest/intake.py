@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,9 +48,17 @@ def check(items: Sequence[Any], tenant_id: str) -> tuple[list[Checked], list[Ref
             continue
         topic = envelope.effective_topic
         if topic not in TRACKED_TOPICS:
-            refused.append(Refused(index, envelope.id, (
-                f"topic {topic!r} is not tracked; use one of {', '.join(TRACKED_TOPICS)}"
-                if topic else "topic is missing; use one of " + ", ".join(TRACKED_TOPICS))))
+            refused.append(
+                Refused(
+                    index,
+                    envelope.id,
+                    (
+                        f"topic {topic!r} is not tracked; use one of {', '.join(TRACKED_TOPICS)}"
+                        if topic
+                        else "topic is missing; use one of " + ", ".join(TRACKED_TOPICS)
+                    ),
+                )
+            )
             continue
         key = meaning.task.task_id if meaning.task else meaning.plan_id
         ok.append(Checked(index, envelope, topic, key))
@@ -61,9 +70,17 @@ def encode(envelope: EventEnvelope) -> bytes:
 
 
 async def publish(bus: Bus, events: Sequence[Checked]) -> None:
-    """Publish checked events, one call per topic; returns once the bus holds them."""
+    """Publish checked events, one call per topic; returns once the bus holds them all.
+
+    The topics go out together rather than one after the other, so events of one request
+    reach the consumer side by side whatever their topics.
+    """
     by_topic: dict[str, list[Checked]] = defaultdict(list)
     for ev in events:
         by_topic[ev.topic].append(ev)
-    for topic, group in by_topic.items():
-        await bus.publish(topic, [encode(e.envelope) for e in group], [e.key for e in group])
+    await asyncio.gather(
+        *(
+            bus.publish(topic, [encode(e.envelope) for e in group], [e.key for e in group])
+            for topic, group in by_topic.items()
+        )
+    )

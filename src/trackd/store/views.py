@@ -51,8 +51,11 @@ async def plan_status(session: AsyncSession, tenant_id: str, plan_id: str) -> Pl
     if plan.started_at is None and counts["first_seen_at"] is not None:
         started = min(started, counts["first_seen_at"])
     return PlanStatusView(
-        plan=plan, started_at=started, task_count=counts["task_count"],
-        completed_tasks=counts["completed_tasks"], failed_tasks=counts["failed_tasks"],
+        plan=plan,
+        started_at=started,
+        task_count=counts["task_count"],
+        completed_tasks=counts["completed_tasks"],
+        failed_tasks=counts["failed_tasks"],
         as_of=_newest(plan.last_event_at, counts["last_event_at"]),
     )
 
@@ -65,13 +68,18 @@ class PlanTasksView:
 
 
 async def plan_tasks(
-    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int = MAX_TASKS,
+    session: AsyncSession,
+    tenant_id: str,
+    plan_id: str,
+    *,
+    limit: int = MAX_TASKS,
     offset: int = 0,
 ) -> PlanTasksView:
     plan = await _plan(session, tenant_id, plan_id)
     found = await tasks.list_for_plan(session, tenant_id, plan_id, limit=limit, offset=offset)
-    return PlanTasksView(plan_id, found,
-                         _newest(plan.last_event_at, *(t.last_event_at for t in found)))
+    return PlanTasksView(
+        plan_id, found, _newest(plan.last_event_at, *(t.last_event_at for t in found))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +96,11 @@ async def plan_timeline(
 ) -> TimelineView:
     plan = await _plan(session, tenant_id, plan_id)
     rows = await timeline.for_plan(session, tenant_id, plan_id, plan.trace_id, limit=limit)
-    nodes = [TimelineNode(r.event_id, r.event_type, r.occurred_at, r.parent_event_id)
-             for r in rows]
+    nodes = [TimelineNode(r.event_id, r.event_type, r.occurred_at, r.parent_event_id) for r in rows]
     trace_id = plan.trace_id or next((r.trace_id for r in rows if r.trace_id), None)
-    return TimelineView(plan_id, trace_id, rows, build_tree(nodes),
-                        _newest(*(r.occurred_at for r in rows)))
+    return TimelineView(
+        plan_id, trace_id, rows, build_tree(nodes), _newest(*(r.occurred_at for r in rows))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +115,13 @@ async def task_history(session: AsyncSession, tenant_id: str, task_id: str) -> T
     record = await tasks.get(session, tenant_id, task_id)
     if record is None:
         raise NotFoundError(f"task {task_id!r} not found")
+    refused = await anomalies.for_task(session, tenant_id, task_id)
+    # A refused event is shown too (as an anomaly), so it counts towards as_of.
     return TaskHistoryView(
         record,
         await tasks.transitions_of(session, tenant_id, task_id),
-        await anomalies.for_task(session, tenant_id, task_id),
-        record.last_event_at,
+        refused,
+        max([record.last_event_at, *(a.occurred_at for a in refused)]),
     )
 
 
@@ -122,8 +132,12 @@ class MetricsView:
 
 
 async def agent_metrics(
-    session: AsyncSession, tenant_id: str, agent_id: str | None, period: str,
-    *, now: datetime | None = None,
+    session: AsyncSession,
+    tenant_id: str,
+    agent_id: str | None,
+    period: str,
+    *,
+    now: datetime | None = None,
 ) -> MetricsView:
     """Tasks that ended within the period (whole hours: the current hour counts in full)."""
     now = now or datetime.now(UTC)

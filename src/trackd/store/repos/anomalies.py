@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.tasks import Anomaly
-from trackd.store.models import AnomalyRow, new_id
+from trackd.store.models import AnomalyRow, new_id, table_of
 
 
 async def add(session: AsyncSession, tenant_id: str, anomalies: Sequence[Anomaly]) -> None:
@@ -16,14 +16,19 @@ async def add(session: AsyncSession, tenant_id: str, anomalies: Sequence[Anomaly
         return
     rows = [
         {
-            "id": new_id(), "tenant_id": tenant_id, "task_id": a.task_id,
-            "event_id": a.event_id, "kind": a.kind.value, "message": a.message,
-            "from_state": a.from_state.value, "to_state": a.to_state.value,
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "task_id": a.task_id,
+            "event_id": a.event_id,
+            "kind": a.kind.value,
+            "message": a.message,
+            "from_state": a.from_state.value,
+            "to_state": a.to_state.value,
             "occurred_at": a.at,
         }
         for a in anomalies
     ]
-    await session.execute(AnomalyRow.__table__.insert(), rows)
+    await session.execute(table_of(AnomalyRow).insert(), rows)
 
 
 async def for_task(session: AsyncSession, tenant_id: str, task_id: str) -> list[AnomalyRow]:

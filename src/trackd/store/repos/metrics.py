@@ -9,12 +9,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.metrics import BucketDelta
-from trackd.store.models import AgentMetricBucket, new_id
+from trackd.store.models import AgentMetricBucket, new_id, table_of
 from trackd.store.upsert import upsert
 
-_T = AgentMetricBucket.__table__
+_T = table_of(AgentMetricBucket)
 _COUNTS = (
-    "total_tasks", "completed_tasks", "failed_tasks", "cancelled_tasks", "duration_sum",
+    "total_tasks",
+    "completed_tasks",
+    "failed_tasks",
+    "cancelled_tasks",
+    "duration_sum",
     "duration_count",
 )
 
@@ -25,15 +29,23 @@ async def add(session: AsyncSession, tenant_id: str, deltas: Sequence[BucketDelt
         return
     rows = [
         {
-            "id": new_id(), "tenant_id": tenant_id, "agent_id": d.agent_id,
-            "period_start": d.period_start, "period_end": d.period_start + timedelta(hours=1),
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "agent_id": d.agent_id,
+            "period_start": d.period_start,
+            "period_end": d.period_start + timedelta(hours=1),
             "last_event_at": d.last_event_at or d.period_start,
             **{name: getattr(d, name) for name in _COUNTS},
         }
         for d in sorted(deltas, key=lambda d: (d.agent_id, d.period_start))
     ]
-    stmt = upsert(session, _T, ("tenant_id", "agent_id", "period_start"), add=_COUNTS,
-                  newest=("last_event_at",))
+    stmt = upsert(
+        session,
+        _T,
+        ("tenant_id", "agent_id", "period_start"),
+        add=_COUNTS,
+        newest=("last_event_at",),
+    )
     await session.execute(stmt, rows)
 
 
@@ -51,19 +63,29 @@ async def buckets_since(
         .order_by(_T.c.period_start)
     )
     return [
-        BucketDelta(agent_id or "*", r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]),
-                    float(r[5]), int(r[6]))
+        BucketDelta(
+            agent_id or "*",
+            r[0],
+            int(r[1]),
+            int(r[2]),
+            int(r[3]),
+            int(r[4]),
+            float(r[5]),
+            int(r[6]),
+        )
         for r in rows
     ]
-
 
 
 async def newest_update(
     session: AsyncSession, tenant_id: str, since: datetime, agent_id: str | None
 ) -> datetime | None:
     """The end time of the newest task these buckets count."""
-    match = [_T.c.tenant_id == tenant_id, _T.c.period_start >= since]
+    # A bucket emptied by take-backs (its task was retried) still holds that task's end time.
+    match = [_T.c.tenant_id == tenant_id, _T.c.period_start >= since, _T.c.total_tasks > 0]
     if agent_id is not None:
         match.append(_T.c.agent_id == agent_id)
-    value: datetime | None = await session.scalar(select(func.max(_T.c.last_event_at)).where(*match))
+    value: datetime | None = await session.scalar(
+        select(func.max(_T.c.last_event_at)).where(*match)
+    )
     return value

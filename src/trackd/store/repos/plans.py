@@ -10,14 +10,25 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.plans import PlanRecord, PlanStatus
-from trackd.store.models import Plan, new_id
+from trackd.store.models import Plan, new_id, table_of
 from trackd.store.upsert import chunked, upsert
 
-_T = Plan.__table__
+_T = table_of(Plan)
 _FIELDS = (
-    "tenant_id", "plan_id", "status", "first_seen_at", "last_event_at", "started_at",
-    "completed_at", "current_state", "state_key", "status_key", "trace_id", "session_id",
-    "goal", "reason",
+    "tenant_id",
+    "plan_id",
+    "status",
+    "first_seen_at",
+    "last_event_at",
+    "started_at",
+    "completed_at",
+    "current_state",
+    "state_key",
+    "status_key",
+    "trace_id",
+    "session_id",
+    "goal",
+    "reason",
 )
 _COLUMNS = [_T.c[name] for name in _FIELDS]
 _KEY = ("tenant_id", "plan_id")

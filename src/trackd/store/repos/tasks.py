@@ -11,15 +11,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord, Transition
-from trackd.store.models import StateTransition, TaskExecution, new_id, utcnow
+from trackd.store.models import StateTransition, TaskExecution, new_id, table_of, utcnow
 from trackd.store.upsert import chunked, upsert
 
-_T = TaskExecution.__table__
+_T = table_of(TaskExecution)
 _RECORD_FIELDS = (
-    "tenant_id", "task_id", "state", "event_type", "attempt", "head_key", "first_seen_at",
-    "last_event_at", "plan_id", "progress", "message", "message_key", "started_at",
-    "completed_at", "trace_id", "parent_event_id", "agent_id", "requester", "error",
-    "max_attempts", "data", "result",
+    "tenant_id",
+    "task_id",
+    "state",
+    "event_type",
+    "attempt",
+    "head_key",
+    "first_seen_at",
+    "last_event_at",
+    "plan_id",
+    "progress",
+    "message",
+    "message_key",
+    "started_at",
+    "completed_at",
+    "trace_id",
+    "parent_event_id",
+    "agent_id",
+    "requester",
+    "error",
+    "max_attempts",
+    "data",
+    "result",
 )
 _COLUMNS = [_T.c[name] for name in _RECORD_FIELDS]
 _KEY = ("tenant_id", "task_id")
@@ -69,22 +87,29 @@ async def save_many(session: AsyncSession, records: Sequence[TaskRecord]) -> Non
 
 
 async def add_transitions(
-    session: AsyncSession, tenant_id: str, plan_ids: dict[str, str | None],
+    session: AsyncSession,
+    tenant_id: str,
+    plan_ids: dict[str, str | None],
     transitions: Sequence[Transition],
 ) -> None:
     if not transitions:
         return
     rows = [
         {
-            "id": new_id(), "tenant_id": tenant_id, "task_id": t.task_id,
-            "plan_id": plan_ids.get(t.task_id), "event_id": t.event_id,
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "task_id": t.task_id,
+            "plan_id": plan_ids.get(t.task_id),
+            "event_id": t.event_id,
             "from_state": t.from_state.value if t.from_state else None,
-            "to_state": t.to_state.value, "attempt": t.attempt, "reason": t.reason,
+            "to_state": t.to_state.value,
+            "attempt": t.attempt,
+            "reason": t.reason,
             "transitioned_at": t.at,
         }
         for t in transitions
     ]
-    await session.execute(StateTransition.__table__.insert(), rows)
+    await session.execute(table_of(StateTransition).insert(), rows)
 
 
 async def get(session: AsyncSession, tenant_id: str, task_id: str) -> TaskRecord | None:
@@ -123,8 +148,11 @@ async def plan_counts(session: AsyncSession, tenant_id: str, plan_id: str) -> di
         )
     ).one()
     return {
-        "task_count": row[0], "completed_tasks": row[1], "failed_tasks": row[2],
-        "last_event_at": row[3], "first_seen_at": row[4],
+        "task_count": row[0],
+        "completed_tasks": row[1],
+        "failed_tasks": row[2],
+        "last_event_at": row[3],
+        "first_seen_at": row[4],
     }
 
 

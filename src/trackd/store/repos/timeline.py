@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.store.models import TimelineEvent
+from trackd.store.models import TimelineEvent, table_of
 from trackd.store.upsert import chunked, insert_ignore
 
-_T = TimelineEvent.__table__
+_T = table_of(TimelineEvent)
 
 
 async def known_ids(session: AsyncSession, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
@@ -32,6 +32,21 @@ async def append(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         await session.execute(insert_ignore(session, _T, ("tenant_id", "event_id")), ordered)
 
 
+async def assign_plan(session: AsyncSession, tenant_id: str, plan_of: dict[str, str]) -> None:
+    """Give tasks' events stored without a plan the plan their tasks turned out to be in."""
+    for task_id, plan_id in sorted(plan_of.items()):
+        await session.execute(
+            update(TimelineEvent)
+            .where(
+                TimelineEvent.tenant_id == tenant_id,
+                TimelineEvent.task_id == task_id,
+                TimelineEvent.plan_id.is_(None),
+            )
+            .values(plan_id=plan_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def for_plan(
     session: AsyncSession, tenant_id: str, plan_id: str, trace_id: str | None, *, limit: int
 ) -> list[TimelineEvent]:
@@ -46,4 +61,3 @@ async def for_plan(
         .limit(limit)
     )
     return list(rows)
-

@@ -22,15 +22,17 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create(
-    session: AsyncSession, tenant_id: str, *, user_id: str | None, role: Role
-) -> str:
+async def create(session: AsyncSession, tenant_id: str, *, user_id: str | None, role: Role) -> str:
     """Store a new token and return it; it cannot be recovered later."""
     token = PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
-            id=new_id(), tenant_id=tenant_id, user_id=user_id, role=role.value,
-            token_hash=digest(token), prefix=token[:10],
+            id=new_id(),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            role=role.value,
+            token_hash=digest(token),
+            prefix=token[:10],
         )
     )
     await session.flush()
