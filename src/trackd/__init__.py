@@ -1,4 +1,5 @@
-"""trackd: records what background work and the outside world are doing, and answers questions about it."""
+"""trackd: records what background work and the outside world are doing, and answers
+questions about it."""
 
 from __future__ import annotations
 

@@ -52,8 +52,12 @@ class Runtime:
             await upgrade(self.engine)
         if self.ingest is not None:
             self._tasks.append(asyncio.create_task(self.ingest.run(), name="trackd-ingest"))
-        log.info("trackd started database=%s bus=%s ingest=%s", self.engine.url.render_as_string(
-            hide_password=True), self.settings.bus_url, self.ingest is not None)
+        log.info(
+            "trackd started database=%s bus=%s ingest=%s",
+            self.engine.url.render_as_string(hide_password=True),
+            self.settings.bus_url,
+            self.ingest is not None,
+        )
 
     async def stop(self) -> None:
         if self.ingest is not None:

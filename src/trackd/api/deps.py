@@ -39,8 +39,12 @@ async def get_principal(
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' "
-                       "(create one with `trackd token create --tenant T`)", headers=challenge)
+        raise ApiError(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>' "
+            "(create one with `trackd token create --tenant T`)",
+            headers=challenge,
+        )
     principal = await tokens.resolve(session, credentials.credentials)
     if principal is None:
         raise ApiError(401, "unknown or revoked token", headers=challenge)
@@ -52,8 +56,11 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 async def get_publisher(principal: CurrentPrincipal) -> Principal:
     if not principal.may_publish:
-        raise ApiError(403, f"role {principal.role} may not publish events; "
-                       "use a token with role service, user or admin")
+        raise ApiError(
+            403,
+            f"role {principal.role} may not publish events; "
+            "use a token with role service, user or admin",
+        )
     return principal
 
 

@@ -15,17 +15,31 @@ from trackd.errors import ConflictError, NotFoundError
 log = logging.getLogger(__name__)
 
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "invalid", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    503: "unavailable",
 }
 
 
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable code and a message a client can act on."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 headers: dict[str, str] | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        details: Any = None,
+    ) -> None:
         super().__init__(status, message, headers=headers)
         self.code = code or _CODES.get(status, "error")
         self.details = details
@@ -44,7 +58,8 @@ def install(app: FastAPI) -> None:
         code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
         return JSONResponse(
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
-            status_code=exc.status_code, headers=getattr(exc, "headers", None),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)
@@ -69,5 +84,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal", "internal error; see the server log"),
-                            status_code=500)
+        return JSONResponse(
+            error_body("internal", "internal error; see the server log"), status_code=500
+        )

@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class _Read(BaseModel):
-    as_of: datetime | None = Field(
-        description="Time of the newest event folded into this answer.")
+    as_of: datetime | None = Field(description="Time of the newest event folded into this answer.")
 
 
 class PlanStatusOut(_Read):

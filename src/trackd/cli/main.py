@@ -6,9 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from trackd.api.app import create_app
 from trackd.cli import demo, plans, tokens
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
@@ -32,9 +30,17 @@ class ServeRole(StrEnum):
 
 async def serve_runtime(runtime: Runtime, settings: Settings) -> None:
     """Serve the API over a runtime until interrupted."""
+    # Imported here so that commands which do not serve start quickly.
+    import uvicorn
+
+    from trackd.api.app import create_app
+
     config = uvicorn.Config(
-        create_app(runtime), host=settings.host, port=settings.port,
-        log_level=settings.log_level.lower(), access_log=False,
+        create_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
     )
     await uvicorn.Server(config).serve()
 
@@ -52,8 +58,10 @@ def serve(
     """Serve the HTTP API (and, with --role all, ingest events) in one process."""
     settings = load_settings(host=host, port=port, database_url=database_url, bus_url=bus_url)
     if role is ServeRole.API and settings.bus_url.startswith("memory://"):
-        raise fail("--role api needs a bus shared with an ingest process; memory:// lives in "
-                   "one process (use --role all)")
+        raise fail(
+            "--role api needs a bus shared with an ingest process; memory:// lives in "
+            "one process (use --role all)"
+        )
     setup_logging(settings.log_level)
     runtime = Runtime.build(settings, ingest=role is ServeRole.ALL)
     run(serve_runtime(runtime, settings))

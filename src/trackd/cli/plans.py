@@ -26,13 +26,18 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-async def _load(database_url: str, tenant: str, plan_id: str,
-                ) -> tuple[views.PlanStatusView, views.PlanTasksView]:
+async def _load(
+    database_url: str,
+    tenant: str,
+    plan_id: str,
+) -> tuple[views.PlanStatusView, views.PlanTasksView]:
     engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session:
-            return (await views.plan_status(session, tenant, plan_id),
-                    await views.plan_tasks(session, tenant, plan_id))
+            return (
+                await views.plan_status(session, tenant, plan_id),
+                await views.plan_tasks(session, tenant, plan_id),
+            )
     finally:
         await engine.dispose()
 
@@ -40,14 +45,17 @@ async def _load(database_url: str, tenant: str, plan_id: str,
 @app.command("show")
 def show(
     plan_id: Annotated[str, typer.Argument(help="The plan to show.")],
-    tenant: Annotated[str | None, typer.Option(help="Tenant (default: TRACKD_DEFAULT_TENANT).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant (default: TRACKD_DEFAULT_TENANT).")
+    ] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Show a plan's status and its tasks as a table."""
     settings = load_settings(database_url=database_url)
     try:
-        status, tasks = run(_load(settings.database_url, tenant or settings.default_tenant,
-                                  plan_id))
+        status, tasks = run(
+            _load(settings.database_url, tenant or settings.default_tenant, plan_id)
+        )
     except NotFoundError as exc:
         raise fail(str(exc)) from None
     console = Console()
@@ -58,10 +66,17 @@ def show(
         f"tasks={status.task_count}  completed={status.completed_tasks}  "
         f"failed={status.failed_tasks}  as_of={_fmt(status.as_of)}"
     )
-    table = Table("task", "type", "state", "progress", "attempts", "agent", "started",
-                  "duration s")
+    table = Table("task", "type", "state", "progress", "attempts", "agent", "started", "duration s")
     for t in tasks.tasks:
         progress = "-" if t.progress is None else f"{t.progress:.0%}"
-        table.add_row(t.task_id, t.event_type, t.state.value, progress, str(t.attempt),
-                      _fmt(t.agent_id), _fmt(t.started_at), _fmt(t.duration_seconds))
+        table.add_row(
+            t.task_id,
+            t.event_type,
+            t.state.value,
+            progress,
+            str(t.attempt),
+            _fmt(t.agent_id),
+            _fmt(t.started_at),
+            _fmt(t.duration_seconds),
+        )
     console.print(table)

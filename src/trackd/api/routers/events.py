@@ -19,8 +19,12 @@ MAX_EVENTS = 500
 MAX_BODY = 5 * 1024 * 1024
 
 _EXAMPLE = {
-    "id": "evt-1", "source": "research-worker", "type": "task.progress",
-    "topic": "system-events", "time": "2026-01-11T10:01:00Z", "trace_id": "trace-abc123",
+    "id": "evt-1",
+    "source": "research-worker",
+    "type": "task.progress",
+    "topic": "system-events",
+    "time": "2026-01-11T10:01:00Z",
+    "trace_id": "trace-abc123",
     "data": {"task_id": "task-1", "plan_id": "plan-123", "state": "running", "progress": 0.5},
 }
 
@@ -35,10 +39,15 @@ async def post_events(
     request: Request,
     runtime: RuntimeDep,
     principal: Publisher,
-    body: Annotated[dict[str, Any], Body(openapi_examples={
-        "one": {"summary": "One envelope", "value": _EXAMPLE},
-        "batch": {"summary": "A batch (at most 500)", "value": {"events": [_EXAMPLE]}},
-    })],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "one": {"summary": "One envelope", "value": _EXAMPLE},
+                "batch": {"summary": "A batch (at most 500)", "value": {"events": [_EXAMPLE]}},
+            }
+        ),
+    ],
 ) -> Any:
     """Accept one envelope or `{"events": [...]}`.
 
@@ -48,7 +57,9 @@ async def post_events(
     """
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise ApiError(413, f"request body over {MAX_BODY // (1024 * 1024)} MiB; send smaller batches")
+        raise ApiError(
+            413, f"request body over {MAX_BODY // (1024 * 1024)} MiB; send smaller batches"
+        )
     if "events" in body:
         items = body["events"]
         if not isinstance(items, list):
@@ -56,28 +67,42 @@ async def post_events(
         if not items:
             raise ApiError(422, "events is empty; send at least one event")
         if len(items) > MAX_EVENTS:
-            raise ApiError(400, f"{len(items)} events in one request; the limit is {MAX_EVENTS}",
-                           code="too_many_events")
+            raise ApiError(
+                400,
+                f"{len(items)} events in one request; the limit is {MAX_EVENTS}",
+                code="too_many_events",
+            )
     else:
         items = [body]
     ok, refused = intake.check(items, principal.tenant_id)
     results = [ItemResult(index=e.index, id=e.envelope.id, status="accepted") for e in ok]
     results += [
-        ItemResult(index=r.index, id=r.event_id, status="rejected",
-                   error={"code": "invalid_event", "message": r.reason})
+        ItemResult(
+            index=r.index,
+            id=r.event_id,
+            status="rejected",
+            error={"code": "invalid_event", "message": r.reason},
+        )
         for r in refused
     ]
     results.sort(key=lambda r: r.index)
     out = PublishOut(accepted=len(ok), rejected=len(refused), results=results)
     if not ok:
         message = refused[0].reason if len(items) == 1 else "no event was accepted"
-        raise ApiError(422, message, code="invalid_event",
-                       details=[r.model_dump() for r in results] if len(items) > 1 else None)
+        raise ApiError(
+            422,
+            message,
+            code="invalid_event",
+            details=[r.model_dump() for r in results] if len(items) > 1 else None,
+        )
     try:
         async with asyncio.timeout(runtime.settings.publish_timeout_s):
             await intake.publish(runtime.bus, ok)
     except TimeoutError:
-        raise ApiError(503, "events not confirmed stored in time; send them again "
-                       "(ids are idempotent)", headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            503,
+            "events not confirmed stored in time; send them again (ids are idempotent)",
+            headers={"Retry-After": "1"},
+        ) from None
     status = 207 if refused else 202
     return JSONResponse(out.model_dump(mode="json"), status_code=status)

@@ -27,8 +27,12 @@ async def health(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
         "version": __version__,
         "database": runtime.engine.dialect.name,
         "bus": runtime.settings.bus_url.split("://", 1)[0],
-        "ingest": None if ingest is None else {
-            "batches": ingest.stats.batches, "folded": ingest.stats.folded,
-            "rejected": ingest.stats.rejected, "failures": ingest.stats.failures,
+        "ingest": None
+        if ingest is None
+        else {
+            "batches": ingest.stats.batches,
+            "folded": ingest.stats.folded,
+            "rejected": ingest.stats.rejected,
+            "failures": ingest.stats.failures,
         },
     }

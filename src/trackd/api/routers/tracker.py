@@ -32,36 +32,53 @@ TaskId = Annotated[str, Path(min_length=1, max_length=100)]
 
 def task_out(t: TaskRecord) -> TaskOut:
     return TaskOut(
-        task_id=t.task_id, event_type=t.event_type, state=t.state.value,
-        started_at=t.started_at, completed_at=t.completed_at,
-        duration_seconds=t.duration_seconds, progress=t.progress, attempts=t.attempt,
+        task_id=t.task_id,
+        event_type=t.event_type,
+        state=t.state.value,
+        started_at=t.started_at,
+        completed_at=t.completed_at,
+        duration_seconds=t.duration_seconds,
+        progress=t.progress,
+        attempts=t.attempt,
         agent_id=t.agent_id,
     )
 
 
 def _node_out(n: TimelineNode) -> TimelineNodeOut:
     return TimelineNodeOut(
-        event_id=n.event_id, event_type=n.event_type, timestamp=n.timestamp,
-        parent_event_id=n.parent_event_id, children=[_node_out(c) for c in n.children],
+        event_id=n.event_id,
+        event_type=n.event_type,
+        timestamp=n.timestamp,
+        parent_event_id=n.parent_event_id,
+        children=[_node_out(c) for c in n.children],
     )
 
 
 @router.get("/plans/{plan_id}", response_model=PlanStatusOut)
-async def plan_status(plan_id: PlanId, session: SessionDep,
-                      principal: CurrentPrincipal) -> PlanStatusOut:
+async def plan_status(
+    plan_id: PlanId, session: SessionDep, principal: CurrentPrincipal
+) -> PlanStatusOut:
     """A plan's status and task counts."""
     v = await views.plan_status(session, principal.tenant_id, plan_id)
     return PlanStatusOut(
-        plan_id=v.plan.plan_id, status=v.plan.status.value, started_at=v.started_at,
-        completed_at=v.plan.completed_at, task_count=v.task_count,
-        completed_tasks=v.completed_tasks, failed_tasks=v.failed_tasks,
-        current_state=v.plan.current_state, trace_id=v.plan.trace_id, as_of=v.as_of,
+        plan_id=v.plan.plan_id,
+        status=v.plan.status.value,
+        started_at=v.started_at,
+        completed_at=v.plan.completed_at,
+        task_count=v.task_count,
+        completed_tasks=v.completed_tasks,
+        failed_tasks=v.failed_tasks,
+        current_state=v.plan.current_state,
+        trace_id=v.plan.trace_id,
+        as_of=v.as_of,
     )
 
 
 @router.get("/plans/{plan_id}/tasks", response_model=PlanTasksOut)
 async def plan_tasks(
-    plan_id: PlanId, session: SessionDep, principal: CurrentPrincipal,
+    plan_id: PlanId,
+    session: SessionDep,
+    principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=views.MAX_TASKS)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> PlanTasksOut:
@@ -71,16 +88,23 @@ async def plan_tasks(
 
 
 @router.get("/plans/{plan_id}/timeline", response_model=TimelineOut)
-async def plan_timeline(plan_id: PlanId, session: SessionDep,
-                        principal: CurrentPrincipal) -> TimelineOut:
+async def plan_timeline(
+    plan_id: PlanId, session: SessionDep, principal: CurrentPrincipal
+) -> TimelineOut:
     """The plan's events in time order, and the same events nested as a trace tree."""
     v = await views.plan_timeline(session, principal.tenant_id, plan_id)
     return TimelineOut(
-        plan_id=v.plan_id, trace_id=v.trace_id, as_of=v.as_of,
+        plan_id=v.plan_id,
+        trace_id=v.trace_id,
+        as_of=v.as_of,
         events=[
             TimelineEventOut(
-                event_id=e.event_id, event_type=e.event_type, timestamp=e.occurred_at,
-                parent_event_id=e.parent_event_id, topic=e.topic, source=e.source,
+                event_id=e.event_id,
+                event_type=e.event_type,
+                timestamp=e.occurred_at,
+                parent_event_id=e.parent_event_id,
+                topic=e.topic,
+                source=e.source,
                 task_id=e.task_id,
             )
             for e in v.events
@@ -90,29 +114,49 @@ async def plan_timeline(plan_id: PlanId, session: SessionDep,
 
 
 @router.get("/tasks/{task_id}", response_model=TaskHistoryOut)
-async def task_history(task_id: TaskId, session: SessionDep,
-                       principal: CurrentPrincipal) -> TaskHistoryOut:
+async def task_history(
+    task_id: TaskId, session: SessionDep, principal: CurrentPrincipal
+) -> TaskHistoryOut:
     """One task: its record, every state transition, and the events it refused."""
     v = await views.task_history(session, principal.tenant_id, task_id)
     t = v.task
     detail = TaskDetailOut(
-        **task_out(t).model_dump(), plan_id=t.plan_id, message=t.message, error=t.error,
-        max_attempts=t.allowed_attempts(), trace_id=t.trace_id,
-        parent_event_id=t.parent_event_id, requester=t.requester,
-        first_seen_at=t.first_seen_at, last_event_at=t.last_event_at, data=t.data,
+        **task_out(t).model_dump(),
+        plan_id=t.plan_id,
+        message=t.message,
+        error=t.error,
+        max_attempts=t.allowed_attempts(),
+        trace_id=t.trace_id,
+        parent_event_id=t.parent_event_id,
+        requester=t.requester,
+        first_seen_at=t.first_seen_at,
+        last_event_at=t.last_event_at,
+        data=t.data,
         result=t.result,
     )
     return TaskHistoryOut(
-        task=detail, as_of=v.as_of,
+        task=detail,
+        as_of=v.as_of,
         transitions=[
-            TransitionOut(from_state=r.from_state, to_state=r.to_state, attempt=r.attempt,
-                          reason=r.reason, event_id=r.event_id,
-                          transitioned_at=r.transitioned_at)
+            TransitionOut(
+                from_state=r.from_state,
+                to_state=r.to_state,
+                attempt=r.attempt,
+                reason=r.reason,
+                event_id=r.event_id,
+                transitioned_at=r.transitioned_at,
+            )
             for r in v.transitions
         ],
         anomalies=[
-            AnomalyOut(kind=a.kind, message=a.message, event_id=a.event_id,
-                       from_state=a.from_state, to_state=a.to_state, occurred_at=a.occurred_at)
+            AnomalyOut(
+                kind=a.kind,
+                message=a.message,
+                event_id=a.event_id,
+                from_state=a.from_state,
+                to_state=a.to_state,
+                occurred_at=a.occurred_at,
+            )
             for a in v.anomalies
         ],
     )
@@ -120,7 +164,8 @@ async def task_history(task_id: TaskId, session: SessionDep,
 
 @router.get("/metrics", response_model=MetricsOut)
 async def agent_metrics(
-    session: SessionDep, principal: CurrentPrincipal,
+    session: SessionDep,
+    principal: CurrentPrincipal,
     agent_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     period: Literal["1h", "24h", "7d", "30d"] = "24h",
 ) -> MetricsOut:
@@ -128,7 +173,12 @@ async def agent_metrics(
     v = await views.agent_metrics(session, principal.tenant_id, agent_id, period)
     m = v.metrics
     return MetricsOut(
-        agent_id=agent_id, period=period, total_tasks=m.total_tasks,
-        completed_tasks=m.completed_tasks, failed_tasks=m.failed_tasks,
-        avg_duration_seconds=m.avg_duration_seconds, success_rate=m.success_rate, as_of=v.as_of,
+        agent_id=agent_id,
+        period=period,
+        total_tasks=m.total_tasks,
+        completed_tasks=m.completed_tasks,
+        failed_tasks=m.failed_tasks,
+        avg_duration_seconds=m.avg_duration_seconds,
+        success_rate=m.success_rate,
+        as_of=v.as_of,
     )

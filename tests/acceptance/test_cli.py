@@ -1,0 +1,231 @@
+"""The `trackd` command line, run as a subprocess the way people run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from trackd.api.app import create_app
+from trackd.runtime import Runtime
+from trackd.settings import Settings
+from trackd.testing import EventFactory, research_workflow
+
+DEMO_STARTUP_TIMEOUT_S = 60.0
+
+
+def trackd_executable() -> str:
+    beside = Path(sys.executable).parent / "trackd"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("trackd")
+    if found is None:
+        pytest.fail("no trackd executable; install the project (pip install -e '.[dev]')")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without TRACKD_ settings; rich tables wide enough not to wrap."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
+    env.update(PYTHONUNBUFFERED="1", COLUMNS="200", **extra)
+    return env
+
+
+def trackd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [trackd_executable(), *args],
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def database_file(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
+
+
+def test_token_create_prints_the_token_alone_on_the_last_line(database_file: str) -> None:
+    done = trackd(
+        "token", "create", "--tenant", "acme", "--role", "reader", "--database-url", database_file
+    )
+
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.splitlines()[-1]
+    assert re.fullmatch(r"trk_[A-Za-z0-9_-]{40,}", token), done.stdout
+    assert done.stderr.strip() == "created a reader token for tenant acme"
+
+
+def test_token_create_with_a_bad_role_fails_with_one_line(database_file: str) -> None:
+    done = trackd(
+        "token", "create", "--tenant", "acme", "--role", "overlord", "--database-url", database_file
+    )
+
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "--role" in lines[0]
+    assert "admin, user, service, reader" in lines[0]
+
+
+async def publish_through_the_api(database_url: str, token: str, events: list[Any]) -> None:
+    """POST events to the HTTP API of a runtime on `database_url`, in this process."""
+    runtime = Runtime.build(Settings(database_url=database_url))
+    await runtime.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://trackd") as client:
+            response = await client.post(
+                "/v1/events", json={"events": events}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 202, response.text
+    finally:
+        await runtime.stop()
+
+
+async def test_plans_show_prints_a_table(database_file: str) -> None:
+    created = trackd("token", "create", "--tenant", "acme", "--database-url", database_file)
+    assert created.returncode == 0, created.stderr
+    t0 = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
+    await publish_through_the_api(
+        database_file, created.stdout.splitlines()[-1], research_workflow(EventFactory(now=t0))
+    )
+
+    done = trackd("plans", "show", "plan-123", "--tenant", "acme", "--database-url", database_file)
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "plan plan-123" in out
+    assert "status=completed" in out
+    assert "state=report ready" in out
+    assert "tasks=3  completed=3  failed=0" in out
+    for header in ("task", "type", "state", "progress", "attempts", "agent", "duration s"):
+        assert header in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    assert set(rows) == {"goal-1", "task-1", "task-2"}
+    for task_id, (event_type, agent, duration) in {
+        "goal-1": ("research.goal", "research-planner", "255.00"),
+        "task-1": ("web.search.requested", "web-search-worker", "90.00"),
+        "task-2": ("analyze.text", "analysis-worker", "95.00"),
+    }.items():
+        cells = [c.strip() for c in rows[task_id].split("│")[1:-1]]
+        assert cells[:6] == [task_id, event_type, "completed", "100%", "1", agent]
+        assert cells[-1] == duration
+
+
+def test_plans_show_an_unknown_plan_fails_with_one_line(database_file: str) -> None:
+    assert trackd("migrate", "--database-url", database_file).returncode == 0
+
+    done = trackd("plans", "show", "no-such-plan", "--database-url", database_file)
+
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == ["error: plan 'no-such-plan' not found"]
+
+
+def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
+    port = free_port()
+    console = tmp_path / "demo.out"
+    with console.open("wb") as out:
+        demo = subprocess.Popen(
+            [trackd_executable(), "demo", "--no-live", "--port", str(port)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(demo, base, console)
+        text = console.read_text()
+        assert f"{base}/docs" in text
+        token = re.search(r"token\s+(trk_\S+)", text)
+        assert token is not None, text
+        plans = re.findall(
+            r"^  ((?:research|data-pipeline|support-triage)-\d{3})\s+(\w+)",
+            text,
+            flags=re.MULTILINE,
+        )
+        assert len(plans) == 6, text
+        curls = re.findall(r"curl -H \"Authorization: Bearer (\S+)\" (\S+)", text)
+        assert len(curls) == 3, text
+        assert "trackd plans show data-pipeline-005 --database-url sqlite+aiosqlite:///" in text
+        assert (tmp_path / "trackd-demo.db").exists()
+
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        with httpx.Client(timeout=30.0, headers=headers) as client:
+            for bearer, url in curls:
+                assert bearer == token.group(1)
+                assert client.get(url).status_code == 200, url
+            statuses = {}
+            for plan_id, listed in plans:
+                plan = client.get(f"{base}/v1/tracker/plans/{plan_id}")
+                assert plan.status_code == 200, plan.text
+                body = plan.json()
+                assert body["status"] == listed
+                assert body["task_count"] >= 4
+                statuses[plan_id] = body["status"]
+            assert set(statuses.values()) == {"completed", "failed", "running"}
+
+            retried = client.get(f"{base}/v1/tracker/plans/data-pipeline-002/tasks").json()
+            assert max(t["attempts"] for t in retried["tasks"]) == 2
+            failed = client.get(f"{base}/v1/tracker/plans/data-pipeline-005").json()
+            assert failed["failed_tasks"] >= 1
+            assert failed["current_state"].startswith("failed at ")
+            triage = client.get(f"{base}/v1/tracker/plans/support-triage-003/tasks").json()
+            anomalies = [
+                a
+                for t in triage["tasks"]
+                for a in client.get(f"{base}/v1/tracker/tasks/{t['task_id']}").json()["anomalies"]
+            ]
+            assert [a["kind"] for a in anomalies] == ["conflicting_terminal"]
+            for period in ("1h", "24h"):
+                metrics = client.get(f"{base}/v1/tracker/metrics", params={"period": period})
+                assert metrics.json()["total_tasks"] > 10
+                assert 0 < metrics.json()["success_rate"] < 1
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+            pytest.fail("trackd demo ignored SIGTERM")
+    assert demo.returncode in (0, -signal.SIGTERM), console.read_text()
+    assert "Traceback" not in console.read_text()
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], base: str, console: Path) -> None:
+    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"trackd demo exited with {process.returncode}:\n{console.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"trackd demo was not healthy in {DEMO_STARTUP_TIMEOUT_S} s:\n{console.read_text()}"
+    )
