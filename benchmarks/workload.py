@@ -56,13 +56,22 @@ def task_events(task: int, plan: str, start: datetime, rnd: random.Random) -> li
     return events
 
 
-def build(tasks: int, *, seed: int = 7, tasks_per_plan: int = 50) -> list[tuple[str, str, bytes]]:
-    """(topic, partition key, body) for `tasks` tasks, mixed as a live system delivers them."""
+def build(
+    tasks: int, *, seed: int = 7, tasks_per_plan: int = 50, concurrency: int = 200
+) -> list[tuple[str, str, bytes]]:
+    """(topic, partition key, body) for `tasks` tasks, mixed as a live system delivers them.
+
+    Tasks start one after another so that about `concurrency` of them run at any moment
+    (a task lasts about 9 x 27 ms).
+    """
     rnd = random.Random(seed)
     start = datetime.now(UTC) - timedelta(minutes=30)
+    spacing = timedelta(milliseconds=9 * 27.5 / concurrency)
     stream: list[dict[str, Any]] = []
     for task in range(tasks):
-        stream.extend(task_events(task, f"plan-{task // tasks_per_plan}", start, rnd))
+        stream.extend(
+            task_events(task, f"plan-{task // tasks_per_plan}", start + task * spacing, rnd)
+        )
     # Interleave tasks the way concurrent workers do, keeping each task's own order...
     stream.sort(key=lambda e: e["time"])
     # ...then swap 5 % of events with a near neighbour (late delivery) and repeat 1 %.

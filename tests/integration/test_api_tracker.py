@@ -664,3 +664,28 @@ async def test_one_envelope_without_a_list_is_accepted(
     assert again.status_code == 202
     history = (await client.get("/v1/tracker/tasks/task-1", headers=auth["acme"])).json()
     assert len(history["transitions"]) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/tracker/tasks/%00",
+        "/v1/tracker/plans/plan%00x",
+        "/v1/tracker/plans/plan%01/tasks",
+        "/v1/tracker/metrics?agent_id=a%00b",
+    ],
+)
+async def test_control_characters_in_ids_are_422_not_a_server_error(
+    client: httpx.AsyncClient, auth: dict[str, Headers], path: str
+) -> None:
+    # PostgreSQL cannot compare text holding a NUL: the request must stop at validation.
+    assert "pattern" in error(await client.get(path, headers=auth["acme"]), 422, "invalid")
+
+
+async def test_a_nul_inside_an_event_is_refused(
+    client: httpx.AsyncClient, auth: dict[str, Headers]
+) -> None:
+    f = EventFactory(now=START)
+    event = f.progress("task-1", "running", 0.5, message="half\x00way")
+    response = await client.post("/v1/events", json=event, headers=auth["acme"])
+    assert "NUL" in error(response, 422, "invalid_event")

@@ -594,3 +594,43 @@ async def test_events_before_the_request_join_the_plan_timeline(
     assert [e.event_id for e in view.events] == ["r1", "w1", "w2"]
     assert [e.plan_id for e in view.events] == ["plan-1"] * 3
     assert view.as_of == at(3)
+
+
+@contextmanager
+def unstorable(event_id: str, engine: AsyncEngine) -> Iterator[None]:
+    """The store refuses any timeline insert carrying `event_id`, as it would a value it
+    cannot hold; the refusal is the data's fault, not a connection problem."""
+
+    def before(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "event_timeline" in statement and statement.lstrip().upper().startswith("INSERT"):
+            if event_id in repr(params):
+                raise ValueError(f"value of event {event_id} cannot be stored")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+
+async def test_an_event_the_store_refuses_is_dead_lettered_and_the_batch_goes_on(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    f = factory()
+    poison = f.progress("task-9", "running", progress=0.5, event_id="poison-1", time=at(5))
+    messages = [msg(e) for e in workflow()]
+    messages.insert(3, msg(poison))
+
+    with unstorable("poison-1", engine):
+        stats = await deliver(MemoryBus(), sessions, messages)
+
+    # Every other event of the batch is stored; the refused one waits in the dead letters.
+    await assert_workflow_stored(sessions)
+    assert await count(sessions, TimelineEvent) == 8
+    assert (stats.folded, stats.rejected) == (8, 1)
+    async with sessions() as s:
+        letters = await dead_letters.recent(s, TENANT)
+        assert await tasks.get(s, TENANT, "task-9") is None
+    assert [(d.event_id, d.topic) for d in letters] == [("poison-1", SYSTEM)]
+    assert letters[0].reason.startswith("could not be stored:")
+    assert "poison-1" in letters[0].payload

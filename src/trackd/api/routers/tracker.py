@@ -26,8 +26,10 @@ from trackd.store import views
 
 router = APIRouter(prefix="/v1/tracker", tags=["tracker"])
 
-PlanId = Annotated[str, Path(min_length=1, max_length=100)]
-TaskId = Annotated[str, Path(min_length=1, max_length=100)]
+# No control characters: PostgreSQL cannot even compare text with a NUL in it.
+_PRINTABLE = r"^[^\x00-\x1f]+$"
+PlanId = Annotated[str, Path(min_length=1, max_length=100, pattern=_PRINTABLE)]
+TaskId = Annotated[str, Path(min_length=1, max_length=100, pattern=_PRINTABLE)]
 
 
 def task_out(t: TaskRecord) -> TaskOut:
@@ -166,7 +168,9 @@ async def task_history(
 async def agent_metrics(
     session: SessionDep,
     principal: CurrentPrincipal,
-    agent_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    agent_id: Annotated[
+        str | None, Query(min_length=1, max_length=255, pattern=_PRINTABLE)
+    ] = None,
     period: Literal["1h", "24h", "7d", "30d"] = "24h",
 ) -> MetricsOut:
     """Tasks that ended in the period, counted once per logical task (retries included)."""
