@@ -168,9 +168,7 @@ async def task_history(
 async def agent_metrics(
     session: SessionDep,
     principal: CurrentPrincipal,
-    agent_id: Annotated[
-        str | None, Query(min_length=1, max_length=255, pattern=_PRINTABLE)
-    ] = None,
+    agent_id: Annotated[str | None, Query(min_length=1, max_length=255, pattern=_PRINTABLE)] = None,
     period: Literal["1h", "24h", "7d", "30d"] = "24h",
 ) -> MetricsOut:
     """Tasks that ended in the period, counted once per logical task (retries included)."""
