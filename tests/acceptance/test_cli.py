@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from procs import clean_env, free_port, trackd_executable
 
 from trackd.api.app import create_app
 from trackd.runtime import Runtime
@@ -23,30 +20,6 @@ from trackd.settings import Settings
 from trackd.testing import EventFactory, research_workflow
 
 DEMO_STARTUP_TIMEOUT_S = 60.0
-
-
-def trackd_executable() -> str:
-    beside = Path(sys.executable).parent / "trackd"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("trackd")
-    if found is None:
-        pytest.fail("no trackd executable; install the project (pip install -e '.[dev]')")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without TRACKD_ settings; rich tables wide enough not to wrap."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
-    env.update(PYTHONUNBUFFERED="1", COLUMNS="200", **extra)
-    return env
 
 
 def trackd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

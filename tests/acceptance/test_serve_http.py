@@ -8,12 +8,8 @@ its own plan and task ids so that the tests do not depend on each other's order.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from procs import clean_env, free_port, trackd_executable
 from soorma_common.events import EventEnvelope as SoormaEnvelope
 from soorma_common.events import EventTopic
 from soorma_common.tracking import TaskProgressEvent, TaskState, TaskStateChanged
@@ -36,28 +33,9 @@ STOP_TIMEOUT_S = 20.0
 # -- running trackd -------------------------------------------------------------------------
 
 
-def trackd_executable() -> str:
-    """The `trackd` script of the environment running the tests."""
-    beside = Path(sys.executable).parent / "trackd"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("trackd")
-    if found is None:
-        pytest.fail("no trackd executable; install the project (pip install -e '.[dev]')")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def trackd_env(database: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
+    env = clean_env()
     env["TRACKD_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

@@ -1,11 +1,13 @@
-"""INSERT ... ON CONFLICT for both backends (SQLite and PostgreSQL speak the same clause)."""
+"""Bulk statements for both backends: INSERT ... ON CONFLICT (SQLite and PostgreSQL speak the
+same clause) and keyed loads."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, case
+from sqlalchemy import Table, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -48,3 +50,24 @@ def chunked(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     """Slices small enough for one statement's bound parameters."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+async def rows_by_keys(
+    session: AsyncSession,
+    columns: Sequence[Any],
+    table: Table,
+    key: str,
+    keys: Iterable[tuple[str, str]],
+) -> list[Any]:
+    """Rows whose (tenant_id, `key`) is among `keys`, one IN query per tenant and chunk."""
+    by_tenant: dict[str, set[str]] = defaultdict(set)
+    for tenant, value in keys:
+        by_tenant[tenant].add(value)
+    rows: list[Any] = []
+    for tenant, values in by_tenant.items():
+        for part in chunked(sorted(values)):
+            result = await session.execute(
+                select(*columns).where(table.c.tenant_id == tenant, table.c[key].in_(part))
+            )
+            rows.extend(result)
+    return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.plans import PlanRecord, PlanStatus
 from trackd.store.models import Plan, new_id, table_of
-from trackd.store.upsert import chunked, upsert
+from trackd.store.upsert import rows_by_keys, upsert
 
 _T = table_of(Plan)
 _FIELDS = (
@@ -43,19 +42,9 @@ def _to_record(row: Row[Any]) -> PlanRecord:
 async def load_many(
     session: AsyncSession, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], PlanRecord]:
-    by_tenant: dict[str, set[str]] = defaultdict(set)
-    for tenant, plan in keys:
-        by_tenant[tenant].add(plan)
-    found: dict[tuple[str, str], PlanRecord] = {}
-    for tenant, plans in by_tenant.items():
-        for part in chunked(sorted(plans)):
-            rows = await session.execute(
-                select(*_COLUMNS).where(_T.c.tenant_id == tenant, _T.c.plan_id.in_(part))
-            )
-            for row in rows:
-                rec = _to_record(row)
-                found[(rec.tenant_id, rec.plan_id)] = rec
-    return found
+    """The stored records for (tenant_id, plan_id) pairs; missing ones are absent."""
+    records = [_to_record(r) for r in await rows_by_keys(session, _COLUMNS, _T, "plan_id", keys)]
+    return {(r.tenant_id, r.plan_id): r for r in records}
 
 
 async def save_many(session: AsyncSession, records: Sequence[PlanRecord]) -> None:

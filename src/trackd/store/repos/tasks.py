@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord, Transition
 from trackd.store.models import StateTransition, TaskExecution, new_id, table_of, utcnow
-from trackd.store.upsert import chunked, upsert
+from trackd.store.upsert import rows_by_keys, upsert
 
 _T = table_of(TaskExecution)
 _RECORD_FIELDS = (
@@ -62,19 +61,8 @@ async def load_many(
     session: AsyncSession, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], TaskRecord]:
     """The stored records for (tenant_id, task_id) pairs; missing ones are absent."""
-    by_tenant: dict[str, list[str]] = defaultdict(list)
-    for tenant, task in keys:
-        by_tenant[tenant].append(task)
-    found: dict[tuple[str, str], TaskRecord] = {}
-    for tenant, tasks in by_tenant.items():
-        for part in chunked(sorted(set(tasks))):
-            rows = await session.execute(
-                select(*_COLUMNS).where(_T.c.tenant_id == tenant, _T.c.task_id.in_(part))
-            )
-            for row in rows:
-                rec = _to_record(row)
-                found[(rec.tenant_id, rec.task_id)] = rec
-    return found
+    records = [_to_record(r) for r in await rows_by_keys(session, _COLUMNS, _T, "task_id", keys)]
+    return {(r.tenant_id, r.task_id): r for r in records}
 
 
 async def save_many(session: AsyncSession, records: Sequence[TaskRecord]) -> None:
