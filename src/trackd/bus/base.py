@@ -58,14 +58,35 @@ class Bus(Protocol):
 
 
 def from_url(url: str) -> Bus:
-    """The bus for a URL: `memory://` (in-process).
+    """The bus for a URL, its backend imported only when used.
+
+    `memory://` (in-process, the default), `redis://host:port/db` (Redis Streams),
+    `nats://host:port` (NATS, compatible with the agent platform's subjects).
 
     Raises:
-        ConfigError: the scheme is unknown.
+        ConfigError: the scheme is unknown, or the backend's optional dependency is missing.
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         from trackd.bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ConfigError(f"unsupported bus URL {url!r}; use memory://")
+    if scheme in ("redis", "rediss"):
+        try:
+            from trackd.bus.redis_streams import RedisStreamsBus
+        except ImportError as exc:
+            raise ConfigError(_missing("redis", exc)) from None
+        return RedisStreamsBus.from_url(url)
+    if scheme in ("nats", "tls"):
+        try:
+            from trackd.bus.nats import NatsBus
+        except ImportError as exc:
+            raise ConfigError(_missing("nats", exc)) from None
+        return NatsBus.from_url(url)
+    raise ConfigError(
+        f"unsupported bus URL {url!r}; use memory://, redis://host:6379/0 or nats://host:4222"
+    )
+
+
+def _missing(extra: str, exc: ImportError) -> str:
+    return f"the {extra} bus needs an optional dependency ({exc.name}): pip install 'trackd[{extra}]'"
