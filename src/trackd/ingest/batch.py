@@ -163,16 +163,24 @@ def _timeline_row(item: _Accepted, task: TaskRecord | None) -> dict[str, Any]:
 
 
 async def apply_batch(
-    session: AsyncSession, messages: Sequence[Message], default_tenant: str
+    session: AsyncSession,
+    messages: Sequence[Message],
+    default_tenant: str,
+    *,
+    replaying: bool = False,
 ) -> BatchResult:
-    """Fold and write one batch; the caller commits (and then acknowledges the messages)."""
+    """Fold and write one batch; the caller commits (and then acknowledges the messages).
+
+    With `replaying`, the messages are events read back from the timeline (`trackd replay`):
+    they are neither checked against it for duplicates nor appended to it again.
+    """
     result = BatchResult()
     accepted: list[_Accepted] = []
     rejected: list[Rejected] = []
     for msg in messages:
         item = _decode(msg, default_tenant)
         (accepted if isinstance(item, _Accepted) else rejected).append(item)  # type: ignore[arg-type]
-    fresh, result.duplicates = await _fresh(session, accepted)
+    fresh, result.duplicates = (accepted, 0) if replaying else await _fresh(session, accepted)
 
     task_keys = {(i.tenant, i.meaning.task.task_id) for i in fresh if i.meaning.task}
     before = await tasks.load_many(session, task_keys)
@@ -228,7 +236,8 @@ async def apply_batch(
         if item.envelope.id in folded_tasks:
             task_key = folded_tasks[item.envelope.id]
             rows.append(_timeline_row(item, current[task_key] if task_key else None))
-    await timeline.append(session, rows)
+    if not replaying:
+        await timeline.append(session, rows)
     # Events of earlier batches that arrived before their task's plan was known.
     late_plans: dict[str, dict[str, str]] = defaultdict(dict)
     for (tenant, task_id), rec in current.items():
