@@ -7,10 +7,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Reinstall only when the dependencies may have changed.
 STAMP := $(VENV)/.installed
-# Another port for a second server on the same machine: make test TRACKD_PG_PORT=55441
+# Other ports for a second set of servers on the same machine, so that one run's `make test`
+# does not stop another's: make test TRACKD_PG_PORT=55441 TRACKD_REDIS_PORT=56441 TRACKD_NATS_PORT=54441
 TRACKD_PG_PORT ?= 55432
-export TRACKD_PG_PORT
+TRACKD_REDIS_PORT ?= 56379
+TRACKD_NATS_PORT ?= 54222
+export TRACKD_PG_PORT TRACKD_REDIS_PORT TRACKD_NATS_PORT
 POSTGRES_URL := postgresql+asyncpg://postgres@127.0.0.1:$(TRACKD_PG_PORT)/postgres
+REDIS_URL := redis://127.0.0.1:$(TRACKD_REDIS_PORT)/0
+NATS_URL := nats://127.0.0.1:$(TRACKD_NATS_PORT)
+# What the tests and benchmarks read to find the servers scripts/services.sh started.
+SERVICE_URLS := TRACKD_TEST_POSTGRES_URL='$(POSTGRES_URL)' TRACKD_TEST_REDIS_URL='$(REDIS_URL)' \
+	TRACKD_TEST_NATS_URL='$(NATS_URL)'
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k sqlite -x'
 PYTEST_ARGS ?=
 
@@ -18,12 +26,12 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make venv           create .venv and install trackd with its dev extras"
-	@echo "make test           start the services, run pytest on SQLite and PostgreSQL, stop them"
+	@echo "make test           start PostgreSQL, Redis and NATS, run pytest, stop them"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make run            trackd demo: the server with a simulated workload"
 	@echo "make bench          start the services and run the benchmarks"
-	@echo "make services-up    start PostgreSQL for tests (scripts/services.sh start)"
-	@echo "make services-down  stop it"
+	@echo "make services-up    start PostgreSQL, Redis and NATS for tests (scripts/services.sh start)"
+	@echo "make services-down  stop them"
 	@echo "make clean          stop the services, delete their data, build output and caches"
 
 venv: $(STAMP)
@@ -37,7 +45,7 @@ $(STAMP): pyproject.toml
 test: venv
 	@trap 'scripts/services.sh stop' EXIT; \
 	scripts/services.sh start; \
-	TRACKD_TEST_POSTGRES_URL='$(POSTGRES_URL)' $(BIN)/pytest $(PYTEST_ARGS)
+	$(SERVICE_URLS) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -48,7 +56,7 @@ run: venv
 	$(BIN)/trackd demo
 
 bench: venv services-up
-	TRACKD_TEST_POSTGRES_URL='$(POSTGRES_URL)' $(BIN)/python -m benchmarks
+	$(SERVICE_URLS) $(BIN)/python -m benchmarks
 
 services-up:
 	@scripts/services.sh start

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Start and stop the real services the tests and benchmarks run against.
+# Start and stop the real services the tests and benchmarks run against: PostgreSQL, Redis and
+# NATS (with JetStream).
 #
-#   scripts/services.sh start    # idempotent; waits until every service is ready
-#   scripts/services.sh stop     # idempotent
-#   scripts/services.sh status   # exit status 0 when every service is running
-#   scripts/services.sh clean    # stop, then delete the data (the next start begins afresh)
+#   scripts/services.sh start [SERVICE...]    # idempotent; waits until each service is ready
+#   scripts/services.sh stop [SERVICE...]     # idempotent
+#   scripts/services.sh status [SERVICE...]   # exit status 0 when every service named is running
+#   scripts/services.sh clean [SERVICE...]    # stop, then delete the data (the next start is fresh)
+#
+# SERVICE is postgres, redis or nats; none means all three. `start` prints one line per service,
+# e.g. TRACKD_TEST_REDIS_URL=redis://127.0.0.1:56379/0, that the tests read from the environment.
 #
 # Everything runs from throwaway directories on local ports, so it never touches a system
-# PostgreSQL. Works on a fresh Debian machine as root (CI) and as an ordinary user.
+# PostgreSQL, Redis or NATS. Works on a fresh Debian machine as root (CI) and as an ordinary user.
+# Ports and directories can be moved so that two runs on one machine do not stop each other's
+# servers: TRACKD_PG_PORT / TRACKD_PG_DIR, TRACKD_REDIS_PORT / TRACKD_REDIS_DIR,
+# TRACKD_NATS_PORT / TRACKD_NATS_DIR.
 set -euo pipefail
 
 PG_VERSION=15
@@ -28,10 +35,24 @@ PG_LOG="${PG_DIR}/server.log"
 # PostgreSQL refuses to run as root; as root we run it as this system user instead.
 PG_OS_USER=trackd-pg
 
+# Redis and NATS run as whoever runs this script (root included): they hold only test data.
+REDIS_HOST=127.0.0.1
+REDIS_PORT="${TRACKD_REDIS_PORT:-56379}"
+REDIS_DIR="${TRACKD_REDIS_DIR:-/tmp/trackd-redis-$(id -u)-${REDIS_PORT}}"
+REDIS_PID="${REDIS_DIR}/redis.pid"
+REDIS_LOG="${REDIS_DIR}/redis.log"
+NATS_HOST=127.0.0.1
+NATS_PORT="${TRACKD_NATS_PORT:-54222}"
+NATS_DIR="${TRACKD_NATS_DIR:-/tmp/trackd-nats-$(id -u)-${NATS_PORT}}"
+NATS_PID="${NATS_DIR}/nats.pid"
+NATS_LOG="${NATS_DIR}/nats.log"
+NATS_BIN=nats-server
+
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 APT_UPDATED=0
+# Installs Debian packages, running `apt-get update` only before the first install of this run.
 apt_install() {
     [[ $(id -u) -eq 0 ]] || die "missing $*; install it with: sudo apt-get install -y $*"
     if [[ $APT_UPDATED -eq 0 ]]; then
@@ -48,10 +69,6 @@ as_pg() {
     else
         "$@"
     fi
-}
-
-ensure_postgres_installed() {
-    [[ -x "${PG_BIN}/postgres" ]] || apt_install "postgresql-${PG_VERSION}"
 }
 
 ensure_postgres_user() {
@@ -88,7 +105,7 @@ postgres_running() {
 }
 
 start_postgres() {
-    ensure_postgres_installed
+    ensure_installed postgres
     ensure_postgres_user
     ensure_postgres_cluster
     if ! postgres_running; then
@@ -132,18 +149,164 @@ clean_postgres() {
     rm -rf "$PG_DIR"
 }
 
+
+# Installs every missing package of the services named in one apt-get run.
+ensure_installed() {
+    local missing=() service
+    for service in "$@"; do
+        case "$service" in
+            postgres) [[ -x "${PG_BIN}/postgres" ]] || missing+=("postgresql-${PG_VERSION}") ;;
+            redis)
+                command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+                    || missing+=(redis-server redis-tools)
+                ;;
+            nats) command -v "$NATS_BIN" >/dev/null || missing+=(nats-server) ;;
+        esac
+    done
+    [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
+    # Debian puts nats-server in /usr/sbin, which an ordinary user's PATH may lack.
+    if ! command -v "$NATS_BIN" >/dev/null && [[ -x /usr/sbin/nats-server ]]; then
+        NATS_BIN=/usr/sbin/nats-server
+    fi
+}
+
+# True when the process in the pid file is alive.
+pid_running() {
+    [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# Sends SIGTERM to the process in the pid file and waits up to 30 s for it to exit.
+stop_pid() {
+    local pid_file=$1 name=$2 pid tries=0
+    pid_running "$pid_file" || { rm -f "$pid_file"; return 0; }
+    pid=$(cat "$pid_file")
+    log "stopping ${name}"
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        tries=$((tries + 1))
+        [[ $tries -lt 300 ]] || die "${name} (pid ${pid}) did not stop"
+        sleep 0.1
+    done
+    rm -f "$pid_file"
+}
+
+redis_running() {
+    pid_running "$REDIS_PID"
+}
+
+start_redis() {
+    ensure_installed redis
+    mkdir -p "$REDIS_DIR"
+    if ! redis_running; then
+        log "starting Redis on ${REDIS_HOST}:${REDIS_PORT}"
+        # The append-only file makes a restarted server keep what it acknowledged, which the
+        # crash tests rely on; fsync once a second is what a production setup would pick too.
+        # No RDB snapshots: they would only add forks. No config file: everything is here.
+        redis-server --bind "$REDIS_HOST" --port "$REDIS_PORT" --dir "$REDIS_DIR" \
+            --daemonize yes --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" \
+            --appendonly yes --appendfsync everysec --save "" --databases 64 \
+            || { tail -n 30 "$REDIS_LOG" >&2 || true; die "Redis did not start"; }
+    fi
+    local tries=0
+    until [[ $(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; do
+        tries=$((tries + 1))
+        [[ $tries -lt 100 ]] || { tail -n 30 "$REDIS_LOG" >&2 || true; die "Redis is not answering on ${REDIS_HOST}:${REDIS_PORT}"; }
+        sleep 0.1
+    done
+    log "Redis ready (data ${REDIS_DIR}, log ${REDIS_LOG})"
+    echo "TRACKD_TEST_REDIS_URL=redis://${REDIS_HOST}:${REDIS_PORT}/0"
+}
+
+stop_redis() {
+    stop_pid "$REDIS_PID" Redis
+}
+
+clean_redis() {
+    stop_redis
+    rm -rf "$REDIS_DIR"
+}
+
+nats_running() {
+    pid_running "$NATS_PID"
+}
+
+# True once the server greets a client with its INFO line.
+# In a subshell, so that the descriptor and a refused connection's message stay inside it.
+nats_ready() {
+    (
+        exec 3<>"/dev/tcp/${NATS_HOST}/${NATS_PORT}"
+        read -r -t 1 line <&3
+        [[ $line == INFO* ]]
+    ) 2>/dev/null
+}
+
+start_nats() {
+    ensure_installed nats
+    mkdir -p "${NATS_DIR}/jetstream"
+    if ! nats_running; then
+        log "starting NATS (JetStream) on ${NATS_HOST}:${NATS_PORT}"
+        # nats-server does not daemonize itself: setsid detaches it from this shell so that it
+        # outlives the script and a Ctrl-C sent to make.
+        setsid "$NATS_BIN" --addr "$NATS_HOST" --port "$NATS_PORT" --jetstream \
+            --store_dir "${NATS_DIR}/jetstream" --pid "$NATS_PID" --log "$NATS_LOG" \
+            </dev/null >>"${NATS_DIR}/stdout.log" 2>&1 &
+    fi
+    local tries=0
+    until nats_ready; do
+        tries=$((tries + 1))
+        [[ $tries -lt 100 ]] || { tail -n 30 "$NATS_LOG" >&2 || true; die "NATS is not answering on ${NATS_HOST}:${NATS_PORT}"; }
+        sleep 0.1
+    done
+    log "NATS ready (data ${NATS_DIR}, log ${NATS_LOG})"
+    echo "TRACKD_TEST_NATS_URL=nats://${NATS_HOST}:${NATS_PORT}"
+}
+
+stop_nats() {
+    stop_pid "$NATS_PID" NATS
+}
+
+clean_nats() {
+    stop_nats
+    rm -rf "$NATS_DIR"
+}
+
 usage() {
-    echo "usage: $0 start|stop|status|clean" >&2
+    echo "usage: $0 start|stop|status|clean [postgres|redis|nats ...]" >&2
     exit 2
 }
 
 main() {
-    [[ $# -eq 1 ]] || usage
-    case "$1" in
-        start) start_postgres ;;
-        stop) stop_postgres ;;
-        status) postgres_running ;;
-        clean) clean_postgres ;;
+    [[ $# -ge 1 ]] || usage
+    local action=$1 service
+    shift
+    local services=("$@")
+    [[ ${#services[@]} -gt 0 ]] || services=(postgres redis nats)
+    for service in "${services[@]}"; do
+        case "$service" in
+            postgres | redis | nats) ;;
+            *) usage ;;
+        esac
+    done
+    case "$action" in
+        start)
+            # One apt-get run for everything missing, before anything starts.
+            ensure_installed "${services[@]}"
+            for service in "${services[@]}"; do "start_${service}"; done
+            ;;
+        stop) for service in "${services[@]}"; do "stop_${service}"; done ;;
+        status)
+            local status=0
+            for service in "${services[@]}"; do
+                if "${service}_running"; then
+                    log "${service} is running"
+                else
+                    log "${service} is stopped"
+                    status=1
+                fi
+            done
+            return "$status"
+            ;;
+        clean) for service in "${services[@]}"; do "clean_${service}"; done ;;
         *) usage ;;
     esac
 }

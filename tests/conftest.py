@@ -6,6 +6,10 @@ runs twice, on SQLite and on PostgreSQL. Each test gets its own database, copied
 that was migrated once per session, so tests cannot see each other's rows and may run in
 parallel. PostgreSQL comes from TRACKD_TEST_POSTGRES_URL (`make test` starts one); without it
 the PostgreSQL runs are skipped locally and fail in CI.
+
+Redis and NATS follow the same rule: `redis_url` and `nats_url` give the servers named by
+TRACKD_TEST_REDIS_URL and TRACKD_TEST_NATS_URL (`make test` starts both), skipping without them
+locally and failing in CI. Tests sharing those servers keep apart by key prefix or subject.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 
 POSTGRES_URL_VAR = "TRACKD_TEST_POSTGRES_URL"
+REDIS_URL_VAR = "TRACKD_TEST_REDIS_URL"
+NATS_URL_VAR = "TRACKD_TEST_NATS_URL"
 
 
 def running_in_ci() -> bool:
@@ -60,16 +66,33 @@ async def _admin(url: str, *statements: str) -> None:
         await connection.close()
 
 
+def _required_server(variable: str, name: str) -> str:
+    """The URL in `variable`; skips the test when unset, or fails it when running in CI."""
+    url = os.environ.get(variable) or None
+    if url is None:
+        message = f"{variable} is not set; `make test` starts a server and sets it"
+        if running_in_ci():
+            pytest.fail(f"{name} is required in CI: {message}", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The admin URL of the test PostgreSQL server; skips, or fails in CI, when there is none."""
-    url = postgres_admin_url()
-    if url is None:
-        message = f"{POSTGRES_URL_VAR} is not set; `make test` starts a server and sets it"
-        if running_in_ci():
-            pytest.fail(f"PostgreSQL is required in CI: {message}", pytrace=False)
-        pytest.skip(message)
-    return url
+    return _required_server(POSTGRES_URL_VAR, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of the test Redis server (`redis://host:port/0`); skips, or fails in CI, without."""
+    return _required_server(REDIS_URL_VAR, "Redis")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The URL of the test NATS server (`nats://host:port`, JetStream on); skips, or fails in CI."""
+    return _required_server(NATS_URL_VAR, "NATS")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -172,9 +195,17 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
 
 
-def pytest_report_header() -> str:
-    url = postgres_admin_url()
-    if url is not None:
-        return f"postgres: {make_url(url).render_as_string(hide_password=True)}"
+def pytest_report_header() -> list[str]:
+    lines = []
     outcome = "fail (CI is set)" if running_in_ci() else "are skipped"
-    return f"postgres: {POSTGRES_URL_VAR} is unset, so its tests {outcome}"
+    for name, variable in (
+        ("postgres", POSTGRES_URL_VAR),
+        ("redis", REDIS_URL_VAR),
+        ("nats", NATS_URL_VAR),
+    ):
+        url = os.environ.get(variable) or None
+        if url is None:
+            lines.append(f"{name}: {variable} is unset, so its tests {outcome}")
+        else:
+            lines.append(f"{name}: {make_url(url).render_as_string(hide_password=True)}")
+    return lines
