@@ -89,4 +89,6 @@ def from_url(url: str) -> Bus:
 
 
 def _missing(extra: str, exc: ImportError) -> str:
-    return f"the {extra} bus needs an optional dependency ({exc.name}): pip install 'trackd[{extra}]'"
+    return (
+        f"the {extra} bus needs an optional dependency ({exc.name}): pip install 'trackd[{extra}]'"
+    )

@@ -161,9 +161,13 @@ def decode_envelope(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
     """
     # PostgreSQL cannot store NUL in text or JSONB; such an event would be accepted here and
     # then fail in the store, so it is refused up front on every backend alike.
-    encoded = json.dumps(raw) if isinstance(raw, dict) else raw
-    text = encoded.decode("utf-8", "replace") if isinstance(encoded, bytes) else encoded
-    if "\\u0000" in text or "\x00" in text:
+    if isinstance(raw, dict):
+        text: str | bytes = json.dumps(raw)
+        nul: tuple[str, str] | tuple[bytes, bytes] = ("\\u0000", "\x00")
+    else:
+        text = raw
+        nul = (b"\\u0000", b"\x00") if isinstance(raw, bytes) else ("\\u0000", "\x00")
+    if nul[0] in text or nul[1] in text:  # type: ignore[operator]
         raise InvalidEventError("the event contains a NUL character (\\u0000); remove it")
     try:
         if isinstance(raw, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -41,7 +40,7 @@ class PlanEvent:
         return f"{self.time.isoformat()}|{self.event_id}"
 
 
-@dataclass(slots=True)
+@dataclass
 class PlanRecord:
     """One row of plans. Task counts are read from task_executions, not stored here."""
 
@@ -72,7 +71,17 @@ def fold_plan(rec: PlanRecord, ev: PlanEvent) -> PlanRecord:
     The first terminal event (by time) decides how the plan ended; the start is the earliest
     plan.started, or the earliest event seen when no plan.started arrived.
     """
-    out = dataclasses.replace(rec)
+    if (
+        ev.status is None
+        and ev.current_state is None
+        and rec.first_seen_at <= ev.time <= rec.last_event_at
+        and (rec.trace_id or not ev.trace_id)
+        and (rec.session_id or not ev.session_id)
+        and not ev.goal
+    ):
+        return rec  # a task event inside the plan's known span: nothing new to learn
+    out = object.__new__(PlanRecord)
+    out.__dict__.update(rec.__dict__)
     out.first_seen_at = min(out.first_seen_at, ev.time)
     out.last_event_at = max(out.last_event_at, ev.time)
     out.trace_id = out.trace_id or ev.trace_id

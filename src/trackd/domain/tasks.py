@@ -8,7 +8,6 @@ the state, a terminal event always beats a non-terminal one, and the fields ever
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -49,21 +48,27 @@ class TaskEvent:
     parent_event_id: str | None = None
     max_attempts: int | None = None
     data: dict[str, Any] | None = None
+    key: str = field(init=False, repr=False, compare=False)
+    """Order of this event among its task's events; compares as a string.
 
-    @property
-    def key(self) -> str:
-        """Order of this event among its task's events; compares as a string.
+    Attempt first, then the producer's sequence (events without one sort before those with
+    one), then time, then the event id so that the order is total. Computed once: the fold
+    compares it several times per event.
+    """
 
-        Attempt first, then the producer's sequence (events without one sort before those with
-        one), then time, then the event id so that the order is total.
-        """
+    def __post_init__(self) -> None:
         seq = -1 if self.sequence is None else self.sequence
-        return f"{self.attempt:06d}|{seq + 1:017d}|{self.time.isoformat()}|{self.event_id}"
+        key = f"{self.attempt:06d}|{seq + 1:017d}|{self.time.isoformat()}|{self.event_id}"
+        object.__setattr__(self, "key", key)
 
 
-@dataclass(slots=True)
+@dataclass
 class TaskRecord:
-    """What trackd knows about one task; one row of task_executions."""
+    """What trackd knows about one task; one row of task_executions.
+
+    Not slotted: the fold copies a record per event, and copying a __dict__ is several times
+    faster than rebuilding a slotted instance field by field.
+    """
 
     tenant_id: str
     task_id: str
@@ -98,6 +103,11 @@ class TaskRecord:
         if self.started_at is None or self.completed_at is None:
             return None
         return max(0.0, (self.completed_at - self.started_at).total_seconds())
+
+    def copy(self) -> TaskRecord:
+        out = object.__new__(TaskRecord)
+        out.__dict__.update(self.__dict__)
+        return out
 
     def allowed_attempts(self) -> int:
         return self.max_attempts or DEFAULT_MAX_ATTEMPTS
@@ -199,16 +209,10 @@ def _new_attempt(rec: TaskRecord, ev: TaskEvent) -> Folded:
     limit = max(rec.allowed_attempts(), ev.max_attempts or 0)
     if ev.attempt > limit:
         return _refuse(rec, ev, AnomalyKind.ATTEMPTS_EXCEEDED, limit=limit)
-    out = dataclasses.replace(
-        rec,
-        attempt=ev.attempt,
-        progress=None,
-        message=None,
-        message_key="",
-        error=None,
-        result=None,
-        completed_at=None,
-    )
+    out = rec.copy()
+    out.attempt = ev.attempt
+    out.progress = out.message = out.error = out.result = out.completed_at = None
+    out.message_key = ""
     _absorb(out, ev)
     _set_head(out, ev)
     reason = ev.reason or f"retry: attempt {ev.attempt}"
@@ -218,7 +222,7 @@ def _new_attempt(rec: TaskRecord, ev: TaskEvent) -> Folded:
 
 
 def _advance(rec: TaskRecord, ev: TaskEvent) -> Folded:
-    out = dataclasses.replace(rec)
+    out = rec.copy()
     _absorb(out, ev)
     _set_head(out, ev)
     if out.state == rec.state:
@@ -231,7 +235,7 @@ def _advance(rec: TaskRecord, ev: TaskEvent) -> Folded:
 
 def _late(rec: TaskRecord, ev: TaskEvent) -> Folded:
     """An event older than the head: it adds to the history but sets no state."""
-    out = dataclasses.replace(rec)
+    out = rec.copy()
     _absorb(out, ev)
     return Folded(out)
 

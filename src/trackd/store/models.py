@@ -19,7 +19,7 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from trackd.store.types import JSONType, UTCDateTime
 
@@ -38,7 +38,7 @@ NAME = 255
 
 def new_id() -> uuid.UUID:
     """A time-ordered id (UUIDv7): rows inserted together sit together in the index."""
-    return uuid.UUID(bytes=uuid7().bytes)
+    return uuid7()
 
 
 def utcnow() -> datetime:
