@@ -72,7 +72,7 @@ def show(
         table.add_row(
             t.task_id,
             t.event_type,
-            t.state.value,
+            t.state,
             progress,
             str(t.attempt),
             _fmt(t.agent_id),

@@ -99,10 +99,7 @@ class TaskRecord:
 
     @property
     def duration_seconds(self) -> float | None:
-        """Seconds from the first start to the end; None while the task has not ended."""
-        if self.started_at is None or self.completed_at is None:
-            return None
-        return max(0.0, (self.completed_at - self.started_at).total_seconds())
+        return duration_between(self.started_at, self.completed_at)
 
     def copy(self) -> TaskRecord:
         out = object.__new__(TaskRecord)
@@ -111,6 +108,13 @@ class TaskRecord:
 
     def allowed_attempts(self) -> int:
         return self.max_attempts or DEFAULT_MAX_ATTEMPTS
+
+
+def duration_between(started: datetime | None, completed: datetime | None) -> float | None:
+    """Seconds from a task's first start to its end; None while it has not ended."""
+    if started is None or completed is None:
+        return None
+    return max(0.0, (completed - started).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ from trackd.domain.plans import PlanRecord, plan_started_at
 from trackd.domain.tasks import TaskRecord
 from trackd.domain.timeline import TimelineNode, build_tree
 from trackd.errors import NotFoundError
-from trackd.store.models import AnomalyRow, StateTransition, TimelineEvent
+from trackd.store.models import AnomalyRow, StateTransition
 from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
+from trackd.store.repos.tasks import TaskSummary
+from trackd.store.repos.timeline import TimelineEntry
 
 MAX_TASKS = 5000
 MAX_TIMELINE = 10_000
@@ -63,7 +65,7 @@ async def plan_status(session: AsyncSession, tenant_id: str, plan_id: str) -> Pl
 @dataclass(frozen=True, slots=True)
 class PlanTasksView:
     plan_id: str
-    tasks: list[TaskRecord]
+    tasks: list[TaskSummary]
     as_of: datetime | None
 
 
@@ -76,7 +78,7 @@ async def plan_tasks(
     offset: int = 0,
 ) -> PlanTasksView:
     plan = await _plan(session, tenant_id, plan_id)
-    found = await tasks.list_for_plan(session, tenant_id, plan_id, limit=limit, offset=offset)
+    found = await tasks.summaries_for_plan(session, tenant_id, plan_id, limit=limit, offset=offset)
     return PlanTasksView(
         plan_id, found, _newest(plan.last_event_at, *(t.last_event_at for t in found))
     )
@@ -86,7 +88,7 @@ async def plan_tasks(
 class TimelineView:
     plan_id: str
     trace_id: str | None
-    events: list[TimelineEvent]
+    events: list[TimelineEntry]
     tree: list[TimelineNode]
     as_of: datetime | None
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.states import TaskState
-from trackd.domain.tasks import TaskRecord, Transition
+from trackd.domain.tasks import TaskRecord, Transition, duration_between
 from trackd.store.models import StateTransition, TaskExecution, new_id, table_of, utcnow
 from trackd.store.upsert import rows_by_keys, upsert
 
@@ -120,6 +122,42 @@ async def list_for_plan(
         .offset(offset)
     )
     return [_to_record(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """The columns a list of tasks shows; lighter to read than whole records."""
+
+    task_id: str
+    event_type: str
+    state: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    progress: float | None
+    attempt: int
+    agent_id: str | None
+    last_event_at: datetime
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return duration_between(self.started_at, self.completed_at)
+
+
+_SUMMARY = [_T.c[f.name] for f in fields(TaskSummary)]
+
+
+async def summaries_for_plan(
+    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int, offset: int = 0
+) -> list[TaskSummary]:
+    """A plan's tasks in the order they were first seen."""
+    rows = await session.execute(
+        select(*_SUMMARY)
+        .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        .order_by(_T.c.first_seen_at, _T.c.task_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [TaskSummary(*r) for r in rows]
 
 
 async def plan_counts(session: AsyncSession, tenant_id: str, plan_id: str) -> dict[str, Any]:

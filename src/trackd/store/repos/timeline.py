@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -47,17 +49,35 @@ async def assign_plan(session: AsyncSession, tenant_id: str, plan_of: dict[str, 
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """What a timeline shows of an event (not its payload)."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    parent_event_id: str | None
+    topic: str | None
+    source: str
+    task_id: str | None
+    trace_id: str | None
+    plan_id: str | None
+
+
+_ENTRY = [_T.c[f.name] for f in fields(TimelineEntry)]
+
+
 async def for_plan(
     session: AsyncSession, tenant_id: str, plan_id: str, trace_id: str | None, *, limit: int
-) -> list[TimelineEvent]:
+) -> list[TimelineEntry]:
     """The plan's events and, when the plan has a trace, every event of that trace."""
     match = _T.c.plan_id == plan_id
     if trace_id:
         match = or_(match, _T.c.trace_id == trace_id)
-    rows = await session.scalars(
-        select(TimelineEvent)
+    rows = await session.execute(
+        select(*_ENTRY)
         .where(_T.c.tenant_id == tenant_id, match)
         .order_by(_T.c.occurred_at, _T.c.event_id)
         .limit(limit)
     )
-    return list(rows)
+    return [TimelineEntry(*r) for r in rows]
