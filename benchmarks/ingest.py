@@ -7,6 +7,8 @@ import asyncio
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,33 +161,34 @@ def _count(rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> int:
     return sum(len(v) for _, v in rows.values())
 
 
-async def postgres_case(admin_url: str, tasks: int) -> IngestResult:
+@asynccontextmanager
+async def scratch_database(admin_url: str, label: str) -> AsyncIterator[str]:
+    """A new, migrated PostgreSQL database for one measurement, dropped afterwards."""
     import asyncpg
 
     base = make_url(admin_url)
-    plain = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    stamp = int(time.time())
-    names = (f"bench_ingest_{stamp}", f"bench_raw_{stamp}")
-    admin = await asyncpg.connect(plain)
+    name = f"bench_{label}_{int(time.time() * 1000)}"
+    admin = await asyncpg.connect(base.set(drivername="postgresql").render_as_string(False))
     try:
-        for name in names:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        url = base.set(database=names[0]).render_as_string(hide_password=False)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = base.set(drivername="postgresql+asyncpg", database=name)
+        await upgrade(url.render_as_string(hide_password=False))
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def postgres_case(admin_url: str, tasks: int) -> IngestResult:
+    async with (
+        scratch_database(admin_url, "ingest") as url,
+        scratch_database(admin_url, "raw") as raw_url,
+    ):
         seconds, events = await run_ingest(url, tasks)
         rows = await fetch_rows(url)
-        raw_url = base.set(database=names[1]).render_as_string(hide_password=False)
-        await upgrade(raw_url)
-        raw = await raw_postgres(
-            base.set(drivername="postgresql", database=names[1]).render_as_string(
-                hide_password=False
-            ),
-            _pg_values(rows),
-        )
+        plain = make_url(raw_url).set(drivername="postgresql").render_as_string(False)
+        raw = await raw_postgres(plain, _pg_values(rows))
         return IngestResult("memory+postgresql", events, seconds, _count(rows), raw)
-    finally:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _pg_values(

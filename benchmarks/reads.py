@@ -1,0 +1,146 @@
+"""Read latency on a large store: 1,000,000 tasks in 1,000 plans of 1,000, plus one plan whose
+trace holds 1,000 events. Requests go through the whole API in-process (routing, auth,
+queries, serialisation), without a network hop."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import text
+
+from trackd.api.app import create_app
+from trackd.domain.access import Role
+from trackd.ingest import intake
+from trackd.runtime import Runtime
+from trackd.settings import Settings
+from trackd.store.repos import tokens
+from trackd.testing import EventFactory
+
+TENANT = "bench"
+PLANS = 1000
+TASKS_PER_PLAN = 1000
+
+# Rows made by the database itself: generating a million rows in Python would take minutes.
+_SQLITE_FILL = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :total - 1)
+INSERT INTO task_executions (id, tenant_id, task_id, plan_id, event_type, state, progress,
+    data, attempt, head_key, message_key, started_at, completed_at, first_seen_at,
+    last_event_at, trace_id, agent_id, requester, created_at, updated_at)
+SELECT lower(hex(randomblob(16))), :tenant, 'task-' || i, 'plan-' || (i / :per_plan),
+    'work.requested', CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'completed' END, 1.0, '{}', 1,
+    '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
+    :t0, :t1
+FROM n
+"""
+_PG_FILL = """
+INSERT INTO task_executions (id, tenant_id, task_id, plan_id, event_type, state, progress,
+    data, attempt, head_key, message_key, started_at, completed_at, first_seen_at,
+    last_event_at, trace_id, agent_id, requester, created_at, updated_at)
+SELECT gen_random_uuid(), :tenant, 'task-' || i, 'plan-' || (i / :per_plan),
+    'work.requested', CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'completed' END, 1.0, '{}', 1,
+    '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
+    :t0, :t1
+FROM generate_series(0, :total - 1) AS i
+"""
+_PLANS_SQLITE = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :plans - 1)
+INSERT INTO plans (id, tenant_id, plan_id, status, first_seen_at, last_event_at, state_key,
+    status_key, trace_id)
+SELECT lower(hex(randomblob(16))), :tenant, 'plan-' || i, 'running', :t0, :t1, '', '',
+    'trace-' || i FROM n
+"""
+_PLANS_PG = """
+INSERT INTO plans (id, tenant_id, plan_id, status, first_seen_at, last_event_at, state_key,
+    status_key, trace_id)
+SELECT gen_random_uuid(), :tenant, 'plan-' || i, 'running', :t0, :t1, '', '', 'trace-' || i
+FROM generate_series(0, :plans - 1) AS i
+"""
+
+
+@dataclass
+class Latency:
+    backend: str
+    route: str
+    p50_ms: float
+    p95_ms: float
+    requests: int
+
+
+def _when(dialect: str, moment: datetime) -> object:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else moment
+
+
+async def fill(runtime: Runtime) -> None:
+    dialect = runtime.engine.dialect.name
+    t1 = datetime.now(UTC)
+    t0 = t1 - timedelta(minutes=5)
+    params = {
+        "tenant": TENANT,
+        "per_plan": TASKS_PER_PLAN,
+        "total": PLANS * TASKS_PER_PLAN,
+        "plans": PLANS,
+        "t0": _when(dialect, t0),
+        "t1": _when(dialect, t1),
+    }
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(_SQLITE_FILL if dialect == "sqlite" else _PG_FILL), params)
+        await conn.execute(text(_PLANS_SQLITE if dialect == "sqlite" else _PLANS_PG), params)
+        if dialect == "postgresql":
+            await conn.execute(text("ANALYZE"))
+    # One plan whose trace has 1,000 events, written the normal way.
+    f = EventFactory(tenant_id=TENANT, trace_id="trace-big", now=t0)
+    events = []
+    for n in range(250):
+        task = f"timeline-task-{n}"
+        request = f.request(task, "work.requested", plan_id="plan-trace")
+        events += [
+            request,
+            f.state_changed(task, "pending", "running", parent=request),
+            f.progress(task, "running", 0.5, parent=request),
+            f.result(task, "work.completed", parent=request),
+        ]
+        f.advance(0.1)
+    checked, refused = intake.check(events, TENANT)
+    assert not refused, refused
+    await intake.publish(runtime.bus, checked)
+
+
+async def measure(database_url: str, backend: str, requests: int = 100) -> list[Latency]:
+    runtime = Runtime.build(Settings(database_url=database_url))
+    await runtime.start()
+    try:
+        started = time.perf_counter()
+        await fill(runtime)
+        print(f"  {backend}: store filled in {time.perf_counter() - started:.0f} s")
+        async with runtime.sessions() as s, s.begin():
+            token = await tokens.create(s, TENANT, user_id=None, role=Role.READER)
+        app = create_app(runtime, manage=False)
+        headers = {"Authorization": f"Bearer {token}"}
+        routes = {
+            "plan status (1,000 tasks)": "/v1/tracker/plans/plan-500",
+            "plan tasks (1,000)": "/v1/tracker/plans/plan-500/tasks?limit=1000",
+            "timeline (1,000 events)": "/v1/tracker/plans/plan-trace/timeline",
+        }
+        out = []
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for name, path in routes.items():
+                times = []
+                for i in range(requests + 5):
+                    t = time.perf_counter()
+                    response = await client.get(path, headers=headers)
+                    elapsed = (time.perf_counter() - t) * 1000
+                    response.raise_for_status()
+                    if i >= 5:  # warm-up
+                        times.append(elapsed)
+                quantiles = statistics.quantiles(times, n=100)
+                out.append(
+                    Latency(backend, name, statistics.median(times), quantiles[94], requests)
+                )
+        return out
+    finally:
+        await runtime.stop()
