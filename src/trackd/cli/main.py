@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackd.cli import demo, plans, tokens
+from trackd.cli import demo, plans, replay, tokens
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(tokens.app, name="token")
 app.add_typer(plans.app, name="plans")
 app.command("demo")(demo.demo)
+app.command("replay")(replay.replay)
 
 
 class ServeRole(StrEnum):
