@@ -11,9 +11,8 @@ What is identical and what is not, and why:
   tenants: the fold makes records depend on the set of events, not on their order (DESIGN §4).
   The anomaly tasks' events are delivered in order even in `shuffled`: which event of a
   conflicting pair is refused depends on which was applied first (see trackd.ingest.replay).
-- Every event of the workload names its plan. A worker event that does not, of a task in a
-  plan, is replayed as if it did (the timeline stores the task's plan on it), which can move the
-  plan's first_seen_at / last_event_at: pinned by the xfail test at the end.
+- A worker event that does not name its plan is replayed without one too (the test at the end):
+  the timeline keeps the plan the producer named apart from the plan the task is in.
 - Empty metric buckets (every count zero after a retry took a failure back) are left out: live
   ingest creates one whenever the failure and the retry were committed in different batches,
   replay only when they fall in different pages.
@@ -349,12 +348,6 @@ async def test_replay_of_an_empty_store(sessions: Sessions) -> None:
         assert await s.scalar(select(func.count()).select_from(TaskExecution)) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the timeline keeps the plan a task event ended up in, not whether the event named "
-    "it; replay names it, so the plan's last_event_at takes the event into account",
-)
 async def test_replay_of_worker_events_that_do_not_name_their_plan(sessions: Sessions) -> None:
     f = EventFactory(source="planner", tenant_id=ORDERED, now=T0)
     events = [

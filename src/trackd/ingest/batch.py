@@ -141,6 +141,9 @@ def _timeline_row(item: _Accepted, task: TaskRecord | None) -> dict[str, Any]:
             ("sequence", env.sequence),
             ("attempt", env.attempt),
             ("specversion", env.specversion),
+            # The plan the producer named, as opposed to the row's plan_id (the plan the task
+            # turned out to be in): replay must send the event as it came.
+            ("plan_id", env.plan_id),
         )
         if v is not None
     }

@@ -29,10 +29,8 @@ fold and from what the timeline stores, not from replay itself):
   fold keeps the first or last value it *applied* (a task's `agent_id`, `trace_id` and `plan_id`,
   a plan's `trace_id`): when one task's events disagree on those and arrived out of order, live
   kept the arrival order's choice and replay keeps time order's.
-- The timeline stores the plan a task event ended up in, not whether the event named the plan
-  itself. A task event that did not name its plan is replayed as if it had, so the plan's
-  `first_seen_at` / `last_event_at` (and `trace_id`, when the plan had none) can take that event
-  into account where live ingest did not.
+- The plan an event named itself is kept in its attributes (`plan_id`), apart from the row's
+  `plan_id` (the plan its task turned out to be in), so an event is replayed as it was sent.
 - Transitions and anomalies record the order events were *applied* in. Replay applies them in
   time order; live ingest applied them in arrival order (time order within a batch). Where events
   arrived late across batches the history can differ: e.g. live saw `completed` before the
@@ -87,7 +85,16 @@ DERIVED_TABLES: tuple[str, ...] = tuple(m.__tablename__ for m in _DERIVED)
 """The tables replay empties and writes again."""
 
 # Envelope fields the timeline keeps in `attributes` rather than in columns.
-_ATTRIBUTES = ("subject", "session_id", "goal_id", "user_id", "sequence", "attempt", "specversion")
+_ATTRIBUTES = (
+    "subject",
+    "session_id",
+    "goal_id",
+    "user_id",
+    "sequence",
+    "attempt",
+    "specversion",
+    "plan_id",
+)
 
 _T = table_of(TimelineEvent)
 _COLUMNS = (
@@ -143,7 +150,6 @@ def envelope_of(tenant_id: str, row: _Row | TimelineEvent) -> dict[str, Any]:
         correlation_id=row.correlation_id,
         trace_id=row.trace_id,
         parent_event_id=row.parent_event_id,
-        plan_id=row.plan_id,
         tenant_id=tenant_id,
     )
     return {k: v for k, v in fields.items() if v is not None}
