@@ -117,6 +117,10 @@ class TimelineEvent(_Row, Base):
         Index(None, "tenant_id", "trace_id", "occurred_at"),
         Index(None, "tenant_id", "plan_id", "occurred_at"),
         Index(None, "tenant_id", "correlation_id"),
+        # A task's own events (late plan ids are written back through it).
+        Index(None, "tenant_id", "task_id"),
+        # Replay pages through a tenant's events in time order.
+        Index(None, "tenant_id", "occurred_at", "event_id"),
     )
 
     event_id: Mapped[str] = mapped_column(String(ID))
