@@ -1,0 +1,95 @@
+"""The bounded buffer between producers (any thread) and the one publisher that drains it."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from trackd.sdk.wire import Pending
+
+
+class EventBuffer:
+    """A FIFO that holds at most `capacity` events and counts what became of them.
+
+    `accepted` counts every event put in; `settled` every event the publisher is done with
+    (delivered, rejected or given up on). A flush waits for `settled` to reach the `accepted`
+    it saw, so it covers events that are in flight as well as those still queued.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("max_buffer must be at least 1")
+        self.capacity = capacity
+        self.accepted = 0
+        self.settled = 0
+        self._items: deque[Pending] = deque()
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, items: tuple[Pending, ...]) -> int:
+        """Add all of `items` if there is room for all; the new length, or 0 if there is not.
+
+        All or none, so a task's pending and running events are taken or refused together.
+        """
+        with self._lock:
+            queue = self._items
+            if len(queue) + len(items) > self.capacity:
+                return 0
+            queue.extend(items)
+            self.accepted += len(items)
+            return len(queue)
+
+    def put(self, items: tuple[Pending, ...], timeout: float) -> int:
+        """Add `items`, waiting up to `timeout` seconds for room; 0 if none came."""
+        if len(items) > self.capacity:
+            return 0
+        with self._space:
+            room = self.capacity - len(items)
+            if not self._space.wait_for(lambda: len(self._items) <= room, timeout):
+                return 0
+            self._items.extend(items)
+            self.accepted += len(items)
+            return len(self._items)
+
+    def take(self, limit: int) -> list[Pending]:
+        """Up to `limit` events from the front; they stay counted until `settle`d."""
+        with self._lock:
+            items = self._items
+            n = min(limit, len(items))
+            batch = [items.popleft() for _ in range(n)]
+            if n:
+                self._space.notify_all()
+            return batch
+
+    def requeue(self, items: list[Pending]) -> None:
+        """Put taken events back at the front, in order (their publisher was cancelled).
+
+        They may overfill the buffer for a moment; they were counted in already.
+        """
+        with self._lock:
+            self._items.extendleft(reversed(items))
+
+    def clear(self) -> int:
+        """Remove every queued event and settle it (they are given up on); how many there were."""
+        with self._lock:
+            n = len(self._items)
+            self._items.clear()
+            self.settled += n
+            self._space.notify_all()
+            self._progress.notify_all()
+            return n
+
+    def settle(self, count: int) -> None:
+        """The publisher is done with `count` events taken earlier."""
+        with self._lock:
+            self.settled += count
+            self._progress.notify_all()
+
+    def wait_settled(self, target: int, timeout: float | None) -> bool:
+        """Block until `settled` reaches `target`; False if `timeout` ran out first."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.settled >= target, timeout)

@@ -1,0 +1,225 @@
+"""The SDK against a real trackd app: in-process (ASGI) from async code, and a served app on
+a free port from sync code and from a process that exits without closing its tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from trackd.api.app import create_app
+from trackd.domain.access import Role
+from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.runtime import Runtime
+from trackd.sdk import Tracker, TrackerDeliveryFailed, current_task, tracked
+from trackd.settings import Settings
+from trackd.store.engine import create_engine, session_factory
+from trackd.store.repos import tokens
+
+TENANT = "acme"
+
+
+async def service_token(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as s, s.begin():
+            return await tokens.create(s, TENANT, user_id=None, role=Role.SERVICE)
+    finally:
+        await engine.dispose()
+
+
+def quick_ingest(runtime: Runtime) -> None:
+    # The same consumer, waiting less for events that never come, so that stopping is quick.
+    runtime.ingest = IngestConsumer(
+        runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05, default_tenant=TENANT)
+    )
+
+
+def tree_of(timeline: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
+    """event id -> (depth, ids of its children), from a timeline response's tree."""
+    out: dict[str, tuple[int, list[str]]] = {}
+
+    def visit(node: dict[str, Any], depth: int) -> None:
+        out[node["event_id"]] = (depth, [c["event_id"] for c in node["children"]])
+        for child in node["children"]:
+            visit(child, depth + 1)
+
+    for root in timeline["tree"]:
+        visit(root, 0)
+    return out
+
+
+# -- in-process, async ------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncBaseTransport, str]]:
+    runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
+    quick_ingest(runtime)
+    await runtime.start(migrate=False)  # the fixture's database is migrated already
+    try:
+        token = await service_token(database_url)
+        yield httpx.ASGITransport(app=create_app(runtime, manage=False)), token
+    finally:
+        await runtime.stop()
+
+
+async def test_async_code_tracks_into_a_trackd_server(
+    app_client: tuple[httpx.AsyncBaseTransport, str],
+) -> None:
+    transport, token = app_client
+    # The tenant comes from the token; what the tracker claims is overwritten.
+    async with Tracker(
+        "http://trackd.test", token=token, transport=transport, tenant_id="someone-else"
+    ) as tracker:
+
+        @tracked(tracker=tracker, name="web.search")
+        async def search(query: str) -> tuple[str, str]:
+            task = current_task()
+            assert task is not None
+            task.progress(0.5, f"searching {query}")
+            return task.task_id, task.event_id
+
+        async with tracker.track("research.goal", plan_id="plan-http") as goal:
+            children = await asyncio.gather(search("moths"), search("bats"))
+        await tracker.aflush()
+        assert tracker.stats.rejected == tracker.stats.dropped == 0
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+        timeline = (
+            await client.get("/v1/tracker/plans/plan-http/timeline", headers=headers)
+        ).json()
+        records = [
+            (await client.get(f"/v1/tracker/tasks/{task_id}", headers=headers)).json()
+            for task_id in (goal.task_id, *(child for child, _ in children))
+        ]
+    assert len(timeline["events"]) == 3 + 2 * 4
+    tree = tree_of(timeline)
+    assert [n["event_id"] for n in timeline["tree"]] == [goal.event_id]
+    assert len(tree) == 11
+    goal_depth, goal_children = tree[goal.event_id]
+    assert goal_depth == 0
+    for task_id, start in children:
+        depth, below = tree[start]
+        assert depth == 1 and start in goal_children
+        # the child's running, progress and completed events, under its first event
+        assert len(below) == 3
+        assert {e["task_id"] for e in timeline["events"] if e["event_id"] in below} == {task_id}
+    for record in records:
+        assert record["task"]["state"] == "completed"
+        assert record["task"]["duration_seconds"] is not None
+        assert [t["to_state"] for t in record["transitions"]] == ["pending", "running", "completed"]
+
+
+async def test_a_bad_token_is_reported_by_aflush(
+    app_client: tuple[httpx.AsyncBaseTransport, str],
+) -> None:
+    transport, _ = app_client
+    async with Tracker("http://trackd.test", token="trk_wrong", transport=transport) as tracker:
+        async with tracker.track("job"):
+            pass
+        with pytest.raises(TrackerDeliveryFailed, match="401"):
+            await tracker.aflush()
+    assert tracker.stats.dropped == 3
+
+
+# -- served on a port, sync ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(_sqlite_database: str) -> Iterator[tuple[str, str]]:
+    """trackd serving on a free port from a thread of its own: (base URL, service token)."""
+    token = asyncio.run(service_token(_sqlite_database))
+    runtime = Runtime.build(Settings(database_url=_sqlite_database, publish_timeout_s=15))
+    quick_ingest(runtime)
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="trackd-test-server")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def read(base_url: str, token: str, path: str) -> Any:
+    response = httpx.get(base_url + path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_sync_code_tracks_into_a_served_trackd(served: tuple[str, str]) -> None:
+    base_url, token = served
+
+    with Tracker(base_url, token=token, batch_size=50, source="batch-job") as tracker:
+
+        @tracked(tracker=tracker)
+        def step(n: int) -> None:
+            task = current_task()
+            assert task is not None
+            task.progress(n / 10)
+
+        with tracker.track("nightly", plan_id="plan-sync") as root:
+            for n in range(10):
+                step(n)
+        tracker.flush()
+
+    timeline = read(base_url, token, "/v1/tracker/plans/plan-sync/timeline")
+    assert len(timeline["events"]) == 3 + 10 * 4
+    assert [n["event_id"] for n in timeline["tree"]] == [root.event_id]
+    tree = tree_of(timeline)
+    assert len(tree) == 43
+    depth, children = tree[root.event_id]
+    assert depth == 0 and len(children) == 2 + 10  # its running and completed, ten steps
+    tasks = read(base_url, token, "/v1/tracker/plans/plan-sync/tasks")["tasks"]
+    assert len(tasks) == 11
+    assert {t["state"] for t in tasks} == {"completed"}
+
+
+def test_a_process_that_exits_without_closing_loses_nothing(served: tuple[str, str]) -> None:
+    base_url, token = served
+    script = textwrap.dedent(
+        f"""
+        from trackd.sdk import Tracker, configure, tracked
+
+        from trackd.sdk import track
+
+        configure(Tracker({base_url!r}, token={token!r}, flush_interval=60))
+
+        @tracked(name="exit.job")
+        def job(n):
+            return n
+
+        with track("exit.batch", plan_id="plan-exit"):
+            for n in range(20):
+                job(n)
+        # no flush, no close: the interpreter's exit sends what is buffered
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    tasks = read(base_url, token, "/v1/tracker/plans/plan-exit/tasks")["tasks"]
+    assert len(tasks) == 21
+    assert {t["state"] for t in tasks} == {"completed"}
