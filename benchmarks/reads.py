@@ -28,21 +28,21 @@ TASKS_PER_PLAN = 1000
 _SQLITE_FILL = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :total - 1)
 INSERT INTO task_executions (id, tenant_id, task_id, plan_id, event_type, state, progress,
-    data, attempt, head_key, message_key, started_at, completed_at, first_seen_at,
+    data, attempt, head_key, message_key, parent_key, started_at, completed_at, first_seen_at,
     last_event_at, trace_id, agent_id, requester, created_at, updated_at)
 SELECT lower(hex(randomblob(16))), :tenant, 'task-' || i, 'plan-' || (i / :per_plan),
     'work.requested', CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'completed' END, 1.0, '{}', 1,
-    '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
+    '', '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
     :t0, :t1
 FROM n
 """
 _PG_FILL = """
 INSERT INTO task_executions (id, tenant_id, task_id, plan_id, event_type, state, progress,
-    data, attempt, head_key, message_key, started_at, completed_at, first_seen_at,
+    data, attempt, head_key, message_key, parent_key, started_at, completed_at, first_seen_at,
     last_event_at, trace_id, agent_id, requester, created_at, updated_at)
 SELECT gen_random_uuid(), :tenant, 'task-' || i, 'plan-' || (i / :per_plan),
     'work.requested', CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'completed' END, 1.0, '{}', 1,
-    '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
+    '', '', '', :t0, :t1, :t0, :t1, 'trace-' || (i / :per_plan), 'agent-' || (i % 20), 'planner',
     :t0, :t1
 FROM generate_series(0, :total - 1) AS i
 """

@@ -110,10 +110,9 @@ async def test_nested_tracked_calls_make_the_plan_timeline_a_tree(
         assert record.duration_seconds is not None
         assert record.attempt == 1
         assert record.trace_id == goal.trace_id
-        # The fold keeps the first parent an event names. A top-level task's own first event
-        # names none, and its later events hang under that first event, so the record of a
-        # top-level task names its own first event; a subtask's names its parent's.
-        assert record.parent_event_id == goal.event_id
+        # A task's parent is the one its earliest event names (its later events hang under
+        # that first event): none for the top-level task, the goal's first event for subtasks.
+        assert record.parent_event_id == (None if name == "goal" else goal.event_id), name
         assert record.event_type == {
             "goal": "research.goal",
             "analyze": "analyze.text",

@@ -82,6 +82,7 @@ class TaskRecord:
     progress: float | None = None
     message: str | None = None
     message_key: str = ""
+    parent_key: str = "\uffff"  # key of the event that named the parent; "" for a request
     started_at: datetime | None = None
     completed_at: datetime | None = None
     trace_id: str | None = None
@@ -292,10 +293,16 @@ def _absorb(rec: TaskRecord, ev: TaskEvent) -> None:
         rec.requester = ev.source
         rec.data = ev.data or {}
         rec.trace_id = ev.trace_id or rec.trace_id
-        rec.parent_event_id = ev.parent_event_id or rec.parent_event_id
+        # The request says who asked for the task: its parent is the task's parent.
+        rec.parent_event_id = ev.parent_event_id
+        rec.parent_key = ""
     else:
         rec.trace_id = rec.trace_id or ev.trace_id
-        rec.parent_event_id = rec.parent_event_id or ev.parent_event_id
+        # Without a request, the task's parent is the one its earliest event names; later
+        # events of a task usually hang under the task's own first event.
+        if rec.parent_key and ev.key <= rec.parent_key:
+            rec.parent_event_id = ev.parent_event_id
+            rec.parent_key = ev.key
         if ev.attempt == rec.attempt:
             rec.agent_id = ev.source
     rec.plan_id = rec.plan_id or ev.plan_id

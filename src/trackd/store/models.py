@@ -82,6 +82,7 @@ class TaskExecution(_Row, Base):
     max_attempts: Mapped[int | None] = mapped_column(Integer)
     head_key: Mapped[str] = mapped_column(String(250))
     message_key: Mapped[str] = mapped_column(String(250), default="")
+    parent_key: Mapped[str] = mapped_column(String(250), default="")
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

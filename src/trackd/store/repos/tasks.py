@@ -29,6 +29,7 @@ _RECORD_FIELDS = (
     "progress",
     "message",
     "message_key",
+    "parent_key",
     "started_at",
     "completed_at",
     "trace_id",
