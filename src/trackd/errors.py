@@ -17,3 +17,7 @@ class NotFoundError(TrackdError):
 
 class ConflictError(TrackdError):
     """The request conflicts with what is stored."""
+
+
+class BusUnavailableError(TrackdError):
+    """The bus cannot be reached, or did not confirm a publish; retrying later is safe."""
