@@ -1,9 +1,10 @@
-"""The Bus contract, run against every backend: memory, and Redis Streams on a real server.
+"""The Bus contract, run against every backend: memory, and Redis Streams and NATS JetStream
+on real servers.
 
-Every test in `TestBusContract` runs once per backend (ids `[memory]`, `[redis]`). A backend
-is a `Backend`: a way to open another client on the same broker (as another process would),
-what it promises beyond the protocol, and its housekeeping. To add one (NATS, say): write a
-fixture `_nats_backend` returning a `Backend`, and add `pytest.param("nats")` to `BACKENDS`.
+Every test in `TestBusContract` runs once per backend (ids `[memory]`, `[redis]`, `[nats]`).
+A backend is a `Backend`: a way to open another client on the same broker (as another process
+would), what it promises beyond the protocol, and its housekeeping. To add one: write a
+fixture `_{name}_backend` returning a `Backend`, and add `pytest.param(name)` to `BACKENDS`.
 
 Publishing runs as a task, because the memory bus's `publish` returns only once its messages
 are acknowledged; every test awaits its publishes at the end, which also proves that.
@@ -23,12 +24,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import nats
+import nats.js.errors
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
 from trackd.bus.base import Bus, Message, Subscription
 from trackd.bus.memory import MemoryBus
+from trackd.bus.nats import NatsBus
 from trackd.bus.redis_consumer import RedisStreamsSubscription
 from trackd.bus.redis_layout import RedisStreamsOptions, partition_of, stream_name
 from trackd.bus.redis_streams import RedisStreamsBus
@@ -68,7 +72,7 @@ class Backend:
     settled: Callable[[Sequence[Subscription]], bool] = _always_settled
 
 
-BACKENDS = [pytest.param("memory"), pytest.param("redis")]
+BACKENDS = [pytest.param("memory"), pytest.param("redis"), pytest.param("nats")]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -153,6 +157,50 @@ def _redis_backend(redis_scope: RedisScope) -> Backend:
         housekeep=_trim,
         settled=_partitions_shared,
     )
+
+
+@dataclass
+class NatsScope:
+    """A subject prefix and JetStream stream of one test's own, and the buses opened on it.
+
+    JetStream, because the contract is at least once; NATS core (at most once, the agent
+    platform's own wire) is covered in test_bus_nats.py.
+    """
+
+    server: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    buses: list[NatsBus] = field(default_factory=list)
+
+    @property
+    def stream(self) -> str:
+        return f"TEST_{self.tag}"
+
+    def connect(self) -> NatsBus:
+        query = {"prefix": f"test-{self.tag}.events", "stream": self.stream, "create_stream": 1}
+        bus = NatsBus.from_url(f"{self.server}?{urlencode(query)}")
+        self.buses.append(bus)
+        return bus
+
+    async def aclose(self) -> None:
+        for bus in self.buses:
+            await bus.close()
+        admin = await nats.connect(self.server)
+        try:
+            await admin.jetstream().delete_stream(self.stream)
+        except nats.js.errors.NotFoundError:
+            pass  # no bus of this test ever connected
+        finally:
+            await admin.close()
+
+
+@pytest_asyncio.fixture
+async def _nats_backend(nats_url: str) -> AsyncIterator[Backend]:
+    scope = NatsScope(nats_url)
+    try:
+        # A group's members share one durable consumer, and with it a key's messages.
+        yield Backend("nats", scope.connect, exclusive_keys=False)
+    finally:
+        await scope.aclose()
 
 
 # -- helpers --------------------------------------------------------------------------------
