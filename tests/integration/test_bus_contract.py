@@ -603,6 +603,45 @@ class TestRedisStreams:
         await sub.close()
         await late.close()
 
+    async def test_a_keys_events_on_several_topics_come_in_publish_order(
+        self, redis_scope: RedisScope
+    ) -> None:
+        """One stream per topic, merged by id: a result never overtakes its progress."""
+        bus = redis_scope.connect()
+        topics = ["action-requests", TOPIC, "action-results"]
+        sub = await bus.subscribe(topics, GROUP, "c1")
+        keys = [f"task-{i}" for i in range(200)]
+        # A sparse topic and a dense one: three progress events per request and result.
+        plan = [("action-requests", 0), (TOPIC, 1), (TOPIC, 2), (TOPIC, 3), ("action-results", 4)]
+        for topic, step in plan:
+            await bus.publish(topic, [f"{k}:{step}".encode() for k in keys], keys)
+        got: list[Message] = []
+        async with asyncio.timeout(WITHIN):
+            while len(got) < len(keys) * len(plan):
+                batch = await sub.fetch(10, 0.05)  # small batches: many reads per stream
+                got.extend(batch)
+                await sub.ack(batch)
+        assert by_key(got) == {k: [0, 1, 2, 3, 4] for k in keys}
+        await sub.close()
+
+    async def test_entries_left_pending_for_another_consumer_are_swept_up(
+        self, redis_scope: RedisScope
+    ) -> None:
+        """A consumer whose lease lapsed mid-read may receive entries after the takeover;
+        the owner claims them in its periodic sweep."""
+        bus = redis_scope.connect(lease_ttl=1, trim_interval=0.2)
+        sub = await bus.subscribe([TOPIC], GROUP, "owner")
+        await bus.publish(TOPIC, [b"k:0", b"k:1"], ["k", "k"])
+        stream = stream_name(redis_scope.prefix, TOPIC, partition_of("k", 16))
+        stray = await bus.redis.xreadgroup(GROUP, "stale", {stream: ">"}, count=1)
+        assert len(stray[0][1]) == 1
+        got = await fetch_until(sub, 2, block=0.2)  # after the entry's idle time (one ttl)
+        assert bodies(got) == [b"k:1", b"k:0"]
+        await sub.ack(got)
+        info = await bus.redis.xpending(stream, GROUP)
+        assert info["pending"] == 0
+        await sub.close()
+
     async def test_a_server_that_lost_its_streams_is_set_up_again(
         self, redis_scope: RedisScope
     ) -> None:

@@ -6,6 +6,10 @@ first claims (XAUTOCLAIM) whatever the group still has pending there for other c
 which the lease proves are gone or gave the partition up, and delivers those entries before
 any new ones, so a key's events keep their order across a takeover.
 
+Order: a partition has one stream per topic; entries are handed out across them in id order
+(ids are arrival times), so a task's request, progress and result come in the order they
+were published, as far as the publisher's calls ordered them (see `_read_new`).
+
 Redelivery: entries fetched and not acknowledged stay in this consumer's pending list (PEL).
 After a nack, or a takeover, the affected streams are re-read from the PEL (XREADGROUP with
 an id instead of `>`) before new entries, skipping entries still in flight.
@@ -18,6 +22,7 @@ owner through its claim.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -49,6 +54,8 @@ _TRIM_AFTER_ACK_S = 1.0
 # come back (harmlessly, ingest is idempotent) if it never answers.
 _ACK_RETRY_S = 5.0
 _CLAIM_COUNT = 1000
+# A consumer with nothing pending, silent this many lease ttls, is removed from a group.
+_FORGET_CONSUMER_AFTER_TTLS = 360
 # How long closing waits for a renewal under way to finish.
 _STOP_RENEWER_S = 5.0
 
@@ -93,8 +100,12 @@ class RedisStreamsSubscription:
         self._cursors: dict[str, str] = {}
         # Delivered and handed out, neither acked nor nacked yet: (stream, entry id).
         self._inflight: set[tuple[str, str]] = set()
-        # Delivered by one read beyond what the caller asked for; handed out next.
-        self._buffer: deque[Message] = deque()
+        # Delivered, not handed out yet: `_ready` in the order to hand out; `_held`, sorted by
+        # id, newer than the horizon (see `_read_new`). `_cut` holds, per stream whose last
+        # read returned a full COUNT (so more may follow), the last id read.
+        self._ready: deque[Message] = deque()
+        self._held: list[tuple[tuple[int, int], str, Message]] = []
+        self._cut: dict[str, str] = {}
         self._to_claim: set[int] = set()
         self._groups_ready = False
         self._next_rebalance = 0.0
@@ -141,7 +152,7 @@ class RedisStreamsSubscription:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        self._buffer.clear()
+        self._forget_buffered()
         self._inflight.clear()
         try:
             async with asyncio.timeout(2.0):
@@ -156,8 +167,8 @@ class RedisStreamsSubscription:
     # -- fetch ----------------------------------------------------------------------------
 
     async def fetch(self, max_messages: int, block: float) -> list[Message]:
-        """Up to `max_messages` from owned partitions: buffered first, then pending ones to
-        redeliver, then new ones (waiting at most `block` seconds, capped at 2 s).
+        """Up to `max_messages` from owned partitions: ones already read first, then pending
+        ones to redeliver, then new ones (waiting at most `block` seconds, capped at 2 s).
 
         An unreachable Redis, or one that lost the group, gives an empty list after a short
         backoff; the next call tries again and re-creates what is missing.
@@ -188,19 +199,17 @@ class RedisStreamsSubscription:
 
     async def _fetch_once(self, max_messages: int, deadline: float) -> list[Message]:
         await self._maintain()
-        if self._buffer:
-            return self._hand_out([], max_messages)
-        got = await self._read_pending(max_messages)
-        if not got:
-            got = await self._read_new(max_messages, deadline - time.monotonic())
-        return self._hand_out(got, max_messages)
+        if not self._ready:
+            self._ready.extend(await self._read_pending(max_messages))
+        if not self._ready:
+            await self._read_new(max_messages, deadline - time.monotonic())
+        return self._hand_out(max_messages)
 
-    def _hand_out(self, got: list[Message], max_messages: int) -> list[Message]:
-        """The first `max_messages` whose lease is safe; the rest wait in the buffer."""
-        self._buffer.extend(got)
+    def _hand_out(self, max_messages: int) -> list[Message]:
+        """The first `max_messages` ready ones whose lease is safe; the rest stay ready."""
         out: list[Message] = []
-        while self._buffer and len(out) < max_messages:
-            msg = self._buffer.popleft()
+        while self._ready and len(out) < max_messages:
+            msg = self._ready.popleft()
             stream, entry_id, partition = self._locate(msg)
             if not self._leases.valid(partition, self._margin):
                 # Still pending here: the partition's next owner claims it.
@@ -254,6 +263,8 @@ class RedisStreamsSubscription:
                         unreadable.setdefault(stream, []).append(entry_id)
                     else:
                         out.append(msg)
+        # Across streams in id (arrival) order, as `_read_new` delivers.
+        out.sort(key=lambda m: (id_key(self._locate(m)[1]), m.topic))
         if unreadable:
             log.warning("acknowledging pending entries that were deleted: %s", unreadable)
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -262,17 +273,39 @@ class RedisStreamsSubscription:
                 await pipe.execute()
         return out
 
-    async def _read_new(self, max_messages: int, block: float) -> list[Message]:
-        streams = [s for p in self._leases.owned for s in self._streams(p)]
+    def _horizon(self) -> tuple[int, int] | None:
+        """The newest id known to have nothing older left unread (None: everything is)."""
+        return min((id_key(i) for i in self._cut.values()), default=None)
+
+    async def _read_new(self, max_messages: int, block: float) -> None:
+        """Read new entries of the owned streams, and make ready, oldest first, those that
+        nothing unread can precede.
+
+        A task's events sit in one stream per topic, read COUNT at a time each; a sparse
+        topic's COUNT spans more time than a dense one's, so handing a read out as it comes
+        would fold a task's result before its progress. Ids are arrival times, so entries
+        are handed out in id order up to the horizon: the smallest last id among streams
+        cut short by COUNT. Newer entries are held, and a stream with entries held beyond
+        the horizon is not read again until the horizon reaches them, so at most about one
+        COUNT per stream is held.
+        """
+        horizon = self._horizon()
+        streams = [
+            s
+            for p in self._leases.owned
+            for s in self._streams(p)
+            if s not in self._cut or horizon is None or id_key(self._cut[s]) <= horizon
+        ]
         if not streams:
             # Nothing owned yet: wait for the next rebalance rather than spin.
             until_rebalance = self._next_rebalance - time.monotonic()
             await asyncio.sleep(max(0.0, min(block, until_rebalance)))
-            return []
+            return
         # COUNT applies per stream: ask each for a share, so one read returns at most about
-        # twice what was asked for, and the buffer stays small.
+        # twice what was asked for.
         count = max(1, min(max_messages, math.ceil(2 * max_messages / len(streams))))
-        block_ms = int(block * 1000)
+        # Only wait for new entries when none are held: held ones are ready by the next read.
+        block_ms = int(block * 1000) if not self._held else 0
         positions: dict[Any, Any] = dict.fromkeys(streams, ">")
         reply: Any = await self._redis.xreadgroup(
             self._group,
@@ -281,14 +314,44 @@ class RedisStreamsSubscription:
             count=count,
             block=block_ms if block_ms > 0 else None,
         )
-        out: list[Message] = []
-        for raw_stream, entries in reply or []:
-            stream = _text(raw_stream)
+        returned: dict[str, list[Any]] = {_text(s): entries for s, entries in reply or []}
+        for stream in streams:
+            entries = returned.get(stream, [])
+            if len(entries) < count:
+                self._cut.pop(stream, None)  # caught up: nothing older can follow
+                continue
+            self._cut[stream] = _text(entries[-1][0])
+        for stream, entries in returned.items():
             for raw_id, fields in entries:
-                msg = self._message(stream, _text(raw_id), fields)
+                entry_id = _text(raw_id)
+                msg = self._message(stream, entry_id, fields)
                 if msg is not None:
-                    out.append(msg)
-        return out
+                    self._held.append((id_key(entry_id), stream, msg))
+        self._held.sort(key=lambda held: held[:2])
+        horizon = self._horizon()
+        ready = (
+            len(self._held)
+            if horizon is None
+            else bisect.bisect_right(self._held, horizon, key=lambda held: held[0])
+        )
+        self._ready.extend(msg for _, _, msg in self._held[:ready])
+        del self._held[:ready]
+
+    def _forget_buffered(self, streams: set[str] | None = None) -> list[Message]:
+        """Drop messages delivered but not handed out (of `streams`, or all); returns them."""
+        if streams is None:
+            dropped = [*self._ready, *(m for _, _, m in self._held)]
+            self._ready.clear()
+            self._held.clear()
+            self._cut.clear()
+            return dropped
+        dropped = [m for m in self._ready if self._locate(m)[0] in streams]
+        dropped += [m for _, s, m in self._held if s in streams]
+        self._ready = deque(m for m in self._ready if self._locate(m)[0] not in streams)
+        self._held = [h for h in self._held if h[1] not in streams]
+        for stream in streams & self._cut.keys():
+            del self._cut[stream]
+        return dropped
 
     # -- ack / nack -----------------------------------------------------------------------
 
@@ -337,8 +400,7 @@ class RedisStreamsSubscription:
     async def nack(self, messages: Sequence[Message]) -> None:
         """Deliver the messages again on the next fetch (and, to keep each key's order, the
         buffered ones that followed them)."""
-        by_stream = self._by_stream([*messages, *self._buffer])
-        self._buffer.clear()
+        by_stream = self._by_stream([*messages, *self._forget_buffered()])
         for stream, ids in by_stream.items():
             self._inflight.difference_update((stream, i) for i in ids)
         self._redeliver(by_stream)
@@ -376,6 +438,7 @@ class RedisStreamsSubscription:
                 await self._rebalance()
             self._next_rebalance = now + self._opts.rebalance_interval
         if now >= self._next_trim:
+            await self._sweep()
             await self.trim()
             self._next_trim = now + self._opts.trim_interval
 
@@ -452,13 +515,43 @@ class RedisStreamsSubscription:
                     break
             self._cursors[stream] = "0-0"
 
+    async def _sweep(self) -> None:
+        """Claim what other consumers hold pending in owned partitions; forget old consumers.
+
+        Normally empty: a takeover claims everything. But a consumer whose lease lapsed
+        mid-read (stalled, or cut off from Redis) may have had entries delivered after the
+        takeover; they would wait in its PEL for the next takeover without this. Consumers
+        that hold nothing and have not read for a long time (earlier processes: names are
+        hostname-pid) are removed from the group so its bookkeeping does not grow forever.
+        """
+        idle_ms = int(self._opts.lease_ttl * 1000)
+        for partition in self._leases.owned:
+            for stream in self._streams(partition):
+                start, claimed = "0-0", False
+                while True:
+                    reply = await self._redis.xautoclaim(
+                        stream, self._group, self._consumer, idle_ms, start, count=_CLAIM_COUNT
+                    )
+                    claimed = claimed or bool(reply[1])
+                    start = _text(reply[0])
+                    if start == "0-0":
+                        break
+                if claimed:
+                    self._cursors[stream] = "0-0"
+                for info in await self._redis.xinfo_consumers(stream, self._group):
+                    name = _text(info["name"])
+                    if name != self._consumer and not info["pending"]:
+                        if int(info["idle"]) > _FORGET_CONSUMER_AFTER_TTLS * idle_ms:
+                            await self._redis.xgroup_delconsumer(stream, self._group, name)
+
     def _drop(self, partitions: Iterable[int]) -> None:
         """Forget buffered messages and redelivery plans of partitions no longer owned."""
         gone = set(partitions)
         if not gone:
             return
-        self._buffer = deque(m for m in self._buffer if self._locate(m)[2] not in gone)
-        for stream in [s for s in self._cursors if self._where[s][1] in gone]:
+        streams = {s for p in gone for s in self._streams(p)}
+        self._forget_buffered(streams)
+        for stream in streams & self._cursors.keys():
             del self._cursors[stream]
 
     async def _renew_forever(self) -> None:
