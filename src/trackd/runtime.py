@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +18,11 @@ from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
+
+
+def default_consumer_name() -> str:
+    """hostname-pid: two processes sharing a consumer name would share its partitions."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass
@@ -30,7 +37,11 @@ class Runtime:
     _tasks: list[asyncio.Task[object]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, *, ingest: bool = True) -> Runtime:
+    def build(
+        cls, settings: Settings, *, ingest: bool = True, consumer: str | None = None
+    ) -> Runtime:
+        """Everything a process needs; `consumer` names its ingest consumer in the group
+        (default: hostname-pid, unique per process as a shared bus requires)."""
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         bus = from_url(settings.bus_url)
@@ -43,6 +54,7 @@ class Runtime:
                     default_tenant=settings.default_tenant,
                     batch_size=settings.ingest_batch_size,
                     max_wait=settings.ingest_max_wait_ms / 1000,
+                    consumer=consumer or default_consumer_name(),
                 ),
             )
         return runtime

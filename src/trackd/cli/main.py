@@ -1,4 +1,4 @@
-"""`trackd`: serve, migrate, tokens, plans, demo."""
+"""`trackd`: serve, ingest, migrate, tokens, plans, demo, replay."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackd.cli import demo, plans, replay, tokens
+from trackd.cli import demo, ingest, plans, replay, tokens
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -22,6 +22,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(plans.app, name="plans")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
+app.command("ingest")(ingest.ingest)
 
 
 class ServeRole(StrEnum):

@@ -1,0 +1,87 @@
+"""`trackd ingest`: the ingest role alone, one of N processes sharing a bus and a database.
+
+    trackd ingest --bus-url redis://redis:6379/0 --database-url postgresql+asyncpg://...
+
+Each process joins the ingest consumer group under its own name; the bus shares the
+partitions out among them. SIGTERM or SIGINT lets the batch being written commit and be
+acknowledged, then the process exits 0; what it had fetched and not written goes to the
+other consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.ingest.consumer import IngestStats
+from trackd.runtime import Runtime, default_consumer_name
+from trackd.settings import Settings
+from trackd.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def run_ingest(settings: Settings, consumer: str, *, burst: bool) -> IngestStats:
+    """Migrate, then consume until a stop signal (or, with `burst`, until idle)."""
+    runtime = Runtime.build(settings, ingest=True, consumer=consumer)
+    ingest = runtime.ingest
+    if ingest is None:  # pragma: no cover - built with ingest=True
+        raise RuntimeError("the runtime was built without its ingest consumer")
+    loop = asyncio.get_running_loop()
+    try:
+        # Several processes starting together take turns (an advisory lock on PostgreSQL).
+        await upgrade(runtime.engine)
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, ingest.stop)
+        log.info("ingest started consumer=%s bus=%s burst=%s", consumer, settings.bus_url, burst)
+        stats = await ingest.run(burst=burst)
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        await runtime.stop()
+    log.info(
+        "ingest stopped consumer=%s batches=%d folded=%d duplicates=%d rejected=%d failures=%d",
+        consumer,
+        stats.batches,
+        stats.folded,
+        stats.duplicates,
+        stats.rejected,
+        stats.failures,
+    )
+    return stats
+
+
+def ingest(
+    database_url: DatabaseOpt = None,
+    bus_url: BusOpt = None,
+    consumer_name: Annotated[
+        str | None,
+        typer.Option(
+            "--consumer-name",
+            help="This process's name in the consumer group, unique per process. "
+            "Default: hostname-pid.",
+            show_default=False,
+        ),
+    ] = None,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Stop once no event arrives for a while.")
+    ] = False,
+) -> None:
+    """Consume events from the bus and write records: the ingest role on its own."""
+    settings = load_settings(database_url=database_url, bus_url=bus_url)
+    if settings.bus_url.startswith("memory://"):
+        raise fail(
+            "trackd ingest needs a bus other processes publish to; memory:// lives inside "
+            "one process (use redis:// or nats://, or trackd serve)"
+        )
+    if consumer_name is not None and not consumer_name.strip():
+        raise fail("--consumer-name must not be empty")
+    setup_logging(settings.log_level)
+    run(run_ingest(settings, consumer_name or default_consumer_name(), burst=burst))
