@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trackd.errors import ConflictError, NotFoundError
+from trackd.errors import BusUnavailableError, ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
         return JSONResponse(error_body("conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(BusUnavailableError)
+    async def _bus_down(_: Request, exc: BusUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            error_body("unavailable", f"{exc}; send the events again (ids are idempotent)"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

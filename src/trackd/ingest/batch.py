@@ -217,13 +217,14 @@ async def apply_batch(
         result.folded += 1
 
     plan_events = [(i.tenant, i) for i in fresh if i.meaning.plan is not None]
-    plan_before = await plans.load_many(
-        session,
-        {
-            (t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
-            for t, i in plan_events
-        },
-    )
+    plan_keys = {
+        (t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
+        for t, i in plan_events
+    }
+    # Tasks are partitioned between consumers, plans are not: one plan's tasks are folded by
+    # several consumers at once, so each batch holds its plans while it reads and rewrites them.
+    await plans.lock_many(session, plan_keys)
+    plan_before = await plans.load_many(session, plan_keys)
     plan_now: dict[tuple[str, str], PlanRecord] = dict(plan_before)
     for tenant, item in plan_events:
         pev = item.meaning.plan

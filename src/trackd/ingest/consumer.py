@@ -24,6 +24,7 @@ from trackd.store.repos import dead_letters
 log = logging.getLogger(__name__)
 
 INGEST_GROUP = "trackd-ingest"
+BURST_IDLE_FETCHES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +71,25 @@ class IngestConsumer:
         self._stop.set()
 
     async def run(self, *, burst: bool = False) -> IngestStats:
-        """Consume until stopped; in burst mode, stop once no event arrives for `idle_wait`."""
+        """Consume until stopped; in burst mode, stop once `BURST_IDLE_FETCHES` fetches in a
+        row (each waiting up to `idle_wait`) found nothing.
+
+        One empty fetch is not enough to call a bus drained: a consumer that has just taken
+        over partitions may get nothing until its leases settle and what a dead consumer left
+        pending is claimed.
+        """
         opts = self._opts
         sub = await self._bus.subscribe(opts.topics, opts.group, opts.consumer)
+        empty = 0
         try:
             while not self._stop.is_set():
                 batch = await self._collect(sub)
                 if not batch:
-                    if burst:
+                    empty += 1
+                    if burst and empty >= BURST_IDLE_FETCHES:
                         break
                     continue
+                empty = 0
                 await self._write_with_retry(sub, batch)
         finally:
             await sub.close()

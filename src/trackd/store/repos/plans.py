@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.plans import PlanRecord, PlanStatus
@@ -45,6 +45,27 @@ async def load_many(
     """The stored records for (tenant_id, plan_id) pairs; missing ones are absent."""
     records = [_to_record(r) for r in await rows_by_keys(session, _COLUMNS, _T, "plan_id", keys)]
     return {(r.tenant_id, r.plan_id): r for r in records}
+
+
+async def lock_many(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> None:
+    """Hold these plans until the transaction ends, so that concurrent ingest processes
+    fold a plan one after the other instead of overwriting each other's fold.
+
+    PostgreSQL: transaction-level advisory locks, taken in key order (no deadlocks). SQLite
+    lets one writer in at a time, and a writer that read a plan before another committed
+    fails and retries its whole batch, so nothing is needed there.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    names = sorted(f"{tenant}\x1f{plan}" for tenant, plan in keys)
+    if names:
+        await session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM unnest(CAST(:names AS text[])) AS k ORDER BY k"
+            ),
+            {"names": names},
+        )
 
 
 async def save_many(session: AsyncSession, records: Sequence[PlanRecord]) -> None:
