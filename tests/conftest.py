@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -131,6 +131,15 @@ async def _scratch_postgres_database(server: str, template: str | None) -> Async
     finally:
         # FORCE: a test that forgot to dispose its engine must not make the drop fail.
         await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_databases(
+    postgres_server: str, postgres_template: str
+) -> Callable[[], AbstractAsyncContextManager[str]]:
+    """More migrated PostgreSQL databases for one test: `async with postgres_databases() as
+    url:` gives a fresh clone of the template, dropped on leaving."""
+    return lambda: _scratch_postgres_database(postgres_server, postgres_template)
 
 
 @pytest_asyncio.fixture

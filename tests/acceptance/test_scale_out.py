@@ -19,21 +19,19 @@ import signal
 import subprocess
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 from procs import clean_env, free_port, trackd_executable
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from test_serve_http import check_research_plan
 
 from trackd.bus.redis_layout import RedisStreamsOptions, stream_name
@@ -82,39 +80,12 @@ STOP_TIMEOUT_S = 20.0
 # -- databases and Redis --------------------------------------------------------------------
 
 
-def _dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-@asynccontextmanager
-async def scratch_database(server: str, template: str) -> AsyncIterator[str]:
-    """A database cloned from the migrated template; its SQLAlchemy URL."""
-    name = f"t_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(_dsn(server))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_dsn(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 @pytest_asyncio.fixture
-async def databases(postgres_server: str, postgres_template: str) -> AsyncIterator[list[str]]:
+async def databases(
+    postgres_databases: Callable[[], AbstractAsyncContextManager[str]],
+) -> AsyncIterator[list[str]]:
     """Two empty, migrated databases: one for the scaled-out run, one for the single one."""
-    async with (
-        scratch_database(postgres_server, postgres_template) as first,
-        scratch_database(postgres_server, postgres_template) as second,
-    ):
+    async with postgres_databases() as first, postgres_databases() as second:
         yield [first, second]
 
 

@@ -27,11 +27,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
@@ -162,32 +162,6 @@ async def _transitions(engine: AsyncEngine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in rows]
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-@contextlib.asynccontextmanager
-async def _another_database(server: str, template: str) -> AsyncIterator[str]:
-    """A second migrated database, cloned from the session's template, dropped afterwards."""
-    name = f"t_crash_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(server))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def _clean_run(url: str, stream: Sequence[Triple]) -> None:
     """The stream through the in-process memory bus and one uninterrupted consumer."""
     engine = create_engine(url)
@@ -272,8 +246,7 @@ CRASH_TASKS = 6200  # 8 events a task and 1 % duplicates: 50,096 events
 async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     engine: AsyncEngine,
     database_url: str,
-    postgres_server: str,
-    postgres_template: str,
+    postgres_databases: Callable[[], AbstractAsyncContextManager[str]],
     prefixed_redis: tuple[str, str],
     tmp_path: Path,
 ) -> None:
@@ -319,7 +292,7 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     await _assert_exact(engine, stream, CRASH_TASKS)
 
     # The same records as one uninterrupted run of the same stream.
-    async with _another_database(postgres_server, postgres_template) as clean_url:
+    async with postgres_databases() as clean_url:
         await _clean_run(clean_url, stream)
         clean = create_engine(clean_url)
         try:
