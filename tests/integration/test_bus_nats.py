@@ -106,12 +106,12 @@ def soorma_event(topic: EventTopic, etype: str, data: dict[str, Any], **extra: A
 async def fetch_all(
     sub: NatsSubscription, count: int, within: float = 5.0, batch: int = 100
 ) -> list[Message]:
-    """Fetch until `count` messages arrived or `within` seconds passed."""
+    """Fetch until `count` messages arrived (never more) or `within` seconds passed."""
     got: list[Message] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while len(got) < count and (left := deadline - loop.time()) > 0:
-        got.extend(await sub.fetch(batch, min(left, 0.5)))
+        got.extend(await sub.fetch(min(batch, count - len(got)), min(left, 0.5)))
     return got
 
 

@@ -11,6 +11,8 @@ take the tracker's place. Each topic is delivered in one of two modes, chosen by
   to the same subscription, ahead of later ones; after `close` to any member of the group; and
   `ack_wait` seconds after it was pulled when its consumer dies (or takes longer than that to
   acknowledge it, which delivers it twice: harmless, as ingest ignores an event id it has).
+  Pull requests never wait on the server (see `_Puller`); an idle subscription asks again
+  at most every 0.2 s, so that is the latency a message sees once ingest has caught up.
 * **NATS core** otherwise. Delivery is at most once: `publish` returns once the server has
   received the messages, not stored them; a message published while no member of the queue
   group is subscribed is lost; one that reaches a consumer which falls too far behind is
@@ -66,11 +68,14 @@ KEY_HEADER = "Trackd-Key"
 INGEST_GROUP = "trackd-ingest"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # safe as a subject token, a queue and a durable name
-_PULL_EXPIRES = 0.5  # seconds a pull request waits on the server; close() waits for it
+# Idle pull consumers ask again after this long, doubling up to the most; a message waits
+# at most that long once ingest has caught up.
+_PULL_IDLE_MIN = 0.01
+_PULL_IDLE_MAX = 0.2
 _JS_API = "$JS.API"  # JetStream's API subjects in the default domain
-_PULL_GRACE = 5.0  # seconds past its expiry before a pull request is taken for lost
+_PULL_LOST = 5.0  # seconds without an answer before a pull request is taken for lost
 _STATUS_HEARTBEAT = "100"
-_STATUS_ENDED = {"404", "408"}  # no messages; request expired
+_STATUS_ENDED = {"404", "408"}  # nothing to deliver; the end of what there was
 _LOOKUP_TTL = 30.0  # seconds a publisher trusts its stream lookup, so a new stream is noticed
 _PUBLISH_WINDOW = 256  # JetStream publishes awaiting their acks at once
 # Pull consumers are shared by every ingest process; this bounds what they hold together.
@@ -78,6 +83,7 @@ _MAX_ACK_PENDING = 20_000
 # A core subscription's client queue holds this many buffers' worth, and at most these bytes.
 _CORE_BURST = 16
 _CORE_BURST_BYTES = 64 * 1024 * 1024
+_CORE_SETTLE = 0.05  # seconds a new core subscription waits before it is used
 _SLOW_LOG_EVERY = 10.0  # seconds between two slow-consumer warnings
 
 
@@ -239,6 +245,10 @@ class NatsBus:
             await sub.start()
             # A core subscription receives only what is published after the server holds it.
             await nc.flush(timeout=self.options.request_timeout)
+            if "core" in sub.modes.values():
+                # Even then nats-server 2.9 was seen to route another client's next publish
+                # past a brand-new subscription (about 1 in 100); a moment's wait avoided it.
+                await asyncio.sleep(_CORE_SETTLE)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await sub.close()
             raise BusUnavailableError(
@@ -556,8 +566,8 @@ class NatsSubscription:
     async def start(self) -> None:
         """Start pulling, each consumer for its share of the buffer.
 
-        Shares, because a request holds its room until it ends (up to `_PULL_EXPIRES` while
-        waiting for messages): one consumer holding all of it would starve the others.
+        Shares, because a request holds its room until its answer is in: one consumer
+        holding all of it would starve the others.
         """
         share = max(1, self._buffer.bound // max(1, len(self._pullers)))
         for puller in self._pullers:
@@ -610,8 +620,8 @@ class NatsSubscription:
     async def close(self) -> None:
         """Stop receiving; hand back what was received and not acknowledged.
 
-        Waits (at most about `_PULL_EXPIRES`) for the pull requests in flight to end, so that
-        none is left on the server to take messages nobody will read.
+        Waits for the pull requests in flight to be answered, so that none is left on the
+        server to take messages nobody will read.
         """
         if self._closed:
             return
@@ -670,9 +680,9 @@ class _Puller:
     """Pulls one durable consumer's messages into the buffer, one request at a time.
 
     Each request is followed to its end (its batch filled, or the server's status saying it
-    expired or failed) before the next, so none outlives the loop. nats-py's `fetch` returns
-    while its request still waits on the server, and a request whose subscriber has gone
-    takes messages that then sit until `ack_wait` (nats-server 2.9 even hands it nacked ones).
+    ended) before the next, so none outlives the loop. nats-py's `fetch` returns while its
+    request may still wait on the server, and a request whose subscriber has gone takes
+    messages that then sit until `ack_wait` (nats-server 2.9 even hands it nacked ones).
     """
 
     def __init__(self, nc: Client, stream: str, durable: str, topic: str, buffer: _Buffer) -> None:
@@ -709,38 +719,52 @@ class _Puller:
                 await self._sub.unsubscribe()
 
     async def _run(self) -> None:
-        backoff = _PULL_EXPIRES
+        idle = _PULL_IDLE_MIN
+        failures = 0
         while not self._stopping:
-            failure = await self._request(await self._buffer.reserve(self._share))
-            if failure is None or self._stopping:
-                backoff = _PULL_EXPIRES
-                continue
-            log.warning(
-                "nats pull failed topic=%s, retrying in %.1fs: %r", self._topic, backoff, failure
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            received, failure = await self._request(await self._buffer.reserve(self._share))
+            if self._stopping:
+                break
+            if failure is not None:
+                failures += 1
+                delay = min(0.5 * 2**failures, 10.0)
+                log.warning(
+                    "nats pull failed topic=%s, retrying in %.1fs: %r", self._topic, delay, failure
+                )
+                await asyncio.sleep(delay)
+            elif received:
+                failures, idle = 0, _PULL_IDLE_MIN
+            else:
+                failures = 0
+                await asyncio.sleep(idle)
+                idle = min(idle * 2, _PULL_IDLE_MAX)
 
-    async def _request(self, room: int) -> Exception | None:
-        """One pull request for up to `room` messages, followed to its end; the error that cut
-        it short, if any."""
+    async def _request(self, room: int) -> tuple[int, Exception | None]:
+        """Ask for up to `room` messages and wait for the answer to end; how many came, and
+        the error that cut it short, if any.
+
+        `no_wait`: the server answers at once with what it has and an end-of-batch status, so
+        no request is ever left waiting on it. Waiting requests are what nats-server 2.9
+        mishandles: one expiring as nacked messages are redelivered can swallow a message
+        (back only after `ack_wait`) and stall the consumer's other requests.
+        """
         self._requesting = True
         self._owed = room
         self._ended.clear()
-        request = {"batch": room, "expires": int(_PULL_EXPIRES * 1e9)}
+        request = {"batch": room, "no_wait": True}
         try:
             await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
-            # The server ends the request by then; not hearing so means the connection
-            # dropped, and the request with it.
-            async with asyncio.timeout(_PULL_EXPIRES + _PULL_GRACE):
+            # Not hearing the end means the connection dropped, and the request with it.
+            async with asyncio.timeout(_PULL_LOST):
                 await self._ended.wait()
         except (nats.errors.Error, OSError, TimeoutError) as exc:
-            return exc
+            return room - self._owed, exc
         finally:
             self._requesting = False
+            received = room - self._owed
             self._buffer.put([], self._owed)  # give back the room no message took
             self._owed = 0
-        return None
+        return received, None
 
     async def _receive(self, raw: Msg) -> None:
         status = JetStreamContext.is_status_msg(raw)
