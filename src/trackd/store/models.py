@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -219,3 +221,115 @@ class ApiToken(_Row, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SnapshotRow(_Row, Base):
+    """What one fetch saw of one subject; never updated once written (DESIGN §9).
+
+    A history is one (tenant, source, subject, season) key; `seq` numbers its snapshots from 1,
+    so "the previous snapshot" is exact, and the unique key makes two pollers recording the
+    same subject at once conflict instead of both diffing against the same predecessor.
+    `season` is "" for a source without seasons, so that the unique key holds (NULLs are
+    distinct in SQL).
+    """
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "source", "subject", "season", "seq"),
+        # Age retention sweeps histories that stopped receiving snapshots.
+        Index(None, "source", "taken_at"),
+    )
+
+    source: Mapped[str] = mapped_column(String(NAME))
+    subject: Mapped[str] = mapped_column(String(NAME))
+    season: Mapped[str] = mapped_column(String(ID), default="")
+    seq: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # SHA-256 of the canonical JSON of `data`: an unchanged poll is one string comparison.
+    digest: Mapped[str] = mapped_column(String(64))
+    # The fields that differ from the previous snapshot (path, old, new); None when it is the
+    # first of its history or nothing changed. Kept so "what changed when" needs no re-diffing.
+    changes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+
+
+class NotificationChannel(_Row, Base):
+    """Where notifications go: a JSON webhook, a Discord webhook or an apprise URL.
+
+    `url` (and `secret`) are credentials: stored as given because sending needs them, shown
+    only masked. `url_digest` finds a channel by URL without comparing or logging the URL.
+    """
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (
+        Index(None, "tenant_id", "owner_user_id"),
+        Index(None, "tenant_id", "url_digest"),
+    )
+
+    owner_user_id: Mapped[str | None] = mapped_column(String(ID))
+    name: Mapped[str] = mapped_column(String(NAME))
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text)
+    url_digest: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 key for webhook signatures; None sends unsigned.
+    secret: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotificationSubscription(_Row, Base):
+    """A channel's interest in changes of a source and/or subject; "" matches any."""
+
+    __tablename__ = "notification_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel_id", "source", "subject"),
+        Index(None, "tenant_id", "source", "subject"),
+    )
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("notification_channels.id", ondelete="CASCADE")
+    )
+    source: Mapped[str] = mapped_column(String(NAME), default="")
+    subject: Mapped[str] = mapped_column(String(NAME), default="")
+    user_id: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxRow(_Row, Base):
+    """One message to deliver once: to a channel, or (`kind` "bus") onto trackd's bus.
+
+    Written in the transaction that decided to send it, so it is never lost; delivered with the
+    `idempotency_key` (unique per tenant), so a redelivery can be recognised by the receiver.
+    A row is due while `status` is "pending" and `next_attempt_at` has passed: claiming it moves
+    `next_attempt_at` forward by a lease, so a notifier that dies holding it only delays it.
+    """
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        # The notifier's claim: due rows of every tenant in order.
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "tenant_id", "created_at"),
+        Index(None, "channel_id"),
+    )
+
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("notification_channels.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str] = mapped_column(String(NAME))
+    event_type: Mapped[str] = mapped_column(String(NAME))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(NAME))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
