@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     ingest_max_wait_ms: int = Field(default=20, ge=0, le=60_000)
     # How long POST /v1/events waits for its events to be stored before answering 503.
     publish_timeout_s: float = Field(default=30.0, gt=0)
+    # League trackers (seed 002). The stats site forbids unofficial API use and sits behind bot
+    # protection, so live fetching is off until a deployment turns it on; the base URL is
+    # replaced as a whole to go through a proxy (FlareSolverr-style) or a test server.
+    trn_api_url: str = "https://api.tracker.gg"
+    trn_enabled: bool = False
+    tracker_user_limit: int = Field(default=4, ge=1, le=100)
 
 
 @lru_cache(maxsize=1)
