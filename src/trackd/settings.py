@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SourceRetention(BaseModel):
+    """One source's snapshot retention; a field left out takes the global default."""
+
+    keep: int | None = Field(default=None, ge=1)
+    days: float | None = Field(default=None, gt=0)
 
 
 class Settings(BaseSettings):
@@ -28,6 +35,27 @@ class Settings(BaseSettings):
     trn_api_url: str = "https://api.tracker.gg"
     trn_enabled: bool = False
     tracker_user_limit: int = Field(default=4, ge=1, le=100)
+    # Outbound HTTP (sources and notification channels). Private, loopback, link-local and
+    # cloud-metadata addresses are refused unless this is on (a trusted, internal deployment).
+    allow_private_fetch: bool = False
+    fetch_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    fetch_max_bytes: int = Field(default=5_000_000, ge=1024)
+    # Requests per second to one host, with bursts of up to `fetch_burst`.
+    fetch_rate_per_host: float = Field(default=2.0, gt=0)
+    fetch_burst: int = Field(default=5, ge=1)
+    # Snapshot history kept per subject: the newest `snapshot_keep` and none older than
+    # `snapshot_keep_days` (the newest one is always kept). Per source, as JSON:
+    # TRACKD_SNAPSHOT_RETENTION='{"rocket_league": {"keep": 5000, "days": 730}}'.
+    snapshot_keep: int = Field(default=1000, ge=1)
+    snapshot_keep_days: float = Field(default=365.0, gt=0)
+    snapshot_retention: dict[str, SourceRetention] = Field(default_factory=dict)
+    # The notifier delivers the outbox (channels and bus events); off leaves rows queued for
+    # another process's notifier.
+    notifier_enabled: bool = True
+    notify_max_attempts: int = Field(default=8, ge=1, le=100)
+    notify_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    notify_lease_s: float = Field(default=60.0, ge=5)
+    notify_batch_size: int = Field(default=50, ge=1, le=1000)
 
 
 @lru_cache(maxsize=1)
