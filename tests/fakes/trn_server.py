@@ -1,0 +1,179 @@
+"""A local stand-in for the stats site's profile API, on 127.0.0.1 in a background thread.
+
+    with FakeStatsSite() as site:
+        site.add_profile("psn", "nssbali_", recorded())          # the current season
+        site.add_profile("psn", "nssbali_", older, season=33)     # answers ?season=33
+        site.script("psn", "nssbali_", Reply(429, headers={"Retry-After": "30"}))
+        ...fetch from site.url...
+        site.requests  # what was asked, raw path included
+
+`proxy=True` answers as a FlareSolverr-style proxy does: status 200 and a JSON whose
+`solution.response` is the page with the API's answer HTML-escaped inside `<pre>`.
+Scripted replies are used once each, before the stored profiles; an unknown player is a 404
+with the API's NotFound error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fakes.trn_payloads import not_found_payload
+
+PROFILE_PATH = "/api/v2/rocket-league/standard/profile/{platform}/{player_id}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer; `delay` seconds pass before it is sent."""
+
+    status: int = 200
+    body: str | dict[str, Any] | list[Any] = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.body if isinstance(self.body, str) else json.dumps(self.body)
+
+    @property
+    def content_type(self) -> str:
+        if "content-type" in {k.lower() for k in self.headers}:
+            return self.headers.get("content-type", self.headers.get("Content-Type", ""))
+        return "text/html" if isinstance(self.body, str) else "application/json"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the fake received."""
+
+    raw_path: str
+    platform: str
+    player_id: str
+    season: str | None
+    headers: dict[str, str]
+
+
+class FakeStatsSite:
+    """The profile API of the stats site (or a proxy in front of it), served locally."""
+
+    def __init__(self, *, proxy: bool = False) -> None:
+        self.proxy = proxy
+        self.requests: list[Seen] = []
+        self._profiles: dict[tuple[str, str], dict[int | None, Reply]] = {}
+        self._scripts: dict[tuple[str, str], deque[Reply]] = {}
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def add_profile(
+        self, platform: str, player_id: str, payload: dict[str, Any], *, season: int | None = None
+    ) -> None:
+        """Answer `payload` for this player (for `?season=N` when `season` is given)."""
+        with self._lock:
+            self._profiles.setdefault(_key(platform, player_id), {})[season] = Reply(body=payload)
+
+    def script(self, platform: str, player_id: str, *replies: Reply) -> None:
+        """Answer these, in order, to the next requests for this player, whatever the season."""
+        with self._lock:
+            self._scripts.setdefault(_key(platform, player_id), deque()).extend(replies)
+
+    def seasons_asked(self, platform: str, player_id: str) -> list[str | None]:
+        key = _key(platform, player_id)
+        return [seen.season for seen in self.requests if _key(seen.platform, seen.player_id) == key]
+
+    async def _profile(self, request: Request) -> Response:
+        platform = request.path_params["platform"]
+        player_id = request.path_params["player_id"]
+        season = request.query_params.get("season")
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1")
+        with self._lock:
+            self.requests.append(Seen(raw_path, platform, player_id, season, dict(request.headers)))
+            key = _key(platform, player_id)
+            scripted = self._scripts.get(key)
+            if scripted:
+                reply = scripted.popleft()
+            else:
+                stored = self._profiles.get(key, {})
+                chosen = (
+                    stored.get(int(season)) if season and season.isdigit() else stored.get(None)
+                )
+                reply = chosen or Reply(404, not_found_payload())
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if self.proxy:
+            return self._as_proxy(str(request.url), reply)
+        return Response(
+            reply.text, reply.status, headers=reply.headers, media_type=reply.content_type
+        )
+
+    @staticmethod
+    def _as_proxy(url: str, reply: Reply) -> Response:
+        page = reply.text
+        if not isinstance(reply.body, str):
+            page = (
+                '<html><head><meta name="color-scheme" content="light dark"><meta charset="utf-8">'
+                f"</head><body><pre>{html.escape(page, quote=False)}</pre></body></html>"
+            )
+        answer = {
+            "status": "ok",
+            "message": "Challenge not detected!",
+            "solution": {
+                "url": url.replace("127.0.0.1", "api.tracker.gg", 1),
+                "status": reply.status,
+                "headers": reply.headers,
+                "response": page,
+            },
+        }
+        return Response(json.dumps(answer), 200, media_type="application/json")
+
+    def __enter__(self) -> FakeStatsSite:
+        app = Starlette(routes=[Route(PROFILE_PATH, self._profile)])
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake stats site did not start")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _key(platform: str, player_id: str) -> tuple[str, str]:
+    return platform.lower(), player_id.casefold()
