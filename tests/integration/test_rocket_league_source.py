@@ -19,7 +19,7 @@ from fakes.trn_payloads import (
     recorded,
 )
 from fakes.trn_server import FakeStatsSite, Reply
-from trackd.settings import Settings
+from trackd.settings import Settings, get_settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
 from trackd.sources.rocket_league import FetchingDisabled, RocketLeagueSource
 
@@ -52,9 +52,20 @@ def older_season(season: int, rating: int) -> dict[str, object]:
     )
 
 
-def test_it_is_a_source() -> None:
-    assert isinstance(RocketLeagueSource(), Source)
-    assert RocketLeagueSource().name == "rocket_league"
+def test_it_is_a_source_configured_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    get_settings.cache_clear()
+    monkeypatch.setenv("TRACKD_TRN_API_URL", "http://proxy.local:8191")
+    monkeypatch.setenv("TRACKD_TRN_ENABLED", "true")
+    try:
+        source = RocketLeagueSource()
+    finally:
+        get_settings.cache_clear()
+    assert isinstance(source, Source)
+    assert (source.name, source.api_url, source.enabled) == (
+        "rocket_league",
+        "http://proxy.local:8191",
+        True,
+    )
 
 
 def test_settings_decide_base_url_and_switch() -> None:
@@ -65,11 +76,11 @@ def test_settings_decide_base_url_and_switch() -> None:
     )
     assert (custom.api_url, custom.enabled) == ("http://proxy.local:8191", True)
     with pytest.raises(ValueError, match="http"):
-        RocketLeagueSource(api_url="ftp://x")
+        RocketLeagueSource(api_url="ftp://x", enabled=False)
 
 
 def test_validate_gives_the_canonical_target() -> None:
-    source = RocketLeagueSource()
+    source = RocketLeagueSource(enabled=False, api_url="https://api.tracker.gg")
     url = "https://RocketLeague.tracker.network/rocket-league/profile/EPIC/Some%20One/overview/"
     assert source.validate({"url": url}) == {
         "platform": "epic",
@@ -99,7 +110,7 @@ async def test_disabled_source_refuses_without_sending_anything(
     site: FakeStatsSite, client: httpx.AsyncClient
 ) -> None:
     site.add_profile(PLATFORM, PLAYER, recorded())
-    source = RocketLeagueSource(api_url=site.url)
+    source = RocketLeagueSource(api_url=site.url, enabled=False)
     with pytest.raises(FetchingDisabled, match="TRACKD_TRN_ENABLED=true"):
         await source.fetch({"platform": PLATFORM, "id": PLAYER}, client)
     assert site.requests == []
