@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackd.cli import demo, ingest, plans, replay, tokens
+from trackd.cli import celery, demo, ingest, plans, replay, tokens
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -23,6 +23,7 @@ app.add_typer(plans.app, name="plans")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)
+app.command("celery")(celery.celery)
 
 
 class ServeRole(StrEnum):

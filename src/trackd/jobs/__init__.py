@@ -1,0 +1,1 @@
+"""Job tracking for applications: trackd's own job API and integrations such as Celery."""

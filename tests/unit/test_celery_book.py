@@ -1,0 +1,89 @@
+"""The task book: bounded memory of tasks, and heartbeats for running tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trackd.domain.events import TASK_PROGRESS
+from trackd.domain.interpret import interpret
+from trackd.domain.states import TaskState
+from trackd.jobs.celery.book import TaskBook
+
+T0 = 1_767_225_600.0
+
+
+def received(task_id: str, retries: int = 0, at: float = 0.0) -> dict[str, Any]:
+    return {
+        "type": "task-received",
+        "uuid": task_id,
+        "name": "proj.work",
+        "retries": retries,
+        "root_id": task_id,
+        "timestamp": T0 + at,
+        "hostname": "celery@w1",
+    }
+
+
+def started(task_id: str, at: float = 0.0, host: str = "celery@w1") -> dict[str, Any]:
+    return {"type": "task-started", "uuid": task_id, "timestamp": T0 + at, "hostname": host}
+
+
+def beat(at: float, host: str = "celery@w1") -> dict[str, Any]:
+    return {"type": "worker-heartbeat", "hostname": host, "timestamp": T0 + at}
+
+
+def test_memory_is_bounded_and_the_oldest_task_is_forgotten() -> None:
+    book = TaskBook(max_tasks=3)
+    for i in range(10):
+        book.translate(received(f"t{i}", retries=1))
+    assert len(book) == 3
+    assert book.info("t0") is None
+    info = book.info("t9")
+    assert info is not None and info.attempt == 2
+
+
+def test_later_events_take_name_and_attempt_from_the_first() -> None:
+    book = TaskBook()
+    book.translate(received("t1", retries=2))
+    [env] = book.translate(started("t1", 1.0))
+    assert (env.attempt, env.source, env.trace_id) == (3, "proj.work", "t1")
+
+
+def test_heartbeats_vouch_for_running_tasks_at_most_every_interval() -> None:
+    book = TaskBook(heartbeat_every=30)
+    book.translate(received("a"))
+    book.translate(started("a", 1.0))
+    book.translate(received("b"))  # received, not running: no heartbeat
+    first = book.translate(beat(2.0))
+    assert [e.correlation_id for e in first] == ["a"]
+    assert first[0].type == TASK_PROGRESS
+    task = interpret(first[0]).task
+    assert task is not None and task.state is TaskState.RUNNING
+    assert book.translate(beat(20.0)) == []  # within the interval
+    assert len(book.translate(beat(33.0))) == 1
+    book.translate({"type": "task-succeeded", "uuid": "a", "timestamp": T0 + 40})
+    assert book.translate(beat(70.0)) == []
+    assert book.running_on("celery@w1") == frozenset()
+
+
+def test_a_worker_that_goes_offline_vouches_for_nothing_more() -> None:
+    book = TaskBook(heartbeat_every=1)
+    book.translate(received("a"))
+    book.translate(started("a", 1.0))
+    book.translate({"type": "worker-offline", "hostname": "celery@w1", "timestamp": T0 + 2})
+    assert book.translate(beat(5.0)) == []
+
+
+def test_forgetting_a_running_task_forgets_it_on_its_worker_too() -> None:
+    book = TaskBook(max_tasks=1, heartbeat_every=1)
+    book.translate(received("a"))
+    book.translate(started("a", 1.0))
+    book.translate(received("b"))
+    assert book.running_on("celery@w1") == frozenset()
+
+
+def test_no_heartbeats_when_turned_off() -> None:
+    book = TaskBook(heartbeat_every=0)
+    book.translate(received("a"))
+    book.translate(started("a", 1.0))
+    assert book.translate(beat(100.0)) == []
