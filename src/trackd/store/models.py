@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid_utils.compat import uuid7
@@ -333,3 +334,98 @@ class OutboxRow(_Row, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScheduleRow(_Row, Base):
+    """When to poll a source, and what: one row per schedule (DESIGN §9).
+
+    `next_run_at` is when the next run fires (its nominal time `next_nominal_at` plus jitter
+    or a start-up delay); it is NULL once the schedule will not fire again, so the scheduler's
+    index holds only live schedules. A name is unique among a tenant's active schedules: one
+    that is cancelled or done frees it.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index(
+            "uq_schedules_tenant_id_name_active",
+            "tenant_id",
+            "name",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(None, "next_run_at"),
+        Index(None, "tenant_id", "status"),
+    )
+
+    name: Mapped[str] = mapped_column(String(NAME))
+    source: Mapped[str] = mapped_column(String(NAME))
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    kind: Mapped[str] = mapped_column(String(10))
+    interval_seconds: Mapped[float | None] = mapped_column(Float)
+    cron: Mapped[str | None] = mapped_column(String(NAME))
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    jitter_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    misfire_grace_seconds: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_nominal_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    missed_runs: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    owner: Mapped[str | None] = mapped_column(String(ID))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PollRow(_Row, Base):
+    """One run of a source against one target, tracked as a task (task_id = the poll's id).
+
+    `not_before` is when a worker may take the poll: for a pending or blocked poll the end of
+    its backoff, for a running one the end of its worker's lease. It is NULL once the poll has
+    finished, so the claim index holds only live polls. A scheduled run makes one poll per
+    target (`item`), and the unique key makes a run fire once however many schedulers race.
+    """
+
+    __tablename__ = "polls"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "scheduled_for", "item"),
+        Index(None, "not_before"),
+        Index(None, "tenant_id", "status"),
+        Index(None, "tenant_id", "created_at"),
+    )
+
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("schedules.id", ondelete="SET NULL")
+    )
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    item: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(NAME))
+    target: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    blocks: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_host: Mapped[str | None] = mapped_column(String(NAME))
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(NAME))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The sequence number of the poll's last task event: events of one poll keep their order
+    # whichever worker sends them.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
