@@ -1,0 +1,1 @@
+"""Tracking modules: self-contained features built on sources, schedules and snapshots."""
