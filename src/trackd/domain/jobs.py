@@ -238,7 +238,7 @@ class Prerequisite:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     readiness: Readiness
-    waiting_on: tuple[int, ...] = ()
+    waiting_on: tuple[int, ...] = ()  # the prerequisites that hold the task back
     reason: str | None = None
 
 
@@ -251,14 +251,18 @@ def prerequisites_verdict(prerequisites: Iterable[Prerequisite]) -> Verdict:
     waiting: list[int] = []
     for p in sorted(prerequisites, key=lambda p: p.task_id):
         if p.status is None:
-            return Verdict(Readiness.BROKEN, reason=f"prerequisite {p.task_id} no longer exists")
+            return Verdict(
+                Readiness.BROKEN, (p.task_id,), f"prerequisite {p.task_id} no longer exists"
+            )
         if p.status is TaskState.FAILED:
             detail = f": {p.error_message}" if p.error_message else ""
-            return Verdict(Readiness.BROKEN, reason=f"prerequisite {p.task_id} failed{detail}")
+            return Verdict(
+                Readiness.BROKEN, (p.task_id,), f"prerequisite {p.task_id} failed{detail}"
+            )
         if p.status is TaskState.CANCELLED:
             detail = f": {p.error_message}" if p.error_message else ""
             return Verdict(
-                Readiness.BROKEN, reason=f"prerequisite {p.task_id} was cancelled{detail}"
+                Readiness.BROKEN, (p.task_id,), f"prerequisite {p.task_id} was cancelled{detail}"
             )
         if p.status is not TaskState.COMPLETED:
             waiting.append(p.task_id)
