@@ -1,0 +1,1 @@
+"""Notifications: a durable outbox delivered to channels (webhook, Discord, apprise)."""

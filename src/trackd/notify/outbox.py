@@ -1,0 +1,80 @@
+"""What a snapshot change puts in the outbox: an event for trackd's bus and one message per
+subscribed channel, written in the transaction that recorded the snapshot.
+
+Idempotency keys: `snapshot.changed:<change id>` for the bus event, `<change id>:<channel id>`
+for a channel, so that one change reaches each place once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.channels import BUS, wants
+from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
+from trackd.snapshots.change import SNAPSHOT_CHANGED, SnapshotChange
+from trackd.store.models import NotificationChannel
+from trackd.store.repos import channels as channels_repo
+from trackd.store.repos import outbox as outbox_repo
+
+EVENT_SOURCE = "trackd/snapshots"
+
+
+def change_event_id(change: SnapshotChange) -> str:
+    return f"{SNAPSHOT_CHANGED}:{change.id}"
+
+
+def bus_envelope(change: SnapshotChange) -> dict[str, Any]:
+    """The change as an event on topic system-events: ingest keeps it in the timeline, and
+    any other consumer of the bus (the agent platform) can react to it."""
+    envelope = EventEnvelope(
+        id=change_event_id(change),
+        source=EVENT_SOURCE,
+        type=SNAPSHOT_CHANGED,
+        time=change.taken_at,
+        topic=SYSTEM_EVENTS,
+        subject=f"{change.source}/{change.subject}"[:255],
+        tenant_id=change.tenant_id,
+        data=change.as_payload(),
+    )
+    return envelope.model_dump(mode="json", exclude_none=True)
+
+
+def channel_messages(
+    change: SnapshotChange, channels: list[NotificationChannel]
+) -> list[outbox_repo.Message]:
+    payload = change.as_payload()
+    return [
+        outbox_repo.Message(
+            kind=channel.kind,
+            idempotency_key=f"{change.id}:{channel.id}",
+            event_type=SNAPSHOT_CHANGED,
+            payload=payload,
+            channel_id=channel.id,
+        )
+        for channel in channels
+        if wants(channel.options, change.paths)
+    ]
+
+
+async def enqueue_change(
+    session: AsyncSession, change: SnapshotChange, *, notify: bool, max_attempts: int
+) -> list[outbox_repo.Message]:
+    """Queue the bus event and, when `notify`, a message for every subscribed channel that
+    wants these fields. Returns what was queued."""
+    messages = [
+        outbox_repo.Message(
+            kind=BUS,
+            idempotency_key=change_event_id(change),
+            event_type=SNAPSHOT_CHANGED,
+            payload=bus_envelope(change),
+        )
+    ]
+    if notify:
+        subscribed = await channels_repo.subscribed_channels(
+            session, change.tenant_id, change.source, change.subject
+        )
+        messages += channel_messages(change, subscribed)
+    await outbox_repo.enqueue(session, change.tenant_id, messages, max_attempts=max_attempts)
+    return messages

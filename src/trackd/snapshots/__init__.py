@@ -1,0 +1,1 @@
+"""Snapshot history: record what sources saw, find what changed, keep history bounded."""

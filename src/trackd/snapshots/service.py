@@ -1,0 +1,211 @@
+"""Recording snapshots and reading their history.
+
+The poller calls, inside the transaction that ends its poll:
+
+    change = await record_snapshot(session, tenant_id, snapshot)
+    await session.commit()
+
+`record_snapshot` stores the snapshot as the next of its history (tenant, source, subject,
+season), applies that history's retention, and, when the data differs from the previous
+snapshot, queues the change for trackd's bus and the subscribed channels in the same
+transaction: committed together, or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
+from trackd.notify.outbox import enqueue_change
+from trackd.settings import Settings, get_settings
+from trackd.snapshots.change import SnapshotChange
+from trackd.sources.base import Snapshot
+from trackd.store.models import SnapshotRow, utcnow
+from trackd.store.repos import snapshots as repo
+from trackd.store.repos.snapshots import HistoryKey
+
+ALL_SEASONS: Final = "*"
+MAX_PAGE = 500
+
+
+def retention_for(source: str, settings: Settings | None = None) -> Retention:
+    """The retention of `source`'s histories: its own setting, else the global defaults."""
+    settings = settings or get_settings()
+    own = settings.snapshot_retention.get(source)
+    keep = own.keep if own and own.keep else settings.snapshot_keep
+    days = own.days if own and own.days else settings.snapshot_keep_days
+    return Retention(keep=keep, max_age=timedelta(days=days))
+
+
+def _key(tenant_id: str, snapshot: Snapshot) -> HistoryKey:
+    if not tenant_id:
+        raise ValueError("a snapshot needs a tenant")
+    for what in ("source", "subject"):
+        value = getattr(snapshot, what)
+        if not isinstance(value, str) or not 0 < len(value) <= 255:
+            raise ValueError(f"a snapshot's {what} is 1 to 255 characters, got {value!r}")
+    if snapshot.season is not None and not 0 < len(snapshot.season) <= 100:
+        raise ValueError("a snapshot's season is 1 to 100 characters, or None")
+    return HistoryKey(tenant_id, snapshot.source, snapshot.subject, snapshot.season or "")
+
+
+async def record_snapshot(
+    session: AsyncSession, tenant_id: str, snapshot: Snapshot, *, notify: bool = True
+) -> SnapshotChange | None:
+    """Store `snapshot` and return the change it makes, if any; the caller commits.
+
+    Args:
+        session: the caller's session; nothing is committed here.
+        tenant_id: whose history it is.
+        snapshot: what a source fetched (data must be JSON-compatible).
+        notify: queue messages for the subscribed channels (the bus event is always queued).
+
+    Returns:
+        The change against the previous snapshot of the same history, or None for the first
+        snapshot of a history or one with the same data as the previous.
+
+    Raises:
+        ValueError: the snapshot is malformed (naive `taken_at`, data that is not JSON).
+    """
+    if snapshot.taken_at.tzinfo is None:
+        raise ValueError("snapshot.taken_at must carry a time zone")
+    key = _key(tenant_id, snapshot)
+    data = normalize(snapshot.data)
+    meta = normalize(snapshot.meta)
+    fingerprint = digest(data)
+    settings = get_settings()
+
+    await repo.lock_history(session, key)
+    previous = await repo.latest(session, key)
+    changes: list[FieldChange] = []
+    if previous is not None and previous.digest != fingerprint:
+        changes = diff(previous.data, data)
+    row = await repo.insert(
+        session,
+        key,
+        seq=previous.seq + 1 if previous else 1,
+        taken_at=snapshot.taken_at.astimezone(UTC),
+        data=data,
+        meta=meta,
+        digest=fingerprint,
+        changes=[c.as_dict() for c in changes] or None,
+    )
+    retention = retention_for(key.source, settings)
+    await repo.prune_history(
+        session, key, newest_seq=row.seq, keep=retention.keep, cutoff=retention.cutoff(utcnow())
+    )
+    if previous is None or not changes:
+        return None
+    change = SnapshotChange(
+        id=row.id,
+        tenant_id=tenant_id,
+        source=key.source,
+        subject=key.subject,
+        season=snapshot.season,
+        seq=row.seq,
+        taken_at=row.taken_at,
+        previous_id=previous.id,
+        previous_taken_at=previous.taken_at,
+        changes=tuple(changes),
+    )
+    await enqueue_change(session, change, notify=notify, max_attempts=settings.notify_max_attempts)
+    return change
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A snapshot as stored: its place in its history and what changed with it."""
+
+    id: uuid.UUID
+    tenant_id: str
+    source: str
+    subject: str
+    season: str | None
+    seq: int
+    taken_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+    meta: dict[str, Any]
+    changes: tuple[FieldChange, ...]
+
+    @classmethod
+    def of(cls, row: SnapshotRow) -> StoredSnapshot:
+        return cls(
+            row.id,
+            row.tenant_id,
+            row.source,
+            row.subject,
+            row.season or None,
+            row.seq,
+            row.taken_at,
+            row.recorded_at,
+            row.data,
+            row.meta,
+            tuple(FieldChange.from_dict(c) for c in row.changes or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPage:
+    items: list[StoredSnapshot]
+    next_before: uuid.UUID | None
+    """Pass as `before` for the next (older) page; None on the last page."""
+
+
+async def list_snapshots(
+    session: AsyncSession,
+    tenant_id: str,
+    source: str,
+    subject: str,
+    *,
+    season: str | None = ALL_SEASONS,
+    limit: int = 50,
+    before: uuid.UUID | None = None,
+) -> SnapshotPage:
+    """A subject's snapshots, newest first.
+
+    Args:
+        season: one season's history; None for the history without season; "*" (default)
+            for every season, in the order they were recorded.
+        limit: page size, 1 to 500.
+        before: the `next_before` of the previous page.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    wanted = None if season == ALL_SEASONS else (season or "")
+    rows = await repo.page(
+        session, tenant_id, source, subject, season=wanted, limit=limit + 1, before=before
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return SnapshotPage(
+        [StoredSnapshot.of(r) for r in rows], rows[-1].id if more and rows else None
+    )
+
+
+async def latest_snapshot(
+    session: AsyncSession, tenant_id: str, source: str, subject: str, season: str | None = None
+) -> StoredSnapshot | None:
+    """The newest snapshot of one history (`season` None: the one without season)."""
+    row = await repo.latest(session, HistoryKey(tenant_id, source, subject, season or ""))
+    return StoredSnapshot.of(row) if row else None
+
+
+async def prune_snapshots(
+    session: AsyncSession, settings: Settings | None = None, *, now: datetime | None = None
+) -> int:
+    """One batch of age retention over every source's histories, for those no longer
+    receiving snapshots (recording applies retention to its own history). Returns how many
+    snapshots were deleted; call again while it returns a full batch."""
+    now = now or utcnow()
+    deleted = 0
+    for source in await repo.sources(session):
+        deleted += await repo.prune_expired(
+            session, source, retention_for(source, settings).cutoff(now)
+        )
+    return deleted
