@@ -429,3 +429,60 @@ class PollRow(_Row, Base):
     requested_by: Mapped[str | None] = mapped_column(String(ID))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrackerRow(_Row, Base):
+    """A player's stats-site profile that a user registered for a league (seed 002).
+
+    Soft-deleted rows keep `deleted_at`; only live rows (deleted_at NULL) must be unique per
+    profile, so a deleted tracker's URL can be registered again. Scraping status, attempts and
+    errors are read from the tracker's latest poll (the polls whose target names the tracker)
+    and its seasons from the snapshots whose subject is the tracker's id: nothing here can be
+    left stale by a crash.
+    """
+
+    __tablename__ = "trackers"
+    __table_args__ = (
+        Index(
+            "uq_trackers_tenant_id_url_key_live",
+            "tenant_id",
+            "url_key",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(None, "tenant_id", "user_id"),
+        Index(None, "tenant_id", "guild_id"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    guild_id: Mapped[str | None] = mapped_column(String(ID))
+    platform: Mapped[str] = mapped_column(String(20))
+    player_id: Mapped[str] = mapped_column(String(ID))
+    url: Mapped[str] = mapped_column(Text)
+    # Platform and casefolded id: what makes two URLs the same profile.
+    url_key: Mapped[str] = mapped_column(String(NAME))
+    display_name: Mapped[str | None] = mapped_column(String(NAME))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the league's bot knows of the user (name, avatar...): kept as it was given.
+    user_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrackerGuild(_Row, Base):
+    """A league (guild) and its tracker settings: where changes go, how MMR is calculated."""
+
+    __tablename__ = "tracker_guilds"
+    __table_args__ = (UniqueConstraint("tenant_id", "guild_id"),)
+
+    guild_id: Mapped[str] = mapped_column(String(ID))
+    # The guild's webhook: rank and rating changes of its trackers are sent there.
+    webhook_channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("notification_channels.id", ondelete="SET NULL")
+    )
+    mmr_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
