@@ -87,3 +87,46 @@ def test_no_heartbeats_when_turned_off() -> None:
     book.translate(received("a"))
     book.translate(started("a", 1.0))
     assert book.translate(beat(100.0)) == []
+
+
+def test_a_retry_ends_the_attempt_that_started_though_the_next_was_sent_first() -> None:
+    book = TaskBook()
+    book.translate(received("t1"))
+    book.translate(started("t1", 1.0))
+    # The retry's own message goes out (and is reported) before task-retried.
+    book.translate({**received("t1", retries=1, at=1.5), "type": "task-sent"})
+    [retried] = book.translate({"type": "task-retried", "uuid": "t1", "timestamp": T0 + 1.6})
+    assert retried.attempt == 2
+    book.translate(received("t1", retries=1, at=2.0))
+    book.translate(started("t1", 2.1))
+    [done] = book.translate({"type": "task-succeeded", "uuid": "t1", "timestamp": T0 + 3})
+    assert done.attempt == 2
+
+
+def test_a_retried_task_revoked_before_its_next_start_is_cancelled_in_the_next_attempt() -> None:
+    book = TaskBook()
+    book.translate(received("t1"))
+    book.translate(started("t1", 1.0))
+    book.translate({"type": "task-retried", "uuid": "t1", "timestamp": T0 + 1.6})
+    book.translate(received("t1", retries=1, at=2.0))
+    [revoked] = book.translate({"type": "task-revoked", "uuid": "t1", "timestamp": T0 + 3})
+    assert revoked.attempt == 2
+
+
+def test_attempts_follow_what_happened_not_the_order_events_arrive_in() -> None:
+    book = TaskBook()
+    retry_sent = {**received("t1", retries=1, at=1.5), "type": "task-sent"}
+    other_worker = {**received("t1", retries=1, at=1.7), "hostname": "celery@w2"}
+    envs = [
+        book.translate(e)[0]
+        for e in (
+            received("t1"),
+            retry_sent,  # published by the retrying task, reported before its own events
+            other_worker,  # the retry, received elsewhere, before the first attempt ended
+            started("t1", 1.0),
+            started("t1", 1.8, host="celery@w2"),  # the retry starts before task-retried
+            {"type": "task-retried", "uuid": "t1", "timestamp": T0 + 1.6},
+            {"type": "task-succeeded", "uuid": "t1", "timestamp": T0 + 3},
+        )
+    ]
+    assert [e.attempt for e in envs] == [1, 2, 2, 1, 2, 2, 2]

@@ -16,6 +16,7 @@ from typing import Any
 
 from trackd.domain.events import EventEnvelope
 from trackd.jobs.celery.mapping import (
+    END_EVENTS,
     TaskInfo,
     event_time,
     heartbeat,
@@ -23,6 +24,7 @@ from trackd.jobs.celery.mapping import (
 )
 
 DEFAULT_MAX_TASKS = 10_000
+_OPEN_MAX = 8  # attempts of one task tracked as waiting or running at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,37 @@ class _Entry:
     info: TaskInfo
     worker: str | None = None  # the worker running it, while it runs
     beat_at: datetime | None = None  # time of the last heartbeat sent for it
+    waiting: tuple[int, ...] = ()  # attempts received and not yet started
+    running: tuple[int, ...] = ()  # attempts started and not yet ended
+
+
+def _attempt_of(kind: str, entry: _Entry) -> int | None:
+    """The attempt an event that does not name one belongs to, from the task's open attempts.
+
+    Arrival order is not the order things happened: a worker sends its task events in
+    batches, so the next attempt's task-sent (published by the retrying task itself) or a
+    task-received from another worker can arrive before the events that end the attempt
+    before it. Each attempt is received, started and ended once, in that order, so:
+    task-started is the earliest attempt received and not started; task-retried ends the
+    earliest attempt running; success or failure ends the latest running.
+    """
+    if kind == "task-started" and entry.waiting:
+        return min(entry.waiting)
+    if kind == "task-retried" and entry.running:
+        return min(entry.running)
+    if kind in ("task-succeeded", "task-failed") and entry.running:
+        return max(entry.running)
+    return None
+
+
+def _add(attempts: tuple[int, ...], attempt: int) -> tuple[int, ...]:
+    if attempt in attempts:
+        return attempts
+    return tuple(sorted((*attempts, attempt)))[-_OPEN_MAX:]
+
+
+def _drop(attempts: tuple[int, ...], attempt: int) -> tuple[int, ...]:
+    return tuple(a for a in attempts if a != attempt)
 
 
 class TaskBook:
@@ -79,7 +112,9 @@ class TaskBook:
         if not isinstance(task_id, str):
             return []
         entry = self._tasks.get(task_id) or _Entry(TaskInfo())
-        envelope = to_envelope(event, entry.info, tenant_id=self._tenant)
+        attempt = _attempt_of(kind, entry)
+        info = entry.info if attempt is None else replace(entry.info, attempt=attempt)
+        envelope = to_envelope(event, info, tenant_id=self._tenant)
         if envelope is None:
             return []
         self._remember(task_id, self._advance(entry, kind, event, envelope))
@@ -90,21 +125,36 @@ class TaskBook:
     ) -> _Entry:
         task_id = envelope.correlation_id or ""
         name = event.get("name")
+        attempt = envelope.attempt or 1
         info = TaskInfo(
             name=name if isinstance(name, str) and name else entry.info.name,
             # After task-retried this is already the next attempt, as the envelope says; a
             # late event of an earlier attempt does not take the task back.
-            attempt=max(envelope.attempt or 1, entry.info.attempt),
+            attempt=max(attempt, entry.info.attempt),
             root_id=envelope.trace_id or entry.info.root_id,
             parent_id=envelope.parent_event_id or entry.info.parent_id,
         )
-        if entry.worker is not None:
-            self._running_remove(entry.worker, task_id)
+        waiting, running = entry.waiting, entry.running
+        if kind == "task-received":
+            waiting = _add(waiting, attempt)
+        elif kind == "task-started":
+            waiting = _drop(waiting, attempt)
+            running = _add(running, attempt)
+        elif kind == "task-retried":
+            running = _drop(running, attempt - 1)
+        elif kind in END_EVENTS:
+            waiting, running = _drop(waiting, attempt), _drop(running, attempt)
+        worker = entry.worker
         hostname = event.get("hostname")
         if kind == "task-started" and isinstance(hostname, str) and hostname:
+            if worker is not None and worker != hostname:
+                self._running_remove(worker, task_id)
+            worker = hostname
             self._running.setdefault(hostname, set()).add(task_id)
-            return _Entry(info, hostname)
-        return _Entry(info)
+        elif worker is not None and not running:
+            self._running_remove(worker, task_id)
+            worker = None
+        return _Entry(info, worker, entry.beat_at if worker else None, waiting, running)
 
     def _remember(self, task_id: str, entry: _Entry) -> None:
         self._tasks[task_id] = entry
@@ -145,5 +195,6 @@ class TaskBook:
             ):
                 continue
             self._tasks[task_id] = replace(entry, beat_at=at)
-            out.append(heartbeat(task_id, entry.info, at, tenant_id=self._tenant))
+            info = replace(entry.info, attempt=max(entry.running)) if entry.running else entry.info
+            out.append(heartbeat(task_id, info, at, tenant_id=self._tenant))
         return out
