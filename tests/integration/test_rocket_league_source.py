@@ -21,6 +21,7 @@ from fakes.trn_payloads import (
 from fakes.trn_server import FakeStatsSite, Reply
 from trackd.settings import Settings, get_settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
+from trackd.sources.http import outbound_client
 from trackd.sources.rocket_league import FetchingDisabled, RocketLeagueSource
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -275,3 +276,15 @@ async def test_an_unreachable_site_is_a_source_error(client: httpx.AsyncClient) 
     source = RocketLeagueSource(api_url=url, enabled=True)
     with pytest.raises(SourceError, match=r"could not reach 127\.0\.0\.1"):
         await source.fetch({"platform": PLATFORM, "id": PLAYER}, client)
+
+
+async def test_through_trackds_guarded_client(site: FakeStatsSite) -> None:
+    site.add_profile(PLATFORM, PLAYER, recorded())
+    target = {"platform": PLATFORM, "id": PLAYER}
+    # The fake site is on loopback: refused unless private addresses are allowed.
+    async with outbound_client(Settings(), allow_private=False) as guarded:
+        with pytest.raises(InvalidTarget, match="TRACKD_ALLOW_PRIVATE_FETCH"):
+            await source_for(site).fetch(target, guarded)
+    async with outbound_client(Settings(), allow_private=True) as allowed:
+        [snapshot] = await source_for(site).fetch(target, allowed)
+    assert snapshot.data["playlists"]["1v1"]["rating"] == 1721

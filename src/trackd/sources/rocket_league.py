@@ -29,6 +29,7 @@ import httpx
 
 from trackd.domain.trackers import TrackerProfile, TrackerRuleError, parse_profile_url, profile
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
+from trackd.sources.http import RefusedAddress
 from trackd.sources.rocket_league_stats import SeasonStats, current_season, parse_season
 
 if TYPE_CHECKING:
@@ -188,6 +189,9 @@ class RocketLeagueSource:
             response = await client.get(url, headers={"Accept": "application/json"})
         except httpx.TimeoutException as exc:
             raise SourceError(f"{host} did not answer in time ({type(exc).__name__})") from exc
+        except RefusedAddress as exc:
+            # A private address stays private: trying again will not help, the setting will.
+            raise InvalidTarget(str(exc)) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"could not reach {host}: {type(exc).__name__}: {exc}") from exc
         return read_answer(response.status_code, response.headers, response.text, host=host)
