@@ -62,3 +62,11 @@ class Clock:
     def advance(self, seconds: float = 0, *, days: float = 0) -> datetime:
         self.now += timedelta(seconds=seconds, days=days)
         return self.now
+
+
+class ClashingTracking(BaseTaskTracking, OtherBase):
+    """A domain column named like a field of the task API."""
+
+    __domain__ = "clashing"
+
+    blocked_by: Mapped[str] = mapped_column(String(10))

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from trackd import __version__
 from trackd.api import errors
-from trackd.api.routers import events, health, tracker
+from trackd.api.routers import events, health, metrics, tracker
 from trackd.runtime import Runtime
 
 
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.state.runtime = runtime
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(events.router)
     app.include_router(tracker.router)
     return app
