@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     trn_api_url: str = "https://api.tracker.gg"
     trn_enabled: bool = False
     tracker_user_limit: int = Field(default=4, ge=1, le=100)
+    # Every live tracker is refreshed daily on this cron (UTC), spread over the jitter so the
+    # stats site is not asked for every profile in the same minute.
+    tracker_refresh_cron: str = "0 2 * * *"
+    tracker_refresh_jitter_s: float = Field(default=3600.0, ge=0, le=86_400)
     # Outbound HTTP (sources and notification channels). Private, loopback, link-local and
     # cloud-metadata addresses are refused unless this is on (a trusted, internal deployment).
     allow_private_fetch: bool = False
