@@ -39,6 +39,7 @@ from trackd.domain.jobs import (
     change_status,
     check_max_attempts,
     clip_error,
+    is_due,
     is_stale,
     parse_status,
     prerequisites_verdict,
@@ -414,9 +415,26 @@ class BaseTaskTrackingService(Generic[M]):
             TaskBlocked: a prerequisite has not completed yet, or (policy "block") failed.
             PrerequisiteFailed: (policy "fail") a prerequisite failed, so this task failed.
         """
+        row = await self._start(tracking_id, claim=False)
+        if row is None:  # only a claim gives up on a task it finds taken
+            raise TaskNotFound(f"no {self.domain} task {tracking_id}")
+        return row
+
+    async def claim(self, tracking_id: int) -> M | None:
+        """Start a task only if it is pending and due: what a worker does to take a task
+        (the row lock makes two workers take it once). None if it is not there to take.
+
+        Raises:
+            TaskBlocked, PrerequisiteFailed: as for `start`.
+        """
+        return await self._start(tracking_id, claim=True)
+
+    async def _start(self, tracking_id: int, *, claim: bool) -> M | None:
         outcome: Exception | None = None
         async with self._unit():
             row = await self._load(tracking_id)
+            if claim and not is_due(row.facts(), self.clock()):
+                return None
             if row.status == TaskState.PENDING and row.depends_on:
                 found = await self.crud.get_many(self.db, row.depends_on)
                 verdict = prerequisites_verdict(_prerequisites(row.depends_on, found))
