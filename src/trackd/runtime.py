@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Bus, from_url
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.notify.notifier import Notifier
 from trackd.settings import Settings
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
@@ -34,14 +35,21 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     bus: Bus
     ingest: IngestConsumer | None = None
+    notifier: Notifier | None = None
     _tasks: list[asyncio.Task[object]] = field(default_factory=list)
 
     @classmethod
     def build(
-        cls, settings: Settings, *, ingest: bool = True, consumer: str | None = None
+        cls,
+        settings: Settings,
+        *,
+        ingest: bool = True,
+        consumer: str | None = None,
+        notify: bool = False,
     ) -> Runtime:
         """Everything a process needs; `consumer` names its ingest consumer in the group
-        (default: hostname-pid, unique per process as a shared bus requires)."""
+        (default: hostname-pid, unique per process as a shared bus requires); `notify` runs
+        the notifier too, unless `settings.notifier_enabled` is off."""
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         bus = from_url(settings.bus_url)
@@ -57,6 +65,8 @@ class Runtime:
                     consumer=consumer or default_consumer_name(),
                 ),
             )
+        if notify and settings.notifier_enabled:
+            runtime.notifier = Notifier(sessions, bus, settings)
         return runtime
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -64,6 +74,8 @@ class Runtime:
             await upgrade(self.engine)
         if self.ingest is not None:
             self._tasks.append(asyncio.create_task(self.ingest.run(), name="trackd-ingest"))
+        if self.notifier is not None:
+            self._tasks.append(asyncio.create_task(self.notifier.run(), name="trackd-notifier"))
         log.info(
             "trackd started database=%s bus=%s ingest=%s",
             self.engine.url.render_as_string(hide_password=True),
@@ -72,11 +84,16 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        # The notifier first: its bus publishes wait for ingest to take them.
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.ingest is not None:
             self.ingest.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        if self.notifier is not None:
+            await self.notifier.aclose()
         await self.bus.close()
         await self.engine.dispose()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackd.cli import celery, demo, ingest, plans, replay, tokens
+from trackd.cli import celery, demo, ingest, jobs, plans, replay, tokens
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(tokens.app, name="token")
 app.add_typer(plans.app, name="plans")
+app.add_typer(jobs.app, name="jobs")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)
@@ -66,7 +67,8 @@ def serve(
             "one process (use --role all)"
         )
     setup_logging(settings.log_level)
-    runtime = Runtime.build(settings, ingest=role is ServeRole.ALL)
+    # The notifier runs with ingest (off with TRACKD_NOTIFIER_ENABLED=false).
+    runtime = Runtime.build(settings, ingest=role is ServeRole.ALL, notify=role is ServeRole.ALL)
     run(serve_runtime(runtime, settings))
 
 

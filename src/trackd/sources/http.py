@@ -50,7 +50,9 @@ MAX_REDIRECTS = 5
 class RefusedAddress(httpx.TransportError):
     """The host is, or resolves to, an address outbound fetches may not reach."""
 
-    def __init__(self, host: str, address: IPAddress, reason: str, request: httpx.Request):
+    def __init__(
+        self, host: str, address: IPAddress, reason: str, request: httpx.Request | None = None
+    ) -> None:
         super().__init__(
             f"refusing to connect to {host} ({address}: {reason}); "
             "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
@@ -144,14 +146,58 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
+class AddressGuard:
+    """Resolves a host and refuses it unless every address it resolves to is allowed.
+
+    Args:
+        allow_private: allow every address (a trusted internal deployment, or tests).
+        resolver: host name → addresses; the operating system's by default.
+    """
+
+    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+        self.allow_private = allow_private
+        self._resolve = resolver or system_resolver
+
+    async def addresses(
+        self, host: str, port: int, request: httpx.Request | None = None
+    ) -> list[IPAddress]:
+        """The allowed addresses of `host`, in the resolver's order.
+
+        Raises:
+            RefusedAddress: one of them is not allowed.
+            httpx.ConnectError: the host does not resolve.
+        """
+        literal = parse_address(host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                addresses = await self._resolve(host, port)
+            except OSError as exc:
+                raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from exc
+            if not addresses:
+                raise httpx.ConnectError(f"{host} resolves to no address", request=request)
+        if self.allow_private:
+            return addresses
+        # Every address, not just the first: a resolver may answer with a public and a
+        # private one, and which one a connection would use is not ours to predict.
+        for address in addresses:
+            reason = refusal(address)
+            if reason is not None:
+                log.warning(
+                    "outbound fetch refused host=%s address=%s reason=%s", host, address, reason
+                )
+                raise RefusedAddress(host, address, reason, request)
+        return addresses
+
+
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that rate-limits, refuses private addresses and pins the checked
     address for the connection.
 
     Args:
         inner: the transport that really connects (default: httpx's, with no retries).
-        allow_private: skip the address check (a trusted internal deployment, or tests).
-        resolver: host name → addresses; the operating system's by default.
+        guard: the address check; a default one refusing private addresses when None.
         limiter: per-host rate limit; none by default.
         max_bytes: largest response body accepted.
         total_timeout: seconds from sending a request to its last body byte.
@@ -161,15 +207,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self,
         inner: httpx.AsyncBaseTransport | None = None,
         *,
-        allow_private: bool = False,
-        resolver: Resolver | None = None,
+        guard: AddressGuard | None = None,
         limiter: HostRateLimiter | None = None,
         max_bytes: int | None = None,
         total_timeout: float | None = None,
     ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
-        self.allow_private = allow_private
-        self._resolve = resolver or system_resolver
+        self.guard = guard or AddressGuard()
         self._limiter = limiter
         self._max_bytes = max_bytes
         self._total_timeout = total_timeout
@@ -184,7 +228,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if self._limiter is not None:
             await self._limiter.acquire(host)
         deadline = time.monotonic() + self._total_timeout if self._total_timeout else None
-        sent = request if self.allow_private else await self._pinned(request)
+        sent = request if self.guard.allow_private else await self._pinned(request)
         response = await self._inner.handle_async_request(sent)
         if self._max_bytes is None and deadline is None:
             return response
@@ -200,26 +244,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         """`request` sent to the checked address of its host, still naming the host."""
         host = request.url.host
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        literal = parse_address(host)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                addresses = await self._resolve(host, port)
-            except OSError as exc:
-                raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from exc
-            if not addresses:
-                raise httpx.ConnectError(f"{host} resolves to no address", request=request)
-        # Every address, not just the first: a resolver may answer with a public and a
-        # private one, and which one a connection would use is not ours to predict.
-        for address in addresses:
-            reason = refusal(address)
-            if reason is not None:
-                log.warning(
-                    "outbound fetch refused host=%s address=%s reason=%s", host, address, reason
-                )
-                raise RefusedAddress(host, address, reason, request)
-        if literal is not None:
+        addresses = await self.guard.addresses(host, port, request)
+        if parse_address(host) is not None:
             return request
         extensions = dict(request.extensions)
         if request.url.scheme == "https":
@@ -251,6 +277,7 @@ def outbound_client(
     resolver: Resolver | None = None,
     inner: httpx.AsyncBaseTransport | None = None,
     allow_private: bool | None = None,
+    guard: AddressGuard | None = None,
 ) -> httpx.AsyncClient:
     """The client sources and channels fetch with, configured from `settings`.
 
@@ -259,11 +286,17 @@ def outbound_client(
         resolver: replaces DNS resolution (tests).
         inner: replaces the connecting transport (tests: an httpx.MockTransport).
         allow_private: overrides `settings.allow_private_fetch`.
+        guard: the address check to use (shared with code that cannot go through httpx);
+            `resolver` and `allow_private` are ignored when it is given.
     """
+    if guard is None:
+        guard = AddressGuard(
+            allow_private=settings.allow_private_fetch if allow_private is None else allow_private,
+            resolver=resolver,
+        )
     transport = GuardedTransport(
         inner,
-        allow_private=settings.allow_private_fetch if allow_private is None else allow_private,
-        resolver=resolver,
+        guard=guard,
         limiter=HostRateLimiter(settings.fetch_rate_per_host, settings.fetch_burst),
         max_bytes=settings.fetch_max_bytes,
         total_timeout=settings.fetch_timeout_s * 2,
