@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +26,12 @@ import pytest_asyncio
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from trackd.bus.base import from_url
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord
+from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.models import TaskExecution
 from trackd.store.repos import tasks
@@ -120,7 +124,9 @@ def load_app(**env: str) -> ModuleType:
         sys.path.remove(str(PROJECT))
 
 
-def start_worker(env: dict[str, str], log: Path) -> Proc:
+def start_worker(
+    env: dict[str, str], log: Path, *, events: bool = True, pool: str = "threads"
+) -> Proc:
     worker = Proc(
         [
             sys.executable,
@@ -129,9 +135,9 @@ def start_worker(env: dict[str, str], log: Path) -> Proc:
             "-A",
             "celery_app",
             "worker",
-            "--pool=threads",
-            "--concurrency=8",
-            "-E",
+            f"--pool={pool}",
+            *(["--concurrency=8"] if pool == "threads" else []),
+            *(["-E"] if events else []),
             "--without-gossip",
             "--without-mingle",
             "--loglevel=INFO",
@@ -313,3 +319,69 @@ async def wait_running(database: str, ids: set[str], within: float = 20.0) -> No
             return
         assert time.monotonic() < deadline, "the slow tasks were never seen running"
         await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture
+async def bus_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A trackd bus key prefix of this test's own on the test Redis; deleted afterwards."""
+    prefix = f"test-celery-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    with Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+async def test_instrumented_app_without_events_agrees_with_the_result_backend(
+    celery_env: dict[str, str],
+    redis_url: str,
+    bus_prefix: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """instrument(app) through Celery's signals, in the client and in a worker without -E."""
+    from celery import chain
+
+    bus_url = f"{redis_url}?prefix={bus_prefix}"
+    monkeypatch.setenv("TRACKD_TEST_CELERY_INSTRUMENT", bus_url)
+    app = load_app()
+    worker = start_worker(
+        {**celery_env, "TRACKD_TEST_CELERY_INSTRUMENT": bus_url},
+        tmp_path / "worker.log",
+        events=False,
+        pool="solo",
+    )
+    try:
+        results = send_mix(app, 30) + revoked(app, 5)
+        flow = chain(app.add.s(1, 2), app.add.s(3), app.add.s(4)).apply_async()
+        wait_ready([*results, flow])
+        assert app.instrumentation.flush(10)
+        every = {r.id for r in results} | set(workflow_ids(flow))
+        assert len(every) == 38
+        bus = from_url(bus_url)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                consumer = IngestConsumer(bus, sessions, IngestOptions(idle_wait=0.3))
+                await consumer.run(burst=True)
+                async with sessions() as session:
+                    found = await tasks.load_many(session, [("default", i) for i in every])
+                recs = {task_id: rec for (_, task_id), rec in found.items()}
+                if len(recs) == len(every) and all(r.terminal for r in recs.values()):
+                    break
+                assert time.monotonic() < deadline, "the worker's events never all arrived"
+        finally:
+            await bus.close()
+        assert_agrees_with_backend(app, recs, every)
+        assert max(r.attempt for r in recs.values()) == 4
+        assert all(
+            r.result and "runtime" in r.result
+            for r in recs.values()
+            if r.state is TaskState.COMPLETED
+        )
+    finally:
+        app.instrumentation.close(5)
+        app.instrumentation.disconnect()
+        worker.stop()
+    assert "-E" not in worker.popen.args  # type: ignore[operator]
