@@ -21,7 +21,6 @@ app = typer.Typer(
 app.add_typer(tokens.app, name="token")
 app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
-app.add_typer(jobs.app, name="jobs")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)
