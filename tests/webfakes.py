@@ -66,10 +66,12 @@ class Receiver:
     retry_after: str | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     accepted: dict[str, Delivery] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: Request) -> Response:
         delivery = Delivery(request.url.path, dict(request.headers), await request.body())
         self.deliveries.append(delivery)
+        self.arrived.set()
         status = self.script.pop(0) if self.script else 200
         if status >= 300:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}

@@ -20,6 +20,7 @@ from trackd.domain.events import SYSTEM_EVENTS, decode_envelope
 from trackd.domain.retry import Backoff
 from trackd.notify.channels.webhook import verify_signature
 from trackd.notify.notifier import Notifier
+from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.snapshots import service
 from trackd.snapshots.service import record_snapshot
@@ -70,6 +71,7 @@ async def enqueue(
     *,
     max_attempts: int = 8,
     tenant: str = "t1",
+    kind: str = "webhook",
 ) -> list[str]:
     keys = [f"change-{i}:{channel_id}" for i in range(n)]
     async with sessions() as session:
@@ -77,7 +79,7 @@ async def enqueue(
             session,
             tenant,
             [
-                outbox_repo.Message("webhook", key, "snapshot.changed", {"n": i}, channel_id)
+                outbox_repo.Message(kind, key, "snapshot.changed", {"n": i}, channel_id)
                 for i, key in enumerate(keys)
             ],
             max_attempts=max_attempts,
@@ -363,3 +365,48 @@ async def test_two_notifiers_deliver_every_message_once(
     assert sorted(d.headers["idempotency-key"] for d in receiver.deliveries) == sorted(keys)
     assert {r.status for r in final} == {"sent"}
     assert {r.claimed_by for r in final} == {"n0", "n1"}
+
+
+async def test_apprise_urls_deliver_through_apprise(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    pytest.importorskip("apprise")
+    receiver = Receiver()
+    async with receiving(receiver) as base_url:
+        async with sessions() as session:
+            row = await channels.create_channel(
+                session, "t1", kind="apprise", url=base_url.replace("http://", "json://") + "/ap"
+            )
+            await session.commit()
+        await enqueue(sessions, row.id, kind="apprise", max_attempts=1)
+        notifier = Notifier(sessions, None, settings(), backoff=NO_WAIT)
+        try:
+            result = await notifier.drain()
+        finally:
+            await notifier.aclose()
+
+    assert result.sent == 1
+    [delivery] = receiver.deliveries
+    assert delivery.path == "/ap"
+    body = delivery.json()
+    assert body["title"] == "something changed"
+    assert body["message"].startswith("trackd")
+
+
+async def test_the_runtime_runs_the_notifier_unless_disabled(database_url: str) -> None:
+    assert Runtime.build(Settings(database_url=database_url), notify=False).notifier is None
+    off = Runtime.build(Settings(database_url=database_url, notifier_enabled=False), notify=True)
+    assert off.notifier is None
+    await off.stop()
+
+    receiver = Receiver()
+    async with receiving(receiver) as base_url:
+        runtime = Runtime.build(settings(database_url=database_url), ingest=False, notify=True)
+        await runtime.start(migrate=False)
+        try:
+            channel_id = await webhook(runtime.sessions, f"{base_url}/hook")
+            [key] = await enqueue(runtime.sessions, channel_id)
+            await asyncio.wait_for(receiver.arrived.wait(), 10)
+        finally:
+            await runtime.stop()
+    assert [d.headers["idempotency-key"] for d in receiver.deliveries] == [key]

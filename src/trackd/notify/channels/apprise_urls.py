@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from types import ModuleType
 from urllib.parse import urlsplit
 
@@ -32,7 +33,9 @@ SEND_TIMEOUT_S = 30.0
 def load_apprise() -> ModuleType:
     """The apprise module. Raises ConfigError naming the extra to install."""
     try:
-        import apprise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # see `send`
+            import apprise
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     return apprise
@@ -77,7 +80,12 @@ class AppriseSender:
                 permanent=True,
             ) from None
         notifier = apprise.Apprise()
-        if not notifier.add(channel.url):
+        with warnings.catch_warnings():
+            # apprise loads its plugins on first use, some importing modules Python
+            # deprecates (imghdr): their warnings must not stop a notification.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            added = notifier.add(channel.url)
+        if not added:
             raise DeliveryError(f"{what}: apprise does not recognise this URL", permanent=True)
         title = render.title(delivery.event_type, delivery.payload)
         body = render.plain_text(delivery.event_type, delivery.payload)
