@@ -82,18 +82,6 @@ def _event_ids(stream: Sequence[Triple]) -> set[str]:
     return {json.loads(body)["id"] for _, _, body in stream}
 
 
-def _runs(stream: Sequence[Triple], size: int) -> Iterator[tuple[str, list[Triple]]]:
-    """Consecutive events of one topic, at most `size` at a time: the stream's exact order."""
-    run: list[Triple] = []
-    for item in stream:
-        if run and (item[0] != run[0][0] or len(run) >= size):
-            yield run[0][0], run
-            run = []
-        run.append(item)
-    if run:
-        yield run[0][0], run
-
-
 def _chunks(stream: Sequence[Triple], size: int) -> Iterator[tuple[str, list[Triple]]]:
     """Slices of `size` events, each split by topic (keeping the order within a topic), as a
     producer batching per topic publishes them."""
@@ -162,19 +150,20 @@ async def _transitions(engine: AsyncEngine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in rows]
 
 
-async def _clean_run(url: str, stream: Sequence[Triple]) -> None:
-    """The stream through the in-process memory bus and one uninterrupted consumer."""
+async def _clean_run(url: str, chunks: Iterable[tuple[str, list[Triple]]]) -> None:
+    """The chunks, in the order given, through the in-process memory bus and one
+    uninterrupted consumer."""
     engine = create_engine(url)
     bus = MemoryBus()
     consumer = IngestConsumer(bus, session_factory(engine), IngestOptions(consumer="clean"))
     task = asyncio.create_task(consumer.run())
     try:
-        # In the stream's exact order: each publish enqueues before its first await, and
-        # returns once committed, so they run together.
+        # In the order given: each publish enqueues before its first await, and returns once
+        # committed, so they run together.
         await asyncio.gather(
             *(
                 asyncio.create_task(bus.publish(t, [b for _, _, b in r], [k for _, k, _ in r]))
-                for t, r in _runs(stream, 1000)
+                for t, r in chunks
             )
         )
     finally:
@@ -293,7 +282,8 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 
     # The same records as one uninterrupted run of the same stream.
     async with postgres_databases() as clean_url:
-        await _clean_run(clean_url, stream)
+        # Published as the crashed run was: a task's events, in that order.
+        await _clean_run(clean_url, _chunks(stream, 5000))
         clean = create_engine(clean_url)
         try:
             await _assert_exact(clean, stream, CRASH_TASKS)
@@ -305,14 +295,14 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     assert len(set(got)) == len(got)
     completions = [r[0] for r in got if r[3] == "completed"]
     assert sorted(completions) == sorted({r[0] for r in expected})
-    if got != expected:
-        missing = sorted(set(expected) - set(got))[:3]
-        extra = sorted(set(got) - set(expected))[:3]
-        pytest.xfail(
-            f"state_transitions differ from a clean in-order run ({len(got)} vs "
-            f"{len(expected)}; missing e.g. {missing}, extra e.g. {extra}): the transitions "
-            "recorded depend on arrival order, which Redis (one stream per topic) changes"
-        )
+    # And in the same order: a takeover hands the dead process's pending entries out merged
+    # with new ones by id, so each task's events are folded as they were published.
+    missing = sorted(set(expected) - set(got))[:3]
+    extra = sorted(set(got) - set(expected))[:3]
+    assert got == expected, (
+        f"state_transitions differ from a clean run of the same publishes ({len(got)} vs "
+        f"{len(expected)}; missing e.g. {missing}, extra e.g. {extra})"
+    )
 
 
 # -- 2. Redis restarted while publishing ------------------------------------------------------

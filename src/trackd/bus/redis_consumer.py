@@ -58,6 +58,8 @@ _CLAIM_COUNT = 1000
 _FORGET_CONSUMER_AFTER_TTLS = 360
 # How long closing waits for a renewal under way to finish.
 _STOP_RENEWER_S = 5.0
+# How long a fetch waits before looking again at ready messages held back for their lease.
+_LEASE_WAIT_S = 0.02
 
 
 def _text(value: bytes | str) -> str:
@@ -193,29 +195,42 @@ class RedisStreamsSubscription:
                 log.info("redis reachable again consumer=%s", self._consumer)
                 self._unreachable = False
             self._retry_delay = 0.1
-            # Empty with time left: no partition owned yet, or all of a read was dropped.
+            # Empty with time left: no partition owned yet, all of a read was dropped, or
+            # every ready message waits for its lease to be renewed.
             if out or time.monotonic() >= deadline or self._closed:
                 return out
+            if self._ready:
+                await asyncio.sleep(min(_LEASE_WAIT_S, max(0.0, deadline - time.monotonic())))
 
     async def _fetch_once(self, max_messages: int, deadline: float) -> list[Message]:
         await self._maintain()
         if not self._ready:
-            self._ready.extend(await self._read_pending(max_messages))
-        if not self._ready:
+            # Pending entries (a dead owner's, or nacked ones) are merged with new ones by id,
+            # not handed out first: the dead owner may have read one topic's stream further
+            # than another's, and its pending results would overtake requests never read.
+            pending = await self._read_pending(max_messages)
+            self._held.extend((id_key(self._locate(m)[1]), self._locate(m)[0], m) for m in pending)
             await self._read_new(max_messages, deadline - time.monotonic())
         return self._hand_out(max_messages)
 
     def _hand_out(self, max_messages: int) -> list[Message]:
-        """The first `max_messages` ready ones whose lease is safe; the rest stay ready."""
+        """The first `max_messages` ready ones whose lease is safe; the rest stay ready.
+
+        A message whose partition's lease is close to running out stays ready, in order,
+        until the renewer extends the lease (it is then handed out) or reports it lost (it
+        is then dropped with the partition, and its next owner claims it).
+        """
         out: list[Message] = []
+        unsafe: list[Message] = []
         while self._ready and len(out) < max_messages:
             msg = self._ready.popleft()
             stream, entry_id, partition = self._locate(msg)
             if not self._leases.valid(partition, self._margin):
-                # Still pending here: the partition's next owner claims it.
+                unsafe.append(msg)
                 continue
             self._inflight.add((stream, entry_id))
             out.append(msg)
+        self._ready.extendleft(reversed(unsafe))
         return out
 
     def _message(self, stream: str, entry_id: str, fields: dict[Any, Any]) -> Message | None:
@@ -238,15 +253,18 @@ class RedisStreamsSubscription:
             del self._cursors[stream]
         out: list[Message] = []
         unreadable: dict[str, list[str]] = {}
-        # Entries still in flight are skipped; a few rounds get past them.
-        for _ in range(8):
-            if not self._cursors or out:
-                break
+        # All of it, however many rounds: what is left unread could precede what a new read
+        # hands out. Each round moves every cursor on or drops it, so this ends; the PEL is
+        # what a consumer had read, about two reads per stream.
+        while self._cursors:
             # Typed loosely: redis-py's reply type spans RESP2 and RESP3 shapes.
             positions: dict[Any, Any] = dict(self._cursors)
             reply: Any = await self._redis.xreadgroup(
                 self._group, self._consumer, positions, count=max_messages
             )
+            answered = {_text(raw_stream) for raw_stream, _ in reply}
+            for stream in positions.keys() - answered:
+                self._cursors.pop(stream, None)
             for raw_stream, entries in reply:
                 stream = _text(raw_stream)
                 if not entries:
@@ -263,8 +281,6 @@ class RedisStreamsSubscription:
                         unreadable.setdefault(stream, []).append(entry_id)
                     else:
                         out.append(msg)
-        # Across streams in id (arrival) order, as `_read_new` delivers.
-        out.sort(key=lambda m: (id_key(self._locate(m)[1]), m.topic))
         if unreadable:
             log.warning("acknowledging pending entries that were deleted: %s", unreadable)
             async with self._redis.pipeline(transaction=False) as pipe:

@@ -8,6 +8,10 @@ stream, and inside a group each partition is owned by one consumer at a time (se
 
     bus = RedisStreamsBus.from_url("redis://localhost:6379/0?partitions=16")
 
+Entry ids come from one clock per prefix (`redis_ordered`), so an entry written after
+another has the greater id whichever streams they are in, and consumers merging a partition's
+topic streams by id see messages in the order they were published.
+
 Durability: `publish` returns once Redis has acknowledged every XADD. What Redis keeps across
 its own restart is the operator's setting (`appendonly yes`, and `appendfsync` for how much
 the last second may lose); trackd cannot see it from here.
@@ -33,11 +37,12 @@ from trackd.bus.redis_layout import (
     partition_of,
     stream_name,
 )
+from trackd.bus.redis_ordered import OrderedAppender
 from trackd.errors import BusUnavailableError, ConfigError
 
 log = logging.getLogger(__name__)
 
-# XADDs per pipeline round trip: large enough to amortise the trip, small enough that one
+# XADDs per script call: large enough to amortise the trip, small enough that one
 # retry after a dropped connection repeats little.
 _CHUNK = 1000
 
@@ -62,6 +67,7 @@ class RedisStreamsBus:
         self.redis = redis
         self.options = options or RedisStreamsOptions()
         self._round_robin = itertools.count()
+        self._appender = OrderedAppender(redis, self.options.prefix)
         self._layout_checked = False
         self._subscriptions: list[RedisStreamsSubscription] = []
         self._closed = False
@@ -121,26 +127,22 @@ class RedisStreamsBus:
         if not bodies:
             return
         opts = self.options
-        entries: list[tuple[str, dict[str, bytes | str]]] = []
+        entries: list[tuple[str, str | None, bytes]] = []
         for i, body in enumerate(bodies):
             key = keys[i] if keys is not None else None
             if key is None:
                 p = next(self._round_robin) % opts.partitions
-                entries.append((stream_name(opts.prefix, topic, p), {"body": body}))
             else:
                 p = partition_of(key, opts.partitions)
-                entries.append((stream_name(opts.prefix, topic, p), {"key": key, "body": body}))
+            entries.append((stream_name(opts.prefix, topic, p), key, body))
         deadline = time.monotonic() + opts.publish_timeout
         await self._retrying(self.check_layout, deadline, topic)
         for start in range(0, len(entries), _CHUNK):
             chunk = entries[start : start + _CHUNK]
             await self._retrying(partial(self._xadd, chunk), deadline, topic)
 
-    async def _xadd(self, chunk: Sequence[tuple[str, dict[str, bytes | str]]]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, fields in chunk:
-                pipe.xadd(stream, fields)  # type: ignore[arg-type]
-            await pipe.execute()
+    async def _xadd(self, chunk: Sequence[tuple[str, str | None, bytes]]) -> None:
+        await self._appender.xadd(chunk)
 
     async def _retrying(
         self, attempt: Callable[[], Awaitable[None]], deadline: float, topic: str
