@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from trackd.bus.base import Bus, from_url
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.notify.notifier import Notifier
+from trackd.scheduling.poller import Poller, PollerOptions
+from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
 from trackd.settings import Settings
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
@@ -36,7 +38,10 @@ class Runtime:
     bus: Bus
     ingest: IngestConsumer | None = None
     notifier: Notifier | None = None
+    scheduler: Scheduler | None = None
+    poller: Poller | None = None
     _tasks: list[asyncio.Task[object]] = field(default_factory=list)
+    _scheduling_tasks: list[asyncio.Task[object]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -46,6 +51,8 @@ class Runtime:
         ingest: bool = True,
         consumer: str | None = None,
         notify: bool = False,
+        schedule: bool = False,
+        poll: bool = False,
     ) -> Runtime:
         """Everything a process needs; `consumer` names its ingest consumer in the group
         (default: hostname-pid, unique per process as a shared bus requires); `notify` runs
@@ -67,6 +74,13 @@ class Runtime:
             )
         if notify and settings.notifier_enabled:
             runtime.notifier = Notifier(sessions, bus, settings)
+        if poll and settings.worker_enabled:
+            runtime.poller = build_poller(settings, bus, sessions, consumer)
+        if schedule and settings.scheduler_enabled:
+            # On the in-process bus only an in-process poller could hear a request; without
+            # one the polls wait in the database for another process's worker to sweep.
+            announce = runtime.poller is not None or not settings.bus_url.startswith("memory:")
+            runtime.scheduler = build_scheduler(settings, bus, sessions, announce=announce)
         return runtime
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -76,6 +90,14 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.ingest.run(), name="trackd-ingest"))
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(), name="trackd-notifier"))
+        if self.scheduler is not None:
+            self._scheduling_tasks.append(
+                asyncio.create_task(self.scheduler.run(), name="trackd-scheduler")
+            )
+        if self.poller is not None:
+            self._scheduling_tasks.append(
+                asyncio.create_task(self.poller.run(), name="trackd-poller")
+            )
         log.info(
             "trackd started database=%s bus=%s ingest=%s",
             self.engine.url.render_as_string(hide_password=True),
@@ -84,6 +106,15 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        # Scheduler and pollers before the rest: a poll ending now sends its task events,
+        # which ingest must still be there to take.
+        for part in (self.scheduler, self.poller):
+            if part is not None:
+                part.stop()
+        for task in self._scheduling_tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=self.settings.poll_timeout_s + 5)
+        self._scheduling_tasks.clear()
         # The notifier first: its bus publishes wait for ingest to take them.
         if self.notifier is not None:
             self.notifier.stop()
@@ -97,3 +128,48 @@ class Runtime:
             await self.notifier.aclose()
         await self.bus.close()
         await self.engine.dispose()
+
+
+def build_poller(
+    settings: Settings,
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    consumer: str | None = None,
+) -> Poller:
+    """A poller configured from `settings`, fetching through the guarded outbound client."""
+    from trackd.sources.http import outbound_client
+
+    return Poller(
+        bus,
+        sessions,
+        PollerOptions(
+            consumer=consumer or default_consumer_name(),
+            concurrency=settings.poll_concurrency,
+            lease_seconds=settings.poll_lease_s,
+            timeout_seconds=settings.poll_timeout_s,
+            sweep_interval=settings.poll_sweep_interval_s,
+            max_blocks=settings.poll_max_blocks,
+            publish_timeout=settings.publish_timeout_s,
+        ),
+        client_factory=lambda: outbound_client(settings),
+    )
+
+
+def build_scheduler(
+    settings: Settings,
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    announce: bool = True,
+) -> Scheduler:
+    """A scheduler configured from `settings`."""
+    return Scheduler(
+        bus,
+        sessions,
+        SchedulerOptions(
+            tick_seconds=settings.scheduler_tick_s,
+            startup_spread_seconds=settings.scheduler_startup_spread_s,
+            publish_timeout=settings.publish_timeout_s,
+            announce=announce,
+        ),
+    )

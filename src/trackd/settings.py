@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     notify_lease_s: float = Field(default=60.0, ge=5)
     notify_batch_size: int = Field(default=50, ge=1, le=1000)
 
+    # Scheduling (DESIGN §9). `trackd serve` runs the scheduler and the pollers in its own
+    # process unless these are off (`trackd scheduler` / `trackd worker` run them elsewhere).
+    scheduler_enabled: bool = True
+    worker_enabled: bool = True
+    scheduler_tick_s: float = Field(default=1.0, gt=0, le=60)
+    # Runs already due when a scheduler starts are spread over this window, not fired at once.
+    scheduler_startup_spread_s: float = Field(default=30.0, ge=0, le=3600)
+    poll_concurrency: int = Field(default=4, ge=1, le=256)
+    # A poll whose worker stops renewing its lease for this long runs again elsewhere.
+    poll_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
+    poll_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    poll_sweep_interval_s: float = Field(default=1.0, gt=0, le=60)
+    poll_max_blocks: int = Field(default=8, ge=1, le=100)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from trackd.cli import celery, demo, ingest, jobs, notify, plans, replay, tokens
+from trackd.cli import celery, demo, ingest, jobs, notify, plans, replay, scheduler, tokens, worker
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -25,6 +25,8 @@ app.add_typer(jobs.app, name="jobs")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)
+app.command("worker")(worker.worker)
+app.command("scheduler")(scheduler.scheduler)
 app.command("celery")(celery.celery)
 
 
@@ -54,13 +56,15 @@ async def serve_runtime(runtime: Runtime, settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    role: Annotated[ServeRole, typer.Option(help="all: API and ingest; api: API only.")] = (
-        ServeRole.ALL
-    ),
+    role: Annotated[
+        ServeRole,
+        typer.Option(help="all: API, ingest, scheduler and pollers; api: API only."),
+    ] = ServeRole.ALL,
     database_url: DatabaseOpt = None,
     bus_url: BusOpt = None,
 ) -> None:
-    """Serve the HTTP API (and, with --role all, ingest events) in one process."""
+    """Serve the HTTP API (and, with --role all, ingest events, fire schedules and run polls)
+    in one process."""
     settings = load_settings(host=host, port=port, database_url=database_url, bus_url=bus_url)
     if role is ServeRole.API and settings.bus_url.startswith("memory://"):
         raise fail(
@@ -69,7 +73,10 @@ def serve(
         )
     setup_logging(settings.log_level)
     # The notifier runs with ingest (off with TRACKD_NOTIFIER_ENABLED=false).
-    runtime = Runtime.build(settings, ingest=role is ServeRole.ALL, notify=role is ServeRole.ALL)
+    # The scheduler and the pollers run with ingest (off with TRACKD_SCHEDULER_ENABLED=false
+    # and TRACKD_WORKER_ENABLED=false).
+    every = role is ServeRole.ALL
+    runtime = Runtime.build(settings, ingest=every, notify=every, schedule=every, poll=every)
     run(serve_runtime(runtime, settings))
 
 

@@ -1,0 +1,63 @@
+"""`trackd scheduler`: the scheduler alone, turning due schedules into polls.
+
+    trackd scheduler --bus-url redis://redis:6379/0 --database-url postgresql+asyncpg://...
+
+On PostgreSQL several may run at once (each due run is fired by exactly one); on SQLite run
+one. SIGTERM or SIGINT lets the tick in progress commit, then it exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.runtime import Runtime, build_scheduler
+from trackd.scheduling.scheduler import SchedulerStats
+from trackd.settings import Settings
+from trackd.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def run_scheduler(settings: Settings, *, burst: bool) -> SchedulerStats:
+    """Migrate, then fire due schedules until a stop signal (or, with `burst`, until none
+    is due)."""
+    runtime = Runtime.build(settings, ingest=False)
+    scheduler = build_scheduler(settings, runtime.bus, runtime.sessions)
+    loop = asyncio.get_running_loop()
+    try:
+        await upgrade(runtime.engine)
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, scheduler.stop)
+        log.info("scheduler started bus=%s burst=%s", settings.bus_url, burst)
+        stats = await scheduler.run(burst=burst)
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        await runtime.stop()
+    log.info("scheduler stopped %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
+    return stats
+
+
+def scheduler(
+    database_url: DatabaseOpt = None,
+    bus_url: BusOpt = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Stop once no schedule is due.")] = False,
+) -> None:
+    """Fire due schedules as polls for the workers: the scheduler role on its own."""
+    settings = load_settings(database_url=database_url, bus_url=bus_url)
+    if settings.bus_url.startswith("memory://"):
+        raise fail(
+            "trackd scheduler needs a bus shared with the workers; memory:// lives inside "
+            "one process (use redis:// or nats://, or trackd serve)"
+        )
+    setup_logging(settings.log_level)
+    run(run_scheduler(settings, burst=burst))
