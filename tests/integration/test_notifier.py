@@ -26,7 +26,7 @@ from trackd.snapshots import service
 from trackd.snapshots.service import record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.store.engine import create_engine, session_factory
-from trackd.store.models import OutboxRow
+from trackd.store.models import OutboxRow, TimelineEvent
 from trackd.store.repos import channels
 from trackd.store.repos import outbox as outbox_repo
 from webfakes import Receiver, serve
@@ -410,3 +410,36 @@ async def test_the_runtime_runs_the_notifier_unless_disabled(database_url: str) 
         finally:
             await runtime.stop()
     assert [d.headers["idempotency-key"] for d in receiver.deliveries] == [key]
+
+
+async def test_a_change_lands_in_the_event_timeline_through_bus_and_ingest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "get_settings", lambda: Settings())
+    runtime = Runtime.build(settings(database_url=database_url), ingest=True, notify=True)
+    await runtime.start(migrate=False)
+    try:
+        async with runtime.sessions() as session:
+            taken = datetime(2026, 3, 1, tzinfo=UTC)
+            await record_snapshot(session, "t1", Snapshot("p1", "game", {"rank": 1}, taken))
+            change = await record_snapshot(
+                session, "t1", Snapshot("p1", "game", {"rank": 2}, taken + timedelta(hours=1))
+            )
+            await session.commit()
+        assert change is not None
+        event_id = f"snapshot.changed:{change.id}"
+        async with asyncio.timeout(10):
+            while True:
+                async with runtime.sessions() as session:
+                    found = await session.scalar(
+                        select(TimelineEvent).where(TimelineEvent.event_id == event_id)
+                    )
+                if found is not None:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await runtime.stop()
+    assert found.tenant_id == "t1"
+    assert found.event_type == "snapshot.changed" and found.topic == "system-events"
+    assert found.occurred_at == taken + timedelta(hours=1)
+    assert found.data is not None and found.data["changes"][0]["path"] == "rank"
