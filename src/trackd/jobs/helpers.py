@@ -62,7 +62,9 @@ async def retry_with_backoff(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> R:
     """Run `work(task)` as the task: start it, complete it, and after each failure wait the
-    backoff and run it again, until it succeeds or its attempts are used up.
+    backoff and run it again, until it succeeds or its attempts are used up. What `work`
+    writes in the service's session is committed with the completion, or rolled back when
+    it fails.
 
     Raises:
         The last error of `work` once no attempt is left; TaskBlocked or PrerequisiteFailed
@@ -73,6 +75,7 @@ async def retry_with_backoff(
         try:
             result = await work(task)
         except Exception as exc:
+            await service.db.rollback()  # what the failed attempt wrote goes
             delay = await handle_task_error(service, tracking_id, exc)
             if delay is None:
                 raise

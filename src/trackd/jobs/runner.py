@@ -3,8 +3,9 @@
     summary = await run_due(service, handler)     # one pass, like a worker's burst mode
 
 A task is due when it is pending and its retry delay (if any) has passed. Each runs as
-`handler(task)`: started first (prerequisites checked), completed when the handler returns,
-and on an exception failed and retried after a backoff while it has attempts left — the
+`handler(task)`: started first (prerequisites checked), completed when the handler returns
+(what it wrote in the service's session is committed with the completion), and on an
+exception rolled back, failed and retried after a backoff while it has attempts left — the
 retry runs in a later pass, once it is due. A task whose prerequisites have not completed
 is skipped and stays pending.
 """
@@ -45,11 +46,13 @@ async def run_due(
 ) -> RunSummary:
     """Run up to `limit` due tasks of the service's domain, oldest first, one at a time."""
     due = await service.crud.get_due(service.db, service.clock(), limit=limit)
+    # Ids, not rows: a failed handler's rollback expires every row the session holds.
+    due_ids = [t.id for t in due]
     await service.db.commit()
     completed = retried = failed = blocked = 0
-    for listed in due:
+    for listed_id in due_ids:
         try:
-            task = await service.claim(listed.id)
+            task = await service.claim(listed_id)
         except TaskBlocked:
             blocked += 1
             continue
@@ -58,18 +61,21 @@ async def run_due(
             continue
         if task is None:
             continue  # another worker took it meanwhile
+        task_id = task.id
         try:
             await handler(task)
         except Exception as exc:
-            delay = await handle_task_error(service, task.id, exc)
+            # What the handler wrote before it failed goes, and the failure is recorded.
+            await service.db.rollback()
+            delay = await handle_task_error(service, task_id, exc)
             if delay is None:
                 failed += 1
             else:
                 retried += 1
             continue
-        await service.complete(task.id)
+        await service.complete(task_id)
         completed += 1
     summary = RunSummary(completed, retried, failed, blocked)
-    if due:
+    if due_ids:
         log.info("ran due tasks domain=%s %s", service.domain, summary)
     return summary
