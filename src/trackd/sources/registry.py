@@ -119,6 +119,7 @@ def _build(loaded: object) -> Source:
 # Sources shipped with trackd, imported on first use so that each pays for its own imports.
 BUILTINS = {
     "http_json": "trackd.sources.http_json:HttpJsonSource",
+    "rocket_league": "trackd.sources.rocket_league:RocketLeagueSource",
 }
 
 registry = SourceRegistry(BUILTINS)
