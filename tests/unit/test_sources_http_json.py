@@ -117,13 +117,13 @@ async def test_server_errors_and_non_json_fail_for_a_retry() -> None:
 
 def test_the_registry_knows_http_json_and_names_the_known_ones() -> None:
     assert isinstance(registry_module.get("http_json"), HttpJsonSource)
-    assert {"http_json", "rocket_league"} <= set(registry_module.names())
+    assert "http_json" in registry_module.names()
     with pytest.raises(UnknownSource, match=r"unknown source 'nope'; known sources: .*http_json"):
         registry_module.get("nope")
 
 
 def test_registering_twice_under_one_name_needs_replace() -> None:
-    registry = SourceRegistry()
+    registry = SourceRegistry(plugins=False)
     first, second = HttpJsonSource(), HttpJsonSource()
     registry.register(first)
     with pytest.raises(ValueError, match="already registered"):
@@ -135,7 +135,7 @@ def test_registering_twice_under_one_name_needs_replace() -> None:
 
 
 def test_builtins_are_imported_on_first_use_under_their_own_name() -> None:
-    registry = SourceRegistry()
+    registry = SourceRegistry(plugins=False)
     registry.add_builtin("http_json", "trackd.sources.http_json:HttpJsonSource")
     assert registry.names() == ["http_json"]
     source = registry.get("http_json")
