@@ -84,6 +84,10 @@ async def test_the_local_server_is_refused_by_default(server: str) -> None:
         # A host name resolving to loopback, through the system's resolver.
         with pytest.raises(RefusedAddress, match="localhost"):
             await client.get(server.replace("127.0.0.1", "localhost") + "/status")
+        # Spellings of 127.0.0.1 and 0.0.0.0 that the resolver turns into addresses.
+        for other in ("2130706433", "127.1", "0"):
+            with pytest.raises(RefusedAddress):
+                await client.get(server.replace("127.0.0.1", other) + "/status")
         with pytest.raises(InvalidTarget, match="TRACKD_ALLOW_PRIVATE_FETCH"):
             await HttpJsonSource().fetch({"url": f"{server}/status"}, client)
     assert hits == []
