@@ -70,7 +70,8 @@ async def record_snapshot(
         snapshot of a history or one with the same data as the previous.
 
     Raises:
-        ValueError: the snapshot is malformed (naive `taken_at`, data that is not JSON).
+        ValueError: the snapshot is malformed (naive `taken_at`, a bad subject, NaN in data).
+        TypeError: its data holds something JSON cannot represent (a datetime, a set).
     """
     if snapshot.taken_at.tzinfo is None:
         raise ValueError("snapshot.taken_at must carry a time zone")
