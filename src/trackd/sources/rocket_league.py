@@ -163,7 +163,7 @@ class RocketLeagueSource:
         if canonical["first_scrape"]:
             for season in range(now - 1, max(0, now - 1 - self.previous_seasons), -1):
                 older = await self._get(client, player.api_url(self.api_url, season=season))
-                seasons.append(parse_season(older, season))
+                seasons.append(parse_season(older, season, current=now))
         return [self._snapshot(subject, player, stats, taken_at) for stats in seasons]
 
     def _snapshot(

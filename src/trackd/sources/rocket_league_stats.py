@@ -127,18 +127,22 @@ def current_season(payload: Mapping[str, Any]) -> int:
     return max(seasons)
 
 
-def parse_season(payload: Mapping[str, Any], season: int | None = None) -> SeasonStats:
+def parse_season(
+    payload: Mapping[str, Any], season: int | None = None, *, current: int | None = None
+) -> SeasonStats:
     """The ranked playlists of `season` (default: the current one) in a profile answer.
 
     Segments that name no season are taken to be the season asked for, as the API answers a
     `?season=N` request with that season's segments. A mode present under both its current and
-    its legacy playlist id is read from the current id.
+    its legacy playlist id is read from the current id. `current` is the current season when
+    the caller knows it already (an older season's answer need not say it).
 
     Raises:
-        SourceError: the answer is not a profile (no `data` object).
+        SourceError: the answer is not a profile (no `data` object), or names no current
+            season when `current` is not given.
     """
     data = _data(payload)
-    now = current_season(payload)
+    now = current if current is not None else current_season(payload)
     wanted = now if season is None else season
     info = _get(data, "platformInfo")
     info = info if isinstance(info, Mapping) else {}
