@@ -195,6 +195,8 @@ async def test_retry_of_a_failed_task_and_conflicts_for_others(
             "due: Input should be a valid date",
         ),
         ("/v1/tasks/report", ["not", "an", "object"], 422, "Input should be a valid dictionary"),
+        ("/v1/tasks/report", {"title": "x", "metadata": {"k": "a\u0000b"}}, 422, "NUL"),
+        ("/v1/tasks/report", {"title": "x", "metadata": [1]}, 422, "metadata: Input should be"),
     ],
 )
 async def test_bad_input_is_a_4xx_in_trackds_shape(

@@ -135,6 +135,12 @@ def test_waiting_and_back_keep_the_run() -> None:
     assert (back.attempts, back.started_at, back.error_message) == (1, at(1), "rate limited")
 
 
+def test_nul_characters_in_errors_are_escaped() -> None:
+    failed = change_status(job(S.RUNNING, 1), "failed", at(1), error="bad\x00byte").after
+
+    assert failed.error_message == "bad\\0byte"
+
+
 def test_long_errors_are_clipped() -> None:
     failed = change_status(job(S.RUNNING, 1), "failed", at(1), error="x" * 10_000).after
 

@@ -109,6 +109,8 @@ def clip_error(message: str | None) -> str | None:
     """An error message short enough to keep on the row (the start is what people read)."""
     if message is None:
         return None
+    # PostgreSQL cannot store NUL in text; an exception's message may carry one.
+    message = message.replace("\x00", "\\0")
     return message if len(message) <= ERROR_MAX else message[: ERROR_MAX - 1] + "…"
 
 

@@ -15,6 +15,7 @@ it does to timestamps and attempts, when prerequisites let a task start) are pur
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -327,6 +328,13 @@ class BaseTaskTrackingService(Generic[M]):
                 "(use metadata=..., max_attempts=..., job_id=...)"
             )
         meta = dict(metadata or {})
+        try:
+            text = json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise InvalidTask(f"metadata must be JSON: {exc}") from None
+        if "\\u0000" in text:
+            # PostgreSQL cannot store NUL in JSON; refused on every backend alike.
+            raise InvalidTask("metadata contains a NUL character (\\u0000); remove it")
         reserved = [k for k in _RESERVED_METADATA if k in meta]
         if reserved:
             raise InvalidTask(
