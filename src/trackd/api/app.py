@@ -9,7 +9,14 @@ from fastapi import FastAPI
 
 from trackd import __version__
 from trackd.api import errors
-from trackd.api.routers import events, health, metrics, tracker
+from trackd.api.routers import (
+    events,
+    health,
+    internal_trackers,
+    league_trackers,
+    metrics,
+    tracker,
+)
 from trackd.runtime import Runtime
 
 
@@ -39,4 +46,6 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(events.router)
     app.include_router(tracker.router)
+    app.include_router(league_trackers.router)
+    app.include_router(internal_trackers.router)
     return app

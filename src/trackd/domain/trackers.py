@@ -48,6 +48,32 @@ class ScrapingStatus(StrEnum):
     BLOCKED = "BLOCKED"
 
 
+# A tracker's scraping status is its latest poll's (DESIGN §9 poll statuses); a tracker never
+# polled is PENDING. Cancelled polls (a tracker paused or deleted) do not count as its latest.
+_SCRAPING_BY_POLL: Final = {
+    "pending": ScrapingStatus.PENDING,
+    "running": ScrapingStatus.IN_PROGRESS,
+    "blocked": ScrapingStatus.BLOCKED,
+    "completed": ScrapingStatus.COMPLETED,
+    "failed": ScrapingStatus.FAILED,
+}
+
+
+def scraping_status(poll_status: str | None) -> ScrapingStatus:
+    """The tracker's scraping status given its latest poll's status (None: never polled)."""
+    if poll_status is None:
+        return ScrapingStatus.PENDING
+    try:
+        return _SCRAPING_BY_POLL[poll_status]
+    except KeyError:
+        raise ValueError(f"unknown poll status {poll_status!r}") from None
+
+
+def poll_statuses(status: ScrapingStatus) -> list[str]:
+    """The poll statuses that give a tracker `status` (to filter trackers by it)."""
+    return [poll for poll, scraping in _SCRAPING_BY_POLL.items() if scraping is status]
+
+
 class TrackerRuleError(ValueError):
     """A tracker request breaks a rule; the message says which and what to do instead."""
 
