@@ -3,6 +3,7 @@ by a real poller against a local fake of the stats site."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -304,3 +305,25 @@ async def test_manual_snapshots_and_history(league: League) -> None:
     assert bad.status_code == 422
     unknown = await league.post(path, "alice", {"season": 3, "playlists": {"5v5": {}}})
     assert unknown.status_code == 422
+
+
+# On PostgreSQL, where requests run truly at once; SQLite lets one writer in at a time.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_concurrent_requests_cannot_pass_the_rules(league: League) -> None:
+    # Two adds at once for a user with three trackers: the limit holds.
+    await register(league, "alice", url("epic", "a1"), url("epic", "a2"), url("epic", "a3"))
+    adds = await asyncio.gather(
+        *(league.post("/api/trackers/add", "alice", {"url": url("epic", n)}) for n in ("x", "y"))
+    )
+    assert sorted(r.status_code for r in adds) == [201, 400]
+    # Two users registering one profile at once: one gets it.
+    both = await asyncio.gather(
+        *(
+            league.post("/api/trackers/register", who, {"urls": [url("psn", "same")]})
+            for who in ("bob", "admin")
+        )
+    )
+    assert sorted(r.status_code for r in both) == [201, 400]
+    refused = next(r for r in both if r.status_code == 400)
+    assert "registered" in message(refused)
