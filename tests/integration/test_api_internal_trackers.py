@@ -346,3 +346,29 @@ async def test_guild_mmr_rules(league: League) -> None:
         "/internal/trackers/guilds/g1", json={"mmr": None}, headers=league.auth["bot"]
     )
     assert reset.json()["mmrConfigured"] is False
+
+
+async def test_a_waiting_batch_follows_the_guilds_trackers(league: League) -> None:
+    [one, two] = await register_for(league, "u1", "g1", "76561198000000801", "76561198000000802")
+    await league.work()
+    when = datetime.now(UTC) + timedelta(hours=1)
+    made = (
+        await league.post(
+            "/internal/trackers/schedule", "bot", {"guildId": "g1", "scheduledAt": iso(when)}
+        )
+    ).json()
+    assert set(made["trackerIds"]) == {one["id"], two["id"]}
+    # Deleted, paused and newly registered trackers change what the batch will scrape.
+    await league.client.delete(f"/api/trackers/{one['id']}", headers=league.auth["bot"])
+    [three] = await register_for(league, "u2", "g1", "76561198000000803")
+    [four] = await register_for(league, "u3", "g1", "76561198000000804")
+    await league.client.put(
+        f"/api/trackers/{four['id']}", json={"isActive": False}, headers=league.auth["bot"]
+    )
+    await league.work()
+    [batch] = (await league.get("/internal/trackers/schedule/guild/g1", "bot")).json()["schedules"]
+    assert set(batch["trackerIds"]) == {two["id"], three["id"]}
+    league.clock.set(when + timedelta(seconds=5))
+    await league.tick()
+    targets = await _targets(league)
+    assert {t["tracker_id"] for t in targets[-2:]} == {two["id"], three["id"]}

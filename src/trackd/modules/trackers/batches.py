@@ -1,9 +1,11 @@
 """A guild's scheduled batch: every live, active tracker of the guild scraped at a given time.
 
-A batch is a one-shot schedule of the scheduling engine whose targets are the guild's
-trackers when it is scheduled, labelled with the guild. It is stored, so it survives
-restarts; a batch whose time passed while trackd was down runs when trackd is back within
-the grace (an hour), else it is MISSED, never left PENDING for ever. Its status is its run's:
+A batch is a one-shot schedule of the scheduling engine, labelled with the guild, whose
+targets are the guild's live, active trackers: set when it is scheduled and kept in step
+(`follow_guild`) as trackers are registered, paused, resumed or deleted until it runs.
+It is stored, so it survives restarts; a batch whose time passed while trackd was down runs
+when trackd is back within the grace (an hour), else it is MISSED, never left PENDING for
+ever. Its status is its run's:
 
     PENDING    not run yet            RUNNING    some scrapes not finished
     COMPLETED  every scrape completed FAILED     every scrape finished, some failed
@@ -20,6 +22,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.schedules import ScheduleStatus
 from trackd.domain.trackers import TrackerRuleError
 from trackd.errors import NotFoundError
 from trackd.modules.trackers import scrapes
@@ -100,6 +103,38 @@ async def schedule(
     await session.flush()
     run = await schedule_run(session, tenant_id, row.id)
     return batch_json(row, run)
+
+
+async def follow_guild(
+    session: AsyncSession, tenant_id: str, guild_id: str | None, *, now: datetime
+) -> int:
+    """Make the guild's batches that have not run scrape the trackers it has now (one was
+    registered, paused, resumed or deleted since they were scheduled). Returns how many
+    batches changed."""
+    if guild_id is None:
+        return 0
+    waiting = await find_schedules(
+        session,
+        tenant_id,
+        labels=_labels(guild_id),
+        statuses=[ScheduleStatus.ACTIVE],
+        source=scrapes.SOURCE,
+        limit=MAX_LISTED,
+    )
+    if not waiting:
+        return 0
+    trackers, _ = await repo.search(
+        session, tenant_id, repo.TrackerFilter(guild_id=guild_id, active=True), limit=10_000
+    )
+    targets = [scrapes.target_of(t, first_scrape=False) for t in trackers]
+    changed = 0
+    for row in waiting:
+        if row.last_run_at is None and row.targets != targets:
+            row.targets = targets
+            row.updated_at = now
+            changed += 1
+    await session.flush()
+    return changed
 
 
 async def list_for_guild(

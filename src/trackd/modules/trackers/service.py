@@ -34,7 +34,7 @@ from trackd.domain.trackers import (
     parse_register_request,
 )
 from trackd.errors import ConflictError, NotFoundError, TrackdError
-from trackd.modules.trackers import guilds, scrapes
+from trackd.modules.trackers import batches, guilds, scrapes
 from trackd.settings import Settings
 from trackd.snapshots.service import StoredSnapshot, record_snapshot
 from trackd.sources.base import Snapshot
@@ -163,6 +163,7 @@ async def _create(
             "check GET /api/trackers/me and try again"
         ) from None
     outcome = Outcome(rows)
+    await batches.follow_guild(session, tenant_id, who.guild_id, now=now)
     for tracker in rows:
         await guilds.subscribe_tracker(session, tracker)
         await scrapes.start_daily(session, tracker, settings, now=now)
@@ -230,6 +231,8 @@ async def update(
             await scrapes.stop_scraping(session, tracker, now=now)
     tracker.updated_at = now
     await session.flush()
+    if is_active is not None:
+        await batches.follow_guild(session, tracker.tenant_id, tracker.guild_id, now=now)
     return outcome
 
 
@@ -243,6 +246,7 @@ async def delete(
     await scrapes.stop_scraping(session, tracker, now=now)
     await guilds.unsubscribe_tracker(session, tracker)
     await repo.soft_delete(session, tracker, now=now)
+    await batches.follow_guild(session, tracker.tenant_id, tracker.guild_id, now=now)
     return tracker
 
 
