@@ -166,6 +166,7 @@ class Poller:
         self.stats = PollerStats()
         self._stopping = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         # SQLite has one writer: two of this worker's polls storing snapshots of one subject
         # at once would both read the same latest one and the second would fail on its
@@ -188,24 +189,39 @@ class Poller:
             )
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
+        # More polls may be due than the last claim took (it filled every free slot, or
+        # requests came while none was free): claim again as soon as a slot frees up,
+        # rather than at the next sweep.
+        backlog = False
         idle = 0
         try:
             while not self._stopping.is_set():
-                messages = await self._wait(subscription, next_sweep - loop.time())
                 free = self.options.concurrency - len(self._running)
-                claims: list[Claim] = []
-                sweep = loop.time() >= next_sweep
+                if free <= 0:
+                    await self._slot_freed()
+                    messages = await self._requests(subscription, 0.0)
+                elif backlog:
+                    messages = await self._requests(subscription, 0.0)
+                else:
+                    messages = await self._wait(subscription, next_sweep - loop.time())
+                free = self.options.concurrency - len(self._running)
                 ids = [i for i in (decode_request(m.body) for m in messages) if i is not None]
-                if free > 0 and (sweep or ids):
-                    claims = await self._claim(free, None if sweep else ids)
+                sweep = free > 0 and (backlog or loop.time() >= next_sweep)
+                claims: list[Claim] = []
                 if sweep:
+                    claims, taken = await self._claim(free, None)
+                    backlog = taken >= free
                     next_sweep = loop.time() + self.options.sweep_interval
+                elif ids:
+                    if free > 0:
+                        claims, taken = await self._claim(free, ids)
+                    backlog = backlog or len(ids) > free
                 if subscription is not None and messages:
                     await subscription.ack(messages)
                 for claim in claims:
                     self._start(claim)
                 if burst:
-                    busy = claims or messages or self._running
+                    busy = claims or messages or self._running or backlog
                     idle = 0 if busy else idle + (1 if sweep else 0)
                     if idle >= 2:
                         break
@@ -223,8 +239,8 @@ class Poller:
         """
         ran = 0
         while True:
-            claims = await self._claim(self.options.concurrency, None)
-            if not claims:
+            claims, taken = await self._claim(self.options.concurrency, None)
+            if not taken:
                 break
             ran += len(claims)
             await asyncio.gather(*(self._handle(c) for c in claims))
@@ -232,6 +248,17 @@ class Poller:
         return ran
 
     # -- claiming -------------------------------------------------------------------------------
+
+    async def _requests(self, subscription: Subscription | None, block: float) -> list[Message]:
+        return await subscription.fetch(100, block) if subscription is not None else []
+
+    async def _slot_freed(self) -> None:
+        """Wait until a running poll ends (at most a sweep interval)."""
+        self._freed.clear()
+        if len(self._running) < self.options.concurrency:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), self.options.sweep_interval)
 
     async def _wait(self, subscription: Subscription | None, until_sweep: float) -> list[Message]:
         block = max(0.0, min(until_sweep, self.options.sweep_interval))
@@ -243,7 +270,9 @@ class Poller:
         # Bounded, so that stop() is noticed soon even with a long sweep interval.
         return await subscription.fetch(100, min(block, _STOP_CHECK))
 
-    async def _claim(self, limit: int, ids: Sequence[uuid.UUID] | None) -> list[Claim]:
+    async def _claim(self, limit: int, ids: Sequence[uuid.UUID] | None) -> tuple[list[Claim], int]:
+        """The claims to run, and how many polls were taken (those that failed on the spot
+        for a lost lease included)."""
         now = self._clock()
         try:
             async with self._sessions() as session, session.begin():
@@ -259,22 +288,28 @@ class Poller:
             # A database hiccup or, on SQLite, a write race with another process: the polls
             # stay due and the next sweep takes them.
             log.warning("claiming polls failed; retrying at the next sweep", exc_info=True)
-            return []
-        events: list[PollEvent] = []
+            return [], 0
+        ended: list[PollEvent] = []
         for claim in claims:
             self.stats.claimed += 1
-            events.extend(_claim_events(claim, now))
             if claim.ended is not None:
+                ended.extend(_claim_events(claim, now))
                 self.stats.failed += 1
                 self.stats.lost += 1
                 log.warning("poll failed id=%s reason=%s", claim.poll.id, claim.ended.reason)
-        await self._publish(events)
-        return [c for c in claims if c.runs]
+        # The events of the claims that run are sent by their own tasks, so that claiming
+        # does not wait on the bus.
+        await self._publish(ended)
+        return [c for c in claims if c.runs], len(claims)
 
     def _start(self, claim: Claim) -> None:
         task = asyncio.create_task(self._handle(claim), name=f"trackd-poll-{claim.poll.id}")
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._freed.set()
 
     async def _wait_running(self) -> None:
         if self._running:
@@ -284,6 +319,7 @@ class Poller:
 
     async def _handle(self, claim: Claim) -> None:
         poll = claim.poll
+        await self._publish(_claim_events(claim, poll.heartbeat_at or self._clock()))
         try:
             work = asyncio.create_task(self._fetch(poll))
             beat = asyncio.create_task(self._heartbeat(poll, work))
