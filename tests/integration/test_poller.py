@@ -408,3 +408,29 @@ async def test_a_worker_started_by_a_request_on_the_bus(
 
     assert (await load(sessions, poll.id)).status == PollStatus.COMPLETED
     assert worker.stats.completed == 1
+
+
+async def test_a_full_worker_takes_the_next_poll_when_a_slot_frees_not_at_the_next_sweep(
+    sessions: Sessions, source: ScriptedSource
+) -> None:
+    for n in range(10):
+        await request(sessions, {"subject": f"s{n}", "sleep": 0.02}, now=None)
+    worker = Poller(
+        None,
+        sessions,
+        PollerOptions(consumer="w", concurrency=2, sweep_interval=5),
+        client_factory=offline_client,
+    )
+
+    running = asyncio.create_task(worker.run())
+    try:
+        # Two at a time, one sweep every 5 s: waiting for sweeps would take 25 s.
+        async with asyncio.timeout(4):
+            while worker.stats.completed < 10:  # noqa: ASYNC110 - polling a counter
+                await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await running
+
+    assert worker.stats.completed == 10
+    assert source.calls == {f"s{n}": 1 for n in range(10)}
