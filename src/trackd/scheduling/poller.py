@@ -319,9 +319,8 @@ class Poller:
 
     async def _handle(self, claim: Claim) -> None:
         poll = claim.poll
-        await self._publish(_claim_events(claim, poll.heartbeat_at or self._clock()))
         try:
-            work = asyncio.create_task(self._fetch(poll))
+            work = asyncio.create_task(self._announce_and_fetch(claim))
             beat = asyncio.create_task(self._heartbeat(poll, work))
             try:
                 snapshots = await work
@@ -346,6 +345,12 @@ class Poller:
             # Whatever went wrong, the worker carries on: the poll's lease will expire and
             # it runs again (or fails once its attempts are used up).
             log.exception("poll could not be finished id=%s", poll.id)
+
+    async def _announce_and_fetch(self, claim: Claim) -> list[Snapshot]:
+        # The claim's events go out under the heartbeat too: a slow bus must not let the
+        # lease lapse before the fetch has even begun.
+        await self._publish(_claim_events(claim, claim.poll.heartbeat_at or self._clock()))
+        return await self._fetch(claim.poll)
 
     async def _fetch(self, poll: PollRow) -> list[Snapshot]:
         try:
