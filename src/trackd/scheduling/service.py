@@ -169,7 +169,7 @@ async def cancel_schedule(
     over is returned unchanged."""
     when = _now(now)
     row = await schedule_repo.cancel(session, tenant_id, schedule_id, now=when)
-    if row is not None:
+    if row is not None and row.cancelled_at == when:
         await poll_repo.cancel_waiting(session, tenant_id, schedule_id=schedule_id, now=when)
     return row
 
