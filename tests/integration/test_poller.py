@@ -313,18 +313,18 @@ async def test_a_worker_that_lost_its_lease_writes_nothing(
 async def test_heartbeats_keep_a_long_poll_from_being_taken_over(
     sessions: Sessions, source: ScriptedSource
 ) -> None:
-    """Real time: a 0.6 s fetch under a 0.3 s lease, renewed every 0.1 s."""
-    poll_id = await request(sessions, {"subject": "a", "sleep": 0.6}, now=None)
+    """Real time: a 1.2 s fetch under a 0.9 s lease, renewed every 0.3 s."""
+    poll_id = await request(sessions, {"subject": "a", "sleep": 1.2}, now=None)
     first = Poller(
         None,
         sessions,
-        PollerOptions(consumer="w1", lease_seconds=0.3),
+        PollerOptions(consumer="w1", lease_seconds=0.9),
         client_factory=offline_client,
     )
     second = Poller(
         None,
         sessions,
-        PollerOptions(consumer="w2", lease_seconds=0.3),
+        PollerOptions(consumer="w2", lease_seconds=0.9),
         client_factory=offline_client,
     )
 
@@ -332,7 +332,7 @@ async def test_heartbeats_keep_a_long_poll_from_being_taken_over(
     await source.started.wait()
     taken_over = 0
     for _ in range(5):
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
         taken_over += await second.run_due()
     await running
 
@@ -397,7 +397,7 @@ async def test_a_worker_started_by_a_request_on_the_bus(
         poll = await request_poll(session, TENANT, "scripted", {"subject": "a"})
 
     await announce_polls(bus, [poll])
-    for _ in range(100):
+    for _ in range(250):
         if (await load(sessions, poll.id)).status == PollStatus.COMPLETED:
             break
         await asyncio.sleep(0.02)

@@ -298,7 +298,7 @@ async def test_runs_due_at_start_are_spread_over_the_window(
 
     # Not all in the first tick: about one in sixty per second, and all within the window.
     assert fired_by_second[0] < 5
-    assert 10 < fired_by_second[30] < 30
+    assert 5 < fired_by_second[30] < 35
     assert fired_by_second[-1] == 40
     async with sessions() as session:
         rows = list(await session.scalars(select(ScheduleRow)))
