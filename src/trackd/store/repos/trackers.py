@@ -13,8 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, cast, func, or_, select
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import ColumnElement, Select, String, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,10 +190,11 @@ async def soft_delete(session: AsyncSession, row: TrackerRow, *, now: datetime) 
 
 
 def _same_tracker(json_id: Any, dialect: str) -> Any:
-    """SQL for "this JSON string is the tracker's id": PostgreSQL compares uuids, SQLite
-    stores a uuid as 32 hex digits without the dashes that str(uuid) has."""
+    """SQL for "this JSON string is the tracker's id", compared as text so that a target
+    holding something else is simply no match: PostgreSQL writes a uuid as str(uuid) does,
+    SQLite stores it as 32 hex digits without the dashes."""
     if dialect == "postgresql":
-        return cast(json_id, PG_UUID(as_uuid=True)) == TrackerRow.id
+        return json_id == cast(TrackerRow.id, String)
     return func.replace(func.lower(json_id), "-", "") == TrackerRow.id
 
 
