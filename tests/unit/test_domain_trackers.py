@@ -180,3 +180,18 @@ def test_already_registered_messages() -> None:
     parsed = profile("psn", "nssbali_")
     assert "you already track" in str(already_registered(parsed, own=True))
     assert "registered by another user" in str(already_registered(parsed, own=False))
+
+
+def test_scraping_status_follows_the_newest_poll() -> None:
+    from trackd.domain.trackers import ScrapingStatus, poll_statuses, scraping_status
+
+    assert scraping_status(None) is ScrapingStatus.PENDING
+    assert scraping_status("pending") is ScrapingStatus.PENDING
+    assert scraping_status("running") is ScrapingStatus.IN_PROGRESS
+    assert scraping_status("blocked") is ScrapingStatus.BLOCKED
+    assert scraping_status("completed") is ScrapingStatus.COMPLETED
+    assert scraping_status("failed") is ScrapingStatus.FAILED
+    with pytest.raises(ValueError, match="unknown poll status"):
+        scraping_status("cancelled")
+    assert poll_statuses(ScrapingStatus.IN_PROGRESS) == ["running"]
+    assert all(poll_statuses(s) for s in ScrapingStatus)
