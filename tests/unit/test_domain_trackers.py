@@ -6,6 +6,7 @@ import pytest
 
 from trackd.domain.trackers import (
     PLATFORMS,
+    ScrapingStatus,
     TrackerProfile,
     TrackerRuleError,
     already_registered,
@@ -13,7 +14,9 @@ from trackd.domain.trackers import (
     check_may_register,
     parse_profile_url,
     parse_register_request,
+    poll_statuses,
     profile,
+    scraping_status,
 )
 
 BASE = "https://rocketleague.tracker.network/rocket-league/profile"
@@ -183,8 +186,6 @@ def test_already_registered_messages() -> None:
 
 
 def test_scraping_status_follows_the_newest_poll() -> None:
-    from trackd.domain.trackers import ScrapingStatus, poll_statuses, scraping_status
-
     assert scraping_status(None) is ScrapingStatus.PENDING
     assert scraping_status("pending") is ScrapingStatus.PENDING
     assert scraping_status("running") is ScrapingStatus.IN_PROGRESS
