@@ -41,8 +41,13 @@ class ApiError(HTTPException):
         details: Any = None,
     ) -> None:
         super().__init__(status, message, headers=headers)
-        self.code = code or _CODES.get(status, "error")
+        self.code = code or code_for(status)
         self.details = details
+
+
+def code_for(status: int) -> str:
+    """The error code trackd's JSON errors carry for an HTTP status."""
+    return _CODES.get(status, "error")
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -67,7 +72,7 @@ def describe_invalid(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+        code = getattr(exc, "code", None) or code_for(exc.status_code)
         return JSONResponse(
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
             status_code=exc.status_code,

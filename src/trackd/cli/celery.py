@@ -10,28 +10,31 @@ writes the records. SIGTERM or SIGINT stops it once what it received is publishe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import signal
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
-from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.cli.common import (
+    BusOpt,
+    DatabaseOpt,
+    fail,
+    load_settings,
+    run,
+    setup_logging,
+    until_signalled,
+)
 from trackd.errors import ConfigError
 from trackd.jobs.celery import require_celery
 from trackd.jobs.celery.monitor import CeleryMonitor, MonitorOptions, MonitorStats
 from trackd.jobs.celery.reconcile import Store
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def celery_app(broker: str | None, result_backend: str | None, app_path: str | None) -> Any:
@@ -69,13 +72,8 @@ async def run_monitor(
     runtime = Runtime.build(settings, ingest=standalone, consumer="trackd-celery")
     store = Store(runtime.sessions, tenant) if standalone or read_store else None
     monitor = CeleryMonitor(app, runtime.bus, options, store=store)
-    loop = asyncio.get_running_loop()
-    try:
-        if store is not None:
-            await upgrade(runtime.engine)
+    async with until_signalled(runtime, monitor.stop, migrate=store is not None):
         await runtime.start(migrate=False)
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, monitor.stop)
         log.info(
             "trackd celery started broker=%s bus=%s ingest=%s",
             app.connection_for_read().as_uri(),
@@ -83,10 +81,6 @@ async def run_monitor(
             standalone,
         )
         stats = await monitor.run()
-    finally:
-        for sig in _STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        await runtime.stop()
     log.info(
         "trackd celery stopped events=%d published=%d reconnects=%d",
         stats.events,

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from trackd.errors import TrackdError
 from trackd.settings import Settings
+
+if TYPE_CHECKING:
+    from trackd.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -56,3 +61,28 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"{exc.strerror or exc} (is the database reachable?)") from None
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@asynccontextmanager
+async def until_signalled(
+    runtime: Runtime, stop: Callable[[], None], *, migrate: bool = True
+) -> AsyncIterator[None]:
+    """For a role run on its own (ingest, worker, scheduler, celery): migrate first (several
+    processes starting together take turns, by an advisory lock on PostgreSQL), let SIGTERM
+    and SIGINT call `stop` so the role ends cleanly, and stop the runtime on leaving."""
+    loop = asyncio.get_running_loop()
+    try:
+        if migrate:
+            from trackd.store.migrate import upgrade
+
+            await upgrade(runtime.engine)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop)
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        await runtime.stop()

@@ -10,22 +10,25 @@ other consumers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Annotated
 
 import typer
 
-from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.cli.common import (
+    BusOpt,
+    DatabaseOpt,
+    fail,
+    load_settings,
+    run,
+    setup_logging,
+    until_signalled,
+)
 from trackd.ingest.consumer import IngestStats
 from trackd.runtime import Runtime, default_consumer_name
 from trackd.settings import Settings
-from trackd.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_ingest(settings: Settings, consumer: str, *, burst: bool) -> IngestStats:
@@ -34,18 +37,9 @@ async def run_ingest(settings: Settings, consumer: str, *, burst: bool) -> Inges
     ingest = runtime.ingest
     if ingest is None:  # pragma: no cover - built with ingest=True
         raise RuntimeError("the runtime was built without its ingest consumer")
-    loop = asyncio.get_running_loop()
-    try:
-        # Several processes starting together take turns (an advisory lock on PostgreSQL).
-        await upgrade(runtime.engine)
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, ingest.stop)
+    async with until_signalled(runtime, ingest.stop):
         log.info("ingest started consumer=%s bus=%s burst=%s", consumer, settings.bus_url, burst)
         stats = await ingest.run(burst=burst)
-    finally:
-        for sig in _STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        await runtime.stop()
     log.info(
         "ingest stopped consumer=%s batches=%d folded=%d duplicates=%d rejected=%d failures=%d",
         consumer,

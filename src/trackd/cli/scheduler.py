@@ -8,23 +8,26 @@ one. SIGTERM or SIGINT lets the tick in progress commit, then it exits 0.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.cli.common import (
+    BusOpt,
+    DatabaseOpt,
+    fail,
+    load_settings,
+    run,
+    setup_logging,
+    until_signalled,
+)
 from trackd.runtime import Runtime, build_scheduler
 from trackd.scheduling.scheduler import SchedulerStats
 from trackd.settings import Settings
-from trackd.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_scheduler(settings: Settings, *, burst: bool) -> SchedulerStats:
@@ -32,17 +35,9 @@ async def run_scheduler(settings: Settings, *, burst: bool) -> SchedulerStats:
     is due)."""
     runtime = Runtime.build(settings, ingest=False)
     scheduler = build_scheduler(settings, runtime.bus, runtime.sessions)
-    loop = asyncio.get_running_loop()
-    try:
-        await upgrade(runtime.engine)
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, scheduler.stop)
+    async with until_signalled(runtime, scheduler.stop):
         log.info("scheduler started bus=%s burst=%s", settings.bus_url, burst)
         stats = await scheduler.run(burst=burst)
-    finally:
-        for sig in _STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        await runtime.stop()
     log.info("scheduler stopped %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
     return stats
 

@@ -10,39 +10,34 @@ leases expire.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Annotated
 
 import typer
 
-from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.cli.common import (
+    BusOpt,
+    DatabaseOpt,
+    fail,
+    load_settings,
+    run,
+    setup_logging,
+    until_signalled,
+)
 from trackd.runtime import Runtime, build_poller, default_consumer_name
 from trackd.scheduling.poller import PollerStats, stats_line
 from trackd.settings import Settings
-from trackd.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def run_worker(settings: Settings, consumer: str, *, burst: bool) -> PollerStats:
     """Migrate, then run polls until a stop signal (or, with `burst`, until none is due)."""
     runtime = Runtime.build(settings, ingest=False)
     poller = build_poller(settings, runtime.bus, runtime.sessions, consumer)
-    loop = asyncio.get_running_loop()
-    try:
-        await upgrade(runtime.engine)
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, poller.stop)
+    async with until_signalled(runtime, poller.stop):
         log.info("worker started consumer=%s bus=%s burst=%s", consumer, settings.bus_url, burst)
         stats = await poller.run(burst=burst)
-    finally:
-        for sig in _STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        await runtime.stop()
     log.info(
         "worker stopped consumer=%s %s",
         consumer,

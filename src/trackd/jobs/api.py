@@ -36,7 +36,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trackd.api.errors import describe_invalid, error_body
+from trackd.api.errors import code_for, describe_invalid, error_body
 from trackd.domain.access import Principal
 from trackd.domain.jobs import MAX_ATTEMPTS_LIMIT, IllegalJobTransition, parse_status
 from trackd.errors import ConflictError, NotFoundError, TrackdError
@@ -329,7 +329,7 @@ class _TrackdErrors(APIRoute):
             except RequestValidationError as exc:
                 return _error(422, "invalid", describe_invalid(exc))
             except StarletteHTTPException as exc:
-                code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+                code = getattr(exc, "code", None) or code_for(exc.status_code)
                 return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
             except NotFoundError as exc:
                 return _error(404, "not_found", str(exc))
@@ -348,17 +348,6 @@ class _TrackdErrors(APIRoute):
                 return _error(400, "bad_request", str(exc))
 
         return route
-
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    422: "invalid",
-}
 
 
 def _error(
