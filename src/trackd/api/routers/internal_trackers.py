@@ -14,21 +14,24 @@ from pydantic import ValidationError
 
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
+from trackd.api.routers.tracker_flows import (
+    add_tracker,
+    announce,
+    now_utc,
+    register_trackers,
+    rules,
+    transaction,
+)
 from trackd.api.routers.tracker_schemas import (
     AddForIn,
     GuildSettingsIn,
     ProcessIn,
     RegisterForIn,
     ScheduleIn,
-    announce,
-    now_utc,
-    rules,
-    transaction,
 )
 from trackd.domain.access import Principal, Role
 from trackd.modules.mmr import MmrConfig
 from trackd.modules.trackers import batches, guilds, service
-from trackd.modules.trackers.views import trackers_json
 
 
 async def _bot(principal: CurrentPrincipal) -> Principal:
@@ -57,14 +60,9 @@ async def register_multiple(
         user_data=body.user_data,
         created_by=principal.user_id or principal.role.value,
     )
-    with rules():
-        async with transaction(session):
-            outcome = await service.register(
-                session, runtime.settings, principal.tenant_id, who, body.urls, now=now_utc()
-            )
-            shown = await trackers_json(session, principal.tenant_id, outcome.trackers)
-    announce(runtime, outcome.polls)
-    return {"trackers": shown}
+    return {
+        "trackers": await register_trackers(session, runtime, principal.tenant_id, who, body.urls)
+    }
 
 
 @router.post("/add", status_code=201)
@@ -78,14 +76,7 @@ async def add(
         user_data=body.user_data,
         created_by=principal.user_id or principal.role.value,
     )
-    with rules():
-        async with transaction(session):
-            outcome = await service.add(
-                session, runtime.settings, principal.tenant_id, who, body.url, now=now_utc()
-            )
-            [shown] = await trackers_json(session, principal.tenant_id, outcome.trackers)
-    announce(runtime, outcome.polls)
-    return shown
+    return await add_tracker(session, runtime, principal.tenant_id, who, body.url)
 
 
 @router.post("/process-pending", status_code=202)

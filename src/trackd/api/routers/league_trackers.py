@@ -13,16 +13,15 @@ from fastapi import APIRouter, Query, Response
 
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_schemas import (
-    AddIn,
-    ManualSnapshotIn,
-    RegisterIn,
-    UpdateIn,
+from trackd.api.routers.tracker_flows import (
+    add_tracker,
     announce,
     now_utc,
+    register_trackers,
     rules,
     transaction,
 )
+from trackd.api.routers.tracker_schemas import AddIn, ManualSnapshotIn, RegisterIn, UpdateIn
 from trackd.domain.trackers import ScrapingStatus
 from trackd.modules.trackers import guilds, service
 from trackd.modules.trackers.views import (
@@ -52,13 +51,9 @@ async def register(
             user_data=body.user_data,
             created_by=principal.user_id,
         )
-        async with transaction(session):
-            outcome = await service.register(
-                session, runtime.settings, principal.tenant_id, who, body.urls, now=now_utc()
-            )
-            shown = await trackers_json(session, principal.tenant_id, outcome.trackers)
-    announce(runtime, outcome.polls)
-    return {"trackers": shown}
+    return {
+        "trackers": await register_trackers(session, runtime, principal.tenant_id, who, body.urls)
+    }
 
 
 @router.post("/add", status_code=201)
@@ -73,13 +68,7 @@ async def add(
             user_data=body.user_data,
             created_by=principal.user_id,
         )
-        async with transaction(session):
-            outcome = await service.add(
-                session, runtime.settings, principal.tenant_id, who, body.url, now=now_utc()
-            )
-            [shown] = await trackers_json(session, principal.tenant_id, outcome.trackers)
-    announce(runtime, outcome.polls)
-    return shown
+    return await add_tracker(session, runtime, principal.tenant_id, who, body.url)
 
 
 @router.get("/me")

@@ -1,30 +1,15 @@
 """Request bodies of the league tracker routes (camelCase, as the league's bot sends them;
-snake_case is accepted too), and the error mapping those routes share."""
+snake_case is accepted too)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.api.errors import ApiError
-from trackd.domain.channels import InvalidChannel
-from trackd.domain.schedules import InvalidSchedule
-from trackd.domain.trackers import TrackerRuleError
-from trackd.modules.mmr import MmrError
-from trackd.modules.trackers.service import TrackerForbidden
-from trackd.runtime import Runtime
-from trackd.scheduling.service import announce_polls
-from trackd.sources.base import InvalidTarget
 from trackd.sources.rocket_league_stats import Mode
-from trackd.store.models import PollRow
 
 log = logging.getLogger(__name__)
 
@@ -94,63 +79,3 @@ class GuildSettingsIn(_In):
     webhook_url: Url | None = None
     webhook_kind: Literal["discord", "webhook", "apprise"] | None = None
     mmr: dict[str, Any] | None = None
-
-
-@contextlib.contextmanager
-def rules() -> Iterator[None]:
-    """Rule errors of the tracker module as HTTP errors with their messages."""
-    try:
-        yield
-    except TrackerForbidden as exc:
-        raise ApiError(403, str(exc)) from None
-    except (
-        TrackerRuleError,
-        InvalidChannel,
-        InvalidSchedule,
-        InvalidTarget,
-        MmrError,
-    ) as exc:
-        raise ApiError(400, str(exc)) from None
-
-
-@contextlib.asynccontextmanager
-async def transaction(session: AsyncSession) -> AsyncIterator[None]:
-    """Commit what the block did, or roll it back if it raised. The session may already be
-    in a transaction (the token lookup began one), so this is not `session.begin()`."""
-    try:
-        yield
-    except BaseException:
-        await session.rollback()
-        raise
-    await session.commit()
-
-
-def announce(runtime: Runtime, polls: Sequence[PollRow]) -> None:
-    """Wake a worker for committed polls, in the background: the answer does not wait for
-    the bus, and if the bus is down a worker's sweep finds the polls anyway. On the
-    in-process bus only an in-process poller could hear the request, so without one there
-    is nothing to wake."""
-    if not polls:
-        return
-    if runtime.poller is None and runtime.settings.bus_url.startswith("memory:"):
-        return
-    task = asyncio.create_task(_announce(runtime, list(polls)), name="trackd-announce-polls")
-    _announcing.add(task)
-    task.add_done_callback(_announcing.discard)
-
-
-_announcing: set[asyncio.Task[None]] = set()
-
-
-async def _announce(runtime: Runtime, polls: list[PollRow]) -> None:
-    try:
-        async with asyncio.timeout(runtime.settings.publish_timeout_s):
-            await announce_polls(runtime.bus, polls)
-    except Exception:
-        log.warning("poll requests not announced; workers will sweep them", exc_info=True)
-
-
-def now_utc() -> datetime:
-    from datetime import UTC
-
-    return datetime.now(UTC)
