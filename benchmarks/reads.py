@@ -15,7 +15,7 @@ from sqlalchemy import text
 from trackd.api.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
-from trackd.runtime import Runtime
+from trackd.runtime import Runtime, freeze_startup_heap
 from trackd.settings import Settings
 from trackd.store.repos import tokens
 from trackd.testing import EventFactory
@@ -116,6 +116,7 @@ async def measure(database_url: str, backend: str, requests: int = 100) -> list[
         started = time.perf_counter()
         await fill(runtime)
         print(f"  {backend}: store filled in {time.perf_counter() - started:.0f} s")
+        freeze_startup_heap()  # as the server does once started
         async with runtime.sessions() as s, s.begin():
             token = await tokens.create(s, TENANT, user_id=None, role=Role.READER)
         app = create_app(runtime, manage=False)

@@ -17,7 +17,7 @@ from trackd.api.routers import (
     metrics,
     tracker,
 )
-from trackd.runtime import Runtime
+from trackd.runtime import Runtime, freeze_startup_heap
 
 
 def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
@@ -27,6 +27,7 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage:
             await runtime.start()
+            freeze_startup_heap()
         try:
             yield
         finally:
