@@ -47,7 +47,11 @@ async def _plan(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanReco
 
 
 async def plan_status(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanStatusView:
-    plan = await _plan(session, tenant_id, plan_id)
+    return await _status_of(session, tenant_id, await _plan(session, tenant_id, plan_id))
+
+
+async def _status_of(session: AsyncSession, tenant_id: str, plan: PlanRecord) -> PlanStatusView:
+    plan_id = plan.plan_id
     counts = await tasks.plan_counts(session, tenant_id, plan_id)
     started = plan_started_at(plan)
     if plan.started_at is None and counts["first_seen_at"] is not None:
@@ -133,6 +137,11 @@ class MetricsView:
     as_of: datetime | None
 
 
+def period_start(period: str, now: datetime | None = None) -> datetime:
+    """The first hour a period's metrics count (whole hours: the current hour counts in full)."""
+    return hour_of((now or datetime.now(UTC)) - PERIODS[period])
+
+
 async def agent_metrics(
     session: AsyncSession,
     tenant_id: str,
@@ -142,8 +151,43 @@ async def agent_metrics(
     now: datetime | None = None,
 ) -> MetricsView:
     """Tasks that ended within the period (whole hours: the current hour counts in full)."""
-    now = now or datetime.now(UTC)
-    since = hour_of(now - PERIODS[period])
+    since = period_start(period, now)
     buckets = await metrics.buckets_since(session, tenant_id, since, agent_id)
     summary = summarize(agent_id or "*", period, buckets)
     return MetricsView(summary, await metrics.newest_update(session, tenant_id, since, agent_id))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsMetricsView:
+    period: str
+    agents: list[AgentMetrics]  # by agent id
+    as_of: datetime | None
+
+
+async def metrics_by_agent(
+    session: AsyncSession, tenant_id: str, period: str, *, now: datetime | None = None
+) -> AgentsMetricsView:
+    """Every agent's metrics over the period, counted as `agent_metrics` counts one agent's."""
+    since = period_start(period, now)
+    found = await metrics.buckets_by_agent_since(session, tenant_id, since)
+    summaries = (summarize(agent, period, buckets) for agent, buckets in sorted(found.items()))
+    # An agent whose only task was retried under another agent has buckets that add up to 0.
+    agents = [m for m in summaries if m.total_tasks]
+    return AgentsMetricsView(
+        period, agents, await metrics.newest_update(session, tenant_id, since, None)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecentPlansView:
+    plans: list[PlanStatusView]  # newest event first
+    as_of: datetime | None
+
+
+async def recent_plans(session: AsyncSession, tenant_id: str, *, limit: int) -> RecentPlansView:
+    """The plans with the newest events, each with its status and task counts."""
+    found = [
+        await _status_of(session, tenant_id, plan)
+        for plan in await plans.list_recent(session, tenant_id, limit=limit)
+    ]
+    return RecentPlansView(found, _newest(*(p.as_of for p in found)))

@@ -77,6 +77,23 @@ async def buckets_since(
     ]
 
 
+async def buckets_by_agent_since(
+    session: AsyncSession, tenant_id: str, since: datetime
+) -> dict[str, list[BucketDelta]]:
+    """Buckets starting at or after `since`, per agent."""
+    rows = await session.execute(
+        select(_T.c.agent_id, _T.c.period_start, *(_T.c[name] for name in _COUNTS))
+        .where(_T.c.tenant_id == tenant_id, _T.c.period_start >= since)
+        .order_by(_T.c.agent_id, _T.c.period_start)
+    )
+    found: dict[str, list[BucketDelta]] = {}
+    for r in rows:
+        found.setdefault(r[0], []).append(
+            BucketDelta(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), r[7])
+        )
+    return found
+
+
 async def newest_update(
     session: AsyncSession, tenant_id: str, since: datetime, agent_id: str | None
 ) -> datetime | None:
