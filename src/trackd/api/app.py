@@ -18,6 +18,7 @@ from trackd.api.routers import (
     tracker,
 )
 from trackd.runtime import Runtime, freeze_startup_heap
+from trackd.web import pages as web
 
 
 def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
@@ -49,4 +50,5 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(tracker.router)
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)
+    app.include_router(web.router)
     return app

@@ -1,0 +1,155 @@
+"""The dashboard's routes: log in and out, recent plans, one plan, agent metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.responses import RedirectResponse, Response
+
+from trackd.api.deps import SessionDep
+from trackd.api.errors import describe_invalid
+from trackd.api.routers.tracker import PlanId
+from trackd.domain.metrics import PERIODS
+from trackd.errors import NotFoundError
+from trackd.store import views
+from trackd.store.repos import tokens
+from trackd.web import chart, tree
+from trackd.web.auth import (
+    MAX_TOKEN_CHARS,
+    LoginRequired,
+    Viewer,
+    clear_login,
+    same_origin,
+    set_login,
+)
+from trackd.web.render import PageError, error_page, page
+
+RECENT_PLANS = 50
+MAX_FORM_BYTES = 4096
+LOGIN = "/ui/login"
+
+
+class PageRoute(APIRoute):
+    """A route whose failures are pages, not the API's JSON: a browser without a login goes to
+    the login page, and bad input or a missing plan is a 4xx page saying so."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except LoginRequired:
+                return RedirectResponse(LOGIN, status_code=303)
+            except PageError as exc:
+                return error_page(request, exc.status, exc.message)
+            except NotFoundError as exc:
+                return error_page(request, 404, str(exc))
+            except RequestValidationError as exc:
+                return error_page(request, 422, describe_invalid(exc))
+
+        return run
+
+
+router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
+
+_STATIC = {
+    "trackd.css": "text/css; charset=utf-8",
+    "trackd.js": "text/javascript; charset=utf-8",
+}
+_FILES = {
+    name: (resources.files("trackd.web").joinpath("static", name).read_bytes(), media)
+    for name, media in _STATIC.items()
+}
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    """The stylesheet and the script; served from the package, so nothing comes from a CDN."""
+    if name not in _FILES:
+        raise PageError(404, f"no static file {name!r}")
+    body, media = _FILES[name]
+    return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    return page(request, "login.html", {"principal": None, "problem": None})
+
+
+@router.post("/login")
+async def login(request: Request, session: SessionDep) -> Response:
+    """Check the token as the API would; keep it in the browser's cookie when it is live."""
+    if not same_origin(request):
+        raise PageError(403, "log in from trackd's own login page")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PageError(413, "the login form is larger than a token could make it")
+    token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0].strip()
+    if not token:
+        problem = "paste a token from `trackd token create --tenant T --role reader`"
+    elif len(token) > MAX_TOKEN_CHARS or await tokens.resolve(session, token) is None:
+        problem = "unknown or revoked token"
+    else:
+        response = RedirectResponse("/ui", status_code=303)
+        set_login(response, request, token)
+        return response
+    return page(request, "login.html", {"principal": None, "problem": problem}, status=401)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse(LOGIN, status_code=303)
+    clear_login(response, request)
+    return response
+
+
+@router.get("")
+async def plans(request: Request, session: SessionDep, principal: Viewer) -> Response:
+    """The tenant's plans with the newest events."""
+    v = await views.recent_plans(session, principal.tenant_id, limit=RECENT_PLANS)
+    return page(request, "plans.html", {"principal": principal, "view": v})
+
+
+@router.get("/plans/{plan_id:path}")
+async def plan(
+    request: Request, plan_id: PlanId, session: SessionDep, principal: Viewer
+) -> Response:
+    """A plan's status, its tasks and its trace tree."""
+    status = await views.plan_status(session, principal.tenant_id, plan_id)
+    tasks = await views.plan_tasks(session, principal.tenant_id, plan_id)
+    timeline = await views.plan_timeline(session, principal.tenant_id, plan_id)
+    context = {
+        "principal": principal,
+        "status": status,
+        "tasks": tasks,
+        "timeline": timeline,
+        "tags": tree.tags(timeline.tree, timeline.events),
+    }
+    return page(request, "plan.html", context)
+
+
+@router.get("/metrics")
+async def metrics(
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    period: Annotated[str, Query(max_length=10)] = "24h",
+) -> Response:
+    """Each agent's tasks that ended in the period, as a table and a bar chart."""
+    if period not in PERIODS:
+        raise PageError(400, f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
+    v = await views.metrics_by_agent(session, principal.tenant_id, period)
+    context = {
+        "principal": principal,
+        "view": v,
+        "periods": list(PERIODS),
+        "chart": chart.completed_vs_failed(v.agents),
+    }
+    return page(request, "metrics.html", context)

@@ -1,0 +1,80 @@
+"""Rendering pages: the Jinja2 environment, error pages and the headers every page carries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+# Pages show one tenant's data: no caching by proxies, no framing, and nothing loaded or run
+# that does not come from trackd itself, so an escaping slip still could not run a script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class PageError(Exception):
+    """A page that cannot be shown, with the status and a message for the person reading it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def when(value: datetime | None) -> str:
+    """A time as UTC to the second, or '-'."""
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def segment(value: str) -> str:
+    """A value as one URL path segment (a '/' in a plan id included)."""
+    return quote(value, safe="")
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("trackd.web", "templates"),
+    # Every template is HTML: whatever a producer put in an id or a message is escaped.
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(when=when, seconds=seconds, percent=percent, segment=segment)
+templates = Jinja2Templates(env=_env)
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> Response:
+    """Render a template as a page with the dashboard's security headers."""
+    return templates.TemplateResponse(
+        request, name, context or {}, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return page(request, "error.html", {"status": status, "message": message}, status=status)
