@@ -544,6 +544,7 @@ def banner(
         "",
         f"  API docs  {base}/docs",
         f"  token     {token}",
+        f"  dashboard {base}/ui (log in with the token above)",
         f"  database  {settings.database_url}",
         "",
         "Plans:",
