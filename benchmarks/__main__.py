@@ -2,8 +2,10 @@
 
 Sections: durable ingest against the raw bulk-insert ceiling; Celery's in-memory reducer (the
 peer) on the equivalent events; read latency on a store of 1,000,000 tasks; the SDK's cost
-per tracked call; RSS of an ingest process under sustained load. Prints tables and writes
-all figures as JSON to benchmarks/results/.
+per tracked call; RSS of an ingest process under sustained load; league trackers refreshed
+at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
+site (benchmarks/trackers.py). Prints tables and writes all figures as JSON to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -69,6 +71,30 @@ def memory_section(seconds: float) -> dict[str, Any]:
     return result
 
 
+async def trackers_section(args: argparse.Namespace) -> list[Any]:
+    # Imported here: only this section needs the league trackers and a Redis bus.
+    from benchmarks import trackers
+
+    given = {
+        "concurrency": args.trackers_concurrency,
+        "workers": args.trackers_workers,
+        "rate": args.trackers_rate,
+    }
+    options: dict[str, Any] = {
+        "trackers": args.trackers,
+        **{k: v for k, v in given.items() if v is not None},
+    }
+    results = []
+    if args.postgres_url:
+        async with scratch_database(args.postgres_url, "trackers") as url:
+            results.append(await trackers.measure(url, args.redis_url, **options))
+    if args.trackers_sqlite or not args.postgres_url:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{tmp}/trackers.db"
+            results.append(await trackers.measure(url, args.redis_url, **{**options, "workers": 1}))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -87,7 +113,34 @@ def main() -> None:
         "--rss-seconds", type=float, default=300.0, help="length of the sustained run for peak RSS"
     )
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["ingest", "peer", "reads", "sdk", "rss"]
+        "--redis-url",
+        default=os.environ.get("TRACKD_BENCH_REDIS_URL") or os.environ.get("TRACKD_TEST_REDIS_URL"),
+        help="a Redis server, the bus of the trackers section's processes",
+    )
+    parser.add_argument(
+        "--trackers", type=int, default=10_000, help="league trackers refreshed at once"
+    )
+    parser.add_argument(
+        "--trackers-concurrency", type=int, help="polls a worker runs at once (default 16)"
+    )
+    parser.add_argument(
+        "--trackers-workers", type=int, help="`trackd worker` processes (default 1)"
+    )
+    parser.add_argument(
+        "--trackers-rate",
+        type=float,
+        help="requests/s per host (default 5000: the fake is one local host; real sites get 2)",
+    )
+    parser.add_argument(
+        "--trackers-sqlite",
+        action="store_true",
+        help="run the trackers section on SQLite too (it always does without PostgreSQL)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers"],
     )
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -172,6 +225,44 @@ def main() -> None:
             f"events/s: start {rss['rss_start_mib']:.1f} MiB, peak "
             f"{rss['rss_peak_mib']:.1f} MiB, end {rss['rss_end_mib']:.1f} MiB"
         )
+
+    if "trackers" not in args.skip and not args.redis_url:
+        console.print("trackers: skipped, it needs a Redis server (--redis-url)")
+    elif "trackers" not in args.skip:
+        console.print(f"trackers ({args.trackers:,} refreshed at once) ...")
+        refreshed = asyncio.run(trackers_section(args))
+        report["trackers"] = [asdict(r) for r in refreshed]
+        table = Table(
+            "backend",
+            "trackers",
+            "polls/s",
+            "lag p50 / p99 s",
+            "fired p99 s",
+            "failed / retried / blocked",
+            "worker peak RSS MiB",
+            "setup s",
+            title="league trackers refreshed at once (scheduler and worker processes, Redis bus)",
+        )
+        for r in refreshed:
+            table.add_row(
+                r.backend,
+                f"{r.completed:,} / {r.trackers:,}",
+                f"{r.polls_per_s:,.1f}",
+                f"{r.lag_p50_s:.1f} / {r.lag_p99_s:.1f}",
+                f"{r.fired_p99_s:.1f}",
+                f"{r.failed} / {r.retried} / {r.blocked}",
+                f"{r.worker_rss_start_mib:.0f} -> {r.worker_peak_rss_mib:.0f}",
+                f"{r.setup_s:.0f}",
+            )
+        console.print(table)
+        for r in refreshed:
+            console.print(
+                f"{r.backend}: {r.workers} worker x {r.concurrency} polls at once, "
+                f"{r.rate_per_host:g} requests/s per host (burst {r.burst}); all fired "
+                f"{r.fired_max_s:.1f} s after due, last snapshot stored {r.seconds:.0f} s after; "
+                f"{r.snapshots:,} snapshots, {r.requests:,} requests answered; "
+                f"scheduler peak RSS {r.scheduler_peak_rss_mib:.0f} MiB"
+            )
 
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
