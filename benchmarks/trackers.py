@@ -15,7 +15,7 @@ prints one JSON line (`python -m benchmarks` runs it as its `trackers` section).
 3. Every daily schedule is made due at one instant t0 (its next run moved to t0): the worst
    case of a refresh, all of it at once, where a deployment's jitter spreads it over an hour.
 4. Once every poll has finished, both processes get SIGTERM and their peak RSS is read from
-   the kernel's rusage of each (`os.wait4`).
+   the kernel's high-water mark of each (VmHWM).
 
 Figures: polls/s end to end (N / (t0 → the last poll's snapshot committed)); lag = a poll's
 start (`started_at`) minus its due time (`scheduled_for`, t0), p50/p99/max, which in a burst is
@@ -119,43 +119,50 @@ def trackd_executable() -> str:
 
 
 class Child:
-    """A trackd subprocess whose rusage is collected when it is reaped (`os.wait4`)."""
+    """A trackd subprocess, its output in a log file and its peak RSS noted while it runs.
+
+    The peak is the kernel's high-water mark of the process's own memory (VmHWM), read until
+    just before it is stopped. Not the rusage of `os.wait4`: a child forked from the benchmark
+    starts its `ru_maxrss` at the benchmark's own RSS (Linux keeps the larger of the two
+    across exec), which is larger than a worker's.
+    """
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
         self.log = log
         self._out: IO[bytes] = log.open("wb")
         self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT)
-        self.peak_rss_mib: float | None = None
+        self.peak_rss_mib = float("nan")
 
     def alive(self) -> bool:
-        """Whether it still runs; reaps it (keeping its rusage) if it ended."""
-        if self.proc.returncode is not None:
-            return False
-        pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-        if pid == 0:
+        if self.proc.poll() is None:
             return True
-        self._reaped(status, usage)
+        self._out.close()
         return False
 
-    def rss_mib(self) -> float:
+    def _status(self, field: str) -> float:
+        """A memory line of /proc/PID/status in MiB; NaN once the process is gone."""
         try:
             status = Path(f"/proc/{self.proc.pid}/status").read_text()
         except OSError:
             return float("nan")
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def _reaped(self, status: int, usage: Any) -> None:
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        self.peak_rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
-        self._out.close()
+    def rss_mib(self) -> float:
+        return self._status("VmRSS")
+
+    def note_peak(self) -> None:
+        peak = self._status("VmHWM")
+        if peak == peak:  # not NaN: the process was still there
+            self.peak_rss_mib = peak
 
     async def stop(self, grace: float = 30.0) -> int:
         """SIGTERM, then SIGKILL after `grace` seconds; returns the exit code."""
         if self.alive():
+            self.note_peak()
             self.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         while self.alive():
@@ -355,6 +362,7 @@ async def measure(
                 deadline = time.monotonic() + time_limit
                 while await finished_polls(sessions) < trackers:
                     for child in children:
+                        child.note_peak()
                         if not child.alive():
                             raise RuntimeError(
                                 f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}"
@@ -429,8 +437,8 @@ async def measure(
         fired_p99_s=percentile(fired, 99),
         fired_max_s=max(fired, default=float("nan")),
         worker_rss_start_mib=rss_start,
-        worker_peak_rss_mib=max(w.peak_rss_mib or float("nan") for w in pool),
-        scheduler_peak_rss_mib=scheduler.peak_rss_mib or float("nan"),
+        worker_peak_rss_mib=max(w.peak_rss_mib for w in pool),
+        scheduler_peak_rss_mib=scheduler.peak_rss_mib,
     )
 
 
