@@ -18,21 +18,19 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from fakes.trn_payloads import not_found_payload
+from trackd.testing_server import LocalServer
 
 PROFILE_PATH = "/api/v2/rocket-league/standard/profile/{platform}/{player_id}"
 
@@ -77,8 +75,7 @@ class FakeStatsSite:
         self._profiles: dict[tuple[str, str], dict[int | None, Reply]] = {}
         self._scripts: dict[tuple[str, str], deque[Reply]] = {}
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
         self.url = ""
 
     def add_profile(
@@ -144,23 +141,8 @@ class FakeStatsSite:
 
     def __enter__(self) -> FakeStatsSite:
         app = Starlette(routes=[Route(PROFILE_PATH, self._profile)])
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake stats site did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = LocalServer(app).__enter__()
+        self.url = self._server.url
         return self
 
     def __exit__(
@@ -170,9 +152,7 @@ class FakeStatsSite:
         tb: TracebackType | None,
     ) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.__exit__(exc_type, exc, tb)
 
 
 def _key(platform: str, player_id: str) -> tuple[str, str]:

@@ -7,15 +7,12 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
@@ -25,6 +22,7 @@ from trackd.sdk import Tracker, TrackerDeliveryFailed, current_task, tracked
 from trackd.settings import Settings
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.repos import tokens
+from trackd.testing_server import LocalServer
 
 TENANT = "acme"
 
@@ -143,22 +141,8 @@ def served(_sqlite_database: str) -> Iterator[tuple[str, str]]:
     token = asyncio.run(service_token(_sqlite_database))
     runtime = Runtime.build(Settings(database_url=_sqlite_database, publish_timeout_s=15))
     quick_ingest(runtime)
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="trackd-test-server")
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}", token
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with LocalServer(create_app(runtime), lifespan="on") as server:
+        yield server.url, token
 
 
 def read(base_url: str, token: str, path: str) -> Any:
