@@ -15,15 +15,12 @@ fills the player in, so the fake stays cheap next to the worker it feeds. Anythi
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import uvicorn
+from trackd.testing_server import LocalServer
 
 # The repository's copy of the shared fixture, which the tests' own fake serves too.
 RECORDED: Final = (
@@ -63,12 +60,11 @@ def profile_template(path: Path = RECORDED) -> str:
 
 
 class StatsSite:
-    """The profile API on 127.0.0.1 (a uvicorn server in a background thread)."""
+    """The profile API on 127.0.0.1 (trackd.testing_server.LocalServer: uvicorn in a thread)."""
 
     def __init__(self, path: Path = RECORDED) -> None:
         self._template = profile_template(path)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
         self.url = ""
         self.served = 0
         self.not_found = 0
@@ -105,26 +101,8 @@ class StatsSite:
         await send({"type": "http.response.body", "body": body})
 
     def __enter__(self) -> StatsSite:
-        config = uvicorn.Config(
-            self, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Inherited by every accepted connection: without it the body, written after the
-        # headers, waits for the client's delayed ACK (40 ms a request, Nagle's algorithm).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake stats site did not start")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = LocalServer(self)
+        self.url = self._server.__enter__().url
         return self
 
     def __exit__(
@@ -134,6 +112,4 @@ class StatsSite:
         tb: TracebackType | None,
     ) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.__exit__(exc_type, exc, tb)
