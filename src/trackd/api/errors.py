@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trackd.errors import BusUnavailableError, ConflictError, NotFoundError
@@ -95,6 +96,19 @@ def install(app: FastAPI) -> None:
     async def _bus_down(_: Request, exc: BusUnavailableError) -> JSONResponse:
         return JSONResponse(
             error_body("unavailable", f"{exc}; send the events again (ids are idempotent)"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite lets one writer in at a time; one that waited past busy_timeout gets
+        # "database is locked". Nothing the client sent was wrong: it may send it again.
+        if "database is locked" not in str(exc.orig):
+            return await _unexpected(request, exc)
+        log.warning("database busy on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("unavailable", "the database is busy with other writes; try again"),
             status_code=503,
             headers={"Retry-After": "1"},
         )
