@@ -46,6 +46,15 @@ def load_settings(**overrides: Any) -> Settings:
         raise fail(f"setting {where}: {first['msg']}") from None
 
 
+def require_shared_bus(settings: Settings, role: str, needs: str) -> None:
+    """Refuse to run a role on its own over memory://, which no other process can reach."""
+    if settings.bus_url.startswith("memory://"):
+        raise fail(
+            f"trackd {role} needs a bus {needs}; memory:// lives inside one process "
+            "(use redis:// or nats://, or trackd serve)"
+        )
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),

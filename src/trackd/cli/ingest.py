@@ -20,6 +20,7 @@ from trackd.cli.common import (
     DatabaseOpt,
     fail,
     load_settings,
+    require_shared_bus,
     run,
     setup_logging,
     until_signalled,
@@ -70,11 +71,7 @@ def ingest(
 ) -> None:
     """Consume events from the bus and write records: the ingest role on its own."""
     settings = load_settings(database_url=database_url, bus_url=bus_url)
-    if settings.bus_url.startswith("memory://"):
-        raise fail(
-            "trackd ingest needs a bus other processes publish to; memory:// lives inside "
-            "one process (use redis:// or nats://, or trackd serve)"
-        )
+    require_shared_bus(settings, "ingest", "other processes publish to")
     if consumer_name is not None and not consumer_name.strip():
         raise fail("--consumer-name must not be empty")
     setup_logging(settings.log_level)

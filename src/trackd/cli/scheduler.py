@@ -17,8 +17,8 @@ import typer
 from trackd.cli.common import (
     BusOpt,
     DatabaseOpt,
-    fail,
     load_settings,
+    require_shared_bus,
     run,
     setup_logging,
     until_signalled,
@@ -49,10 +49,6 @@ def scheduler(
 ) -> None:
     """Fire due schedules as polls for the workers: the scheduler role on its own."""
     settings = load_settings(database_url=database_url, bus_url=bus_url)
-    if settings.bus_url.startswith("memory://"):
-        raise fail(
-            "trackd scheduler needs a bus shared with the workers; memory:// lives inside "
-            "one process (use redis:// or nats://, or trackd serve)"
-        )
+    require_shared_bus(settings, "scheduler", "shared with the workers")
     setup_logging(settings.log_level)
     run(run_scheduler(settings, burst=burst))

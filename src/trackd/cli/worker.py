@@ -20,6 +20,7 @@ from trackd.cli.common import (
     DatabaseOpt,
     fail,
     load_settings,
+    require_shared_bus,
     run,
     setup_logging,
     until_signalled,
@@ -69,11 +70,7 @@ def worker(
     settings = load_settings(
         database_url=database_url, bus_url=bus_url, poll_concurrency=concurrency
     )
-    if settings.bus_url.startswith("memory://"):
-        raise fail(
-            "trackd worker needs a bus shared with ingest (its polls are tracked as tasks); "
-            "memory:// lives inside one process (use redis:// or nats://, or trackd serve)"
-        )
+    require_shared_bus(settings, "worker", "shared with ingest (its polls are tracked as tasks)")
     if consumer_name is not None and not consumer_name.strip():
         raise fail("--consumer-name must not be empty")
     setup_logging(settings.log_level)
