@@ -14,6 +14,7 @@ from trackd.api.routers import (
     health,
     internal_trackers,
     league_trackers,
+    me_channels,
     metrics,
     tracker,
 )
@@ -50,5 +51,6 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(tracker.router)
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)
+    app.include_router(me_channels.router)
     app.include_router(web.router)
     return app

@@ -1,0 +1,103 @@
+"""A user's own notification channels: `/v1/me/channels`.
+
+The user is the token's. A channel's URL is a credential: it leaves only masked, as
+`ChannelView` shows it, and a webhook's signing secret never leaves at all. A channel added
+here hears the user's trackers, those registered before it and those registered after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.api.errors import ApiError
+from trackd.api.routers.tracker_flows import transaction
+from trackd.domain.access import Principal, Role
+from trackd.domain.channels import MAX_URL, InvalidChannel
+from trackd.modules.trackers import user_channels
+from trackd.store.repos import channels as channels_repo
+from trackd.store.repos.channels import ChannelView
+
+router = APIRouter(prefix="/v1/me/channels", tags=["notification channels"])
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["webhook", "discord", "apprise"]
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL)]
+    name: Annotated[str | None, Field(max_length=255)] = None
+    secret: Annotated[str | None, Field(max_length=512)] = None
+
+
+def _user(principal: Principal, *, changes: bool = False) -> str:
+    if principal.user_id is None:
+        raise ApiError(403, "this token names no user; use a user's token for /v1/me/channels")
+    if changes and principal.role is Role.READER:
+        raise ApiError(403, "a reader token may not change notification channels")
+    return principal.user_id
+
+
+def _json(view: ChannelView) -> dict[str, Any]:
+    shown = asdict(view)
+    shown["id"] = str(view.id)
+    shown["created_at"] = view.created_at.isoformat()
+    return shown
+
+
+@contextlib.contextmanager
+def _rules() -> Iterator[None]:
+    try:
+        yield
+    except user_channels.ChannelForbidden as exc:
+        raise ApiError(403, str(exc)) from None
+    except InvalidChannel as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+@router.post("", status_code=201)
+async def create(
+    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """Add a channel (webhook, discord or apprise) and subscribe it to your trackers."""
+    user = _user(principal, changes=True)
+    with _rules():
+        async with transaction(session):
+            row = await user_channels.add(
+                session,
+                principal.tenant_id,
+                user,
+                kind=body.kind,
+                url=body.url,
+                name=body.name,
+                secret=body.secret,
+            )
+            shown = _json(ChannelView.of(row))
+    return shown
+
+
+@router.get("")
+async def list_mine(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
+    """Your channels, oldest first, URLs masked."""
+    user = _user(principal)
+    rows = await channels_repo.list_channels(session, principal.tenant_id, owner_user_id=user)
+    return {"channels": [_json(ChannelView.of(row)) for row in rows]}
+
+
+@router.delete("/{channel_id}", status_code=204)
+async def delete(
+    channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    """Remove your channel, its subscriptions and its undelivered messages."""
+    user = _user(principal, changes=True)
+    with _rules():
+        async with transaction(session):
+            await user_channels.remove(session, principal.tenant_id, user, channel_id)
+    return Response(status_code=204)
