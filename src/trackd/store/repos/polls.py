@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.polls import (
@@ -285,12 +285,7 @@ async def renew(
     until = now + timedelta(seconds=lease_seconds)
     result = await session.execute(
         update(PollRow)
-        .where(
-            PollRow.id == poll.id,
-            PollRow.status == PollStatus.RUNNING.value,
-            PollRow.lease_owner == owner,
-            PollRow.attempt == poll.attempt,
-        )
+        .where(*_still_held(poll, owner))
         .values(
             lease_expires_at=until,
             not_before=until,
@@ -340,12 +335,7 @@ async def finish(
         values["blocks"] = 0
     out = await session.execute(
         update(PollRow)
-        .where(
-            PollRow.id == poll.id,
-            PollRow.status == PollStatus.RUNNING.value,
-            PollRow.lease_owner == owner,
-            PollRow.attempt == poll.attempt,
-        )
+        .where(*_still_held(poll, owner))
         .values(**values)
         .returning(PollRow.event_seq)
         .execution_options(synchronize_session=False)
@@ -365,3 +355,14 @@ async def due_count(session: AsyncSession, *, now: datetime) -> int:
         )
     )
     return int(count or 0)
+
+
+def _still_held(poll: PollRow, owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The poll is still this attempt, running under `owner`'s lease: a heartbeat or an
+    outcome written by a worker whose lease another has taken over changes nothing."""
+    return (
+        PollRow.id == poll.id,
+        PollRow.status == PollStatus.RUNNING.value,
+        PollRow.lease_owner == owner,
+        PollRow.attempt == poll.attempt,
+    )
