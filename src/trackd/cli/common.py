@@ -11,6 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from trackd.errors import TrackdError
 from trackd.settings import Settings
@@ -53,6 +63,20 @@ def require_shared_bus(settings: Settings, role: str, needs: str) -> None:
             f"trackd {role} needs a bus {needs}; memory:// lives inside one process "
             "(use redis:// or nats://, or trackd serve)"
         )
+
+
+def progress_bar(*, remaining: bool = True) -> Progress:
+    """The progress bar of long commands, on stderr so stdout stays for results; it goes
+    away when done. `remaining` adds an estimate of the time left (for known totals)."""
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    if remaining:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True)
 
 
 def setup_logging(level: str) -> None:

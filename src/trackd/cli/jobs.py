@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Column, Connection, MetaData, Table, func, inspect, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from trackd.cli.common import fail, run
+from trackd.cli.common import fail, progress_bar, run
 from trackd.domain.jobs import MAX_ATTEMPTS_LIMIT, clip_error
 from trackd.domain.states import TaskState, UnknownStateError, parse_state
 from trackd.errors import ConfigError
@@ -395,15 +393,7 @@ def import_legacy(
     wheres = _pairs(where or [], "--where")
     mapping = _pairs(maps or [], "--map")
     statuses = _pairs(status_map or [], "--status-map")
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar(remaining=False) as bar:
         task = bar.add_task(f"importing {source} → {target}", total=None)
         outcome = run(
             import_rows(

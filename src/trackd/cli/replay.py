@@ -5,17 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
-from trackd.cli.common import DatabaseOpt, fail, load_settings, run
+from trackd.cli.common import DatabaseOpt, fail, load_settings, progress_bar, run
 from trackd.ingest.replay import DERIVED_TABLES, ReplayResult
 from trackd.ingest.replay import replay as replay_timeline
 from trackd.store.engine import create_engine
@@ -60,16 +52,7 @@ def replay(
     if batch_size < 1:
         raise fail(f"--batch-size must be at least 1, not {batch_size}")
     settings = load_settings(database_url=database_url)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         result = run(_replay(settings.database_url, batch_size, bar))
     rejected = f", {result.rejected} rejected (see dead letters)" if result.rejected else ""
     typer.echo(
