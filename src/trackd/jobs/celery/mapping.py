@@ -167,7 +167,7 @@ def to_envelope(
         # Celery enforces its own retry limit; this only lets trackd accept every attempt
         # Celery makes (trackd's default limit is 3, Celery's is 4 attempts).
         data["max_attempts"] = attempt
-    return _envelope(
+    return build_envelope(
         event_id=_first_id(task_id, attempt, kind, ident),
         task_id=task_id,
         name=name,
@@ -190,7 +190,7 @@ def heartbeat(
     data: dict[str, Any] = {"task_id": task_id, "state": "running", "celery_event": "heartbeat"}
     if info.name:
         data["event_type"] = info.name
-    return _envelope(
+    return build_envelope(
         event_id=str(uuid.uuid5(NAMESPACE, f"{task_id}\x1f{info.attempt}\x1fbeat\x1f{at}")),
         task_id=task_id,
         name=info.name,
@@ -214,7 +214,7 @@ def _first_id(task_id: str, attempt: int, kind: str, ident: str) -> str:
     return event_id(task_id, attempt, ident)
 
 
-def _envelope(
+def build_envelope(
     *,
     event_id: str,
     task_id: str,

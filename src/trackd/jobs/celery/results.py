@@ -17,10 +17,10 @@ from typing import Any, Final
 
 from trackd.domain.events import ACTION_RESULTS, SYSTEM_EVENTS, TASK_STATE_CHANGED, EventEnvelope
 from trackd.jobs.celery.mapping import (
-    FALLBACK_SOURCE,
     SEQ_END,
     TRACEBACK_MAX,
     attempt_of,
+    build_envelope,
     clip,
     event_id,
 )
@@ -67,19 +67,19 @@ def from_result(
         data["max_attempts"] = attempt
     root_id = meta.get("root_id") if isinstance(meta.get("root_id"), str) else None
     parent_id = meta.get("parent_id") if isinstance(meta.get("parent_id"), str) else None
-    return EventEnvelope(
-        id=event_id(task_id, attempt, "end"),
-        source=data.get("event_type") or FALLBACK_SOURCE,
-        type=etype,
-        time=done_at(meta.get("date_done")),
+    return build_envelope(
+        event_id=event_id(task_id, attempt, "end"),
+        task_id=task_id,
+        name=data.get("event_type"),
         topic=topic,
-        correlation_id=task_id,
-        trace_id=root_id,
-        parent_event_id=parent_id if parent_id != task_id else None,
-        tenant_id=tenant_id,
+        etype=etype,
+        time=done_at(meta.get("date_done")),
         sequence=SEQ_END,
         attempt=attempt,
+        root_id=root_id,
+        parent_id=parent_id,
         data=data,
+        tenant_id=tenant_id,
     )
 
 
