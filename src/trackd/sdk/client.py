@@ -176,19 +176,18 @@ class Tracker:
         Raises:
             TrackerBufferFull: no room came within `emit_timeout`; the events were not taken.
         """
-        if not self._accepting:
-            raise TrackerError(f"{self!r} is closed; events can no longer be sent with it")
-        pub = self._publisher
-        if pub is None or pub.finished:
-            pub = self._start()
-        n = self._buffer.offer(items)
+        pub, n = self._offer(items)
         if not n:
             self._wait_for_room(items, pub)
-        elif n >= self._batch_size:
-            pub.wake()
 
     def _try_emit(self, *items: Pending) -> bool:
         """Buffer events if there is room now (async callers then wait with `_emit_later`)."""
+        return self._offer(items)[1] > 0
+
+    def _offer(self, items: tuple[Pending, ...]) -> tuple[Publisher, int]:
+        """Put events in the buffer if there is room for all (starting the publisher when
+        none runs) and wake it once a batch is waiting; the publisher and the new length,
+        0 when there was no room."""
         if not self._accepting:
             raise TrackerError(f"{self!r} is closed; events can no longer be sent with it")
         pub = self._publisher
@@ -197,7 +196,7 @@ class Tracker:
         n = self._buffer.offer(items)
         if n >= self._batch_size:
             pub.wake()
-        return n > 0
+        return pub, n
 
     async def _emit_later(self, *items: Pending) -> None:
         # Polling, because waking async waiters from the publisher would cost every emit;
