@@ -180,6 +180,30 @@ async def test_ids_are_encoded_exactly_once_on_the_wire(
     ] * 2
 
 
+async def test_an_id_that_would_leave_its_path_segment_never_reaches_the_wire(
+    site: FakeStatsSite, client: httpx.AsyncClient
+) -> None:
+    source = source_for(site)
+    profile = "https://rocketleague.tracker.network/rocket-league/profile/steam"
+    for target in (
+        {"url": f"{profile}/%2e%2e/overview"},
+        {"url": f"{profile}/%2E/overview"},
+        {"platform": "steam", "id": ".."},
+        {"platform": "steam", "id": "a\\b"},
+    ):
+        with pytest.raises(InvalidTarget, match="path segment|backslash"):
+            source.validate(target)
+        with pytest.raises(InvalidTarget, match="path segment|backslash"):
+            await source.fetch(target, client)
+    assert site.requests == []
+    # A literal "%2e%2e" (the id really holds percent signs) stays one segment on the wire.
+    site.add_profile("epic", "%2e%2e", profile_payload([playlist_segment(11, 34)]))
+    await source.fetch({"platform": "epic", "id": "%2e%2e"}, client)
+    assert [seen.raw_path for seen in site.requests] == [
+        "/api/v2/rocket-league/standard/profile/epic/%252e%252e"
+    ]
+
+
 async def test_through_a_proxy_that_wraps_the_page(client: httpx.AsyncClient) -> None:
     with FakeStatsSite(proxy=True) as proxy:
         proxy.add_profile(PLATFORM, PLAYER, recorded())

@@ -66,6 +66,13 @@ def test_id_case_is_kept_but_does_not_make_another_tracker() -> None:
         (f"{BASE}/psn/{'a' * 101}/overview", "101 characters long; at most 100"),
         (f"{BASE}/psn/a%2Fb/overview", "slash"),
         (f"{BASE}/psn/a%0Ab/overview", "control character"),
+        (f"{BASE}/psn/%2e%2e/overview", "one path segment"),
+        (f"{BASE}/psn/%2E/overview", "one path segment"),
+        (f"{BASE}/psn/../overview", "one path segment"),
+        (f"{BASE}/psn/./overview", "one path segment"),
+        (f"{BASE}/psn/%2e./overview", "one path segment"),
+        (f"{BASE}/psn/a%5Cb/overview", "backslash"),
+        (f"{BASE}/psn/a%252Fb%2F/overview", "slash"),
         (f"{BASE}/psn/%20%20/overview", "empty"),
         (f"{BASE}/psn/%FF/overview", "not valid percent-encoded UTF-8"),
         ("x" * 3000, "longer than 2048"),
@@ -116,6 +123,21 @@ def test_reserved_characters_in_ids_are_encoded() -> None:
     assert parsed.player_id == "a?b#c&d"
     assert parsed.api_url(API).endswith("/profile/xbl/a%3Fb%23c%26d")
     assert parse_profile_url(parsed.url) == parsed
+
+
+@pytest.mark.parametrize("player_id", [".", "..", "a/b", "a\\b"])
+def test_ids_that_are_not_one_path_segment_are_refused_however_given(player_id: str) -> None:
+    with pytest.raises(TrackerRuleError):
+        profile("steam", player_id)
+    # Nor can a stored one reach the stats API's path.
+    with pytest.raises(TrackerRuleError):
+        TrackerProfile("steam", player_id).api_url(API)
+
+
+def test_ids_with_dots_that_stay_one_segment_are_kept() -> None:
+    for player_id in ("...", "a..b", ".hidden", "v1.2"):
+        parsed = profile("epic", player_id)
+        assert parsed.api_url(API).endswith(f"/profile/epic/{player_id}")
 
 
 def test_profile_from_parts() -> None:

@@ -113,8 +113,13 @@ class TrackerProfile:
 
 
 def encode_id(player_id: str) -> str:
-    """The id percent-encoded for one URL path segment (every reserved character, `/` too)."""
-    return quote(player_id, safe="")
+    """The id percent-encoded for one URL path segment (every reserved character, `/` too).
+
+    Raises:
+        TrackerRuleError: the id cannot stay one segment (see `check_player_id`); a stored id
+            from before that rule is refused here rather than sent.
+    """
+    return quote(_one_segment(player_id), safe="")
 
 
 def parse_profile_url(url: str) -> TrackerProfile:
@@ -178,6 +183,20 @@ def check_player_id(player_id: str) -> str:
     # part of a player name and only serve to smuggle something into logs or URLs.
     if "/" in player_id or any(unicodedata.category(c) == "Cc" for c in player_id):
         raise TrackerRuleError("the player id contains a slash or a control character")
+    return _one_segment(player_id)
+
+
+def _one_segment(player_id: str) -> str:
+    """The id, if it stays one path segment of the stats API's URL once encoded."""
+    # "." and ".." are dot segments: percent-encoding leaves them as they are, and a client,
+    # proxy or server removes them, so the request would climb out of the profile path.
+    if player_id in (".", ".."):
+        raise TrackerRuleError(
+            f"the player id {player_id!r} cannot be one path segment of a profile URL"
+        )
+    # Some servers take a backslash, even encoded, for a slash; the same rule as for `/`.
+    if "/" in player_id or "\\" in player_id:
+        raise TrackerRuleError("the player id contains a slash or a backslash")
     return player_id
 
 
