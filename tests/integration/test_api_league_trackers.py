@@ -153,7 +153,25 @@ async def test_owner_only_changes_and_tenant_isolation(league: League) -> None:
     assert (await league.get("/api/trackers", "globex")).json()["total"] == 0
     missing = await league.get("/api/trackers/018f0000-0000-7000-8000-000000000000", "alice")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    assert (await league.get("/api/trackers/not-a-uuid", "alice")).status_code == 422
+    # An id that is not well-formed names no tracker either: 404 on every tracker route.
+    for method, suffix, body in (
+        ("GET", "", None),
+        ("GET", "/detail", None),
+        ("GET", "/status", None),
+        ("GET", "/seasons", None),
+        ("GET", "/snapshots", None),
+        ("PUT", "", {"displayName": "x"}),
+        ("DELETE", "", None),
+        ("POST", "/refresh", None),
+        ("POST", "/snapshots", {"season": 34, "playlists": {"2v2": {"rating": 1}}}),
+    ):
+        for bad_id in ("not-a-uuid", "1", "%2e%2e"):
+            response = await league.client.request(
+                method, f"/api/trackers/{bad_id}{suffix}", json=body, headers=league.auth["alice"]
+            )
+            assert response.status_code == 404, (method, suffix, bad_id, response.text)
+            assert response.json()["error"]["code"] == "not_found"
+            assert "no such tracker" in message(response)
     renamed = await league.client.put(
         path, json={"displayName": "Mine"}, headers=league.auth["admin"]
     )

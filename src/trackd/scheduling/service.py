@@ -95,6 +95,7 @@ async def create_schedule(
     owner: str | None = None,
     labels: Mapping[str, Any] | None = None,
     validate_targets: bool = True,
+    allow_no_targets: bool = False,
     now: datetime | None = None,
 ) -> ScheduleRow:
     """Create an active schedule polling `source` for `target` (or each of `targets`).
@@ -114,6 +115,9 @@ async def create_schedule(
         owner, labels: the feature's own keys, e.g. a user id and {"guild_id": "..."}, to
             find schedules again with `find_schedules`.
         validate_targets: check each target with its source (on by default).
+        allow_no_targets: accept an empty `targets` (a batch scheduled ahead of what it will
+            poll, whose owner fills the targets in before it runs); a run with none completes
+            with nothing polled.
 
     Raises:
         InvalidSchedule, InvalidTarget, ConflictError, UnknownSource: see the module docstring.
@@ -121,8 +125,11 @@ async def create_schedule(
     if (target is None) == (targets is None):
         raise InvalidSchedule("give either target or targets")
     items = [target] if target is not None else list(targets or [])
-    if not 1 <= len(items) <= _MAX_TARGETS:
-        raise InvalidSchedule(f"a schedule has 1 to {_MAX_TARGETS} targets, got {len(items)}")
+    fewest = 0 if allow_no_targets else 1
+    if not fewest <= len(items) <= _MAX_TARGETS:
+        raise InvalidSchedule(
+            f"a schedule has {fewest} to {_MAX_TARGETS} targets, got {len(items)}"
+        )
     if not name or len(name) > 255:
         raise InvalidSchedule("a schedule's name is 1 to 255 characters")
     kinds = [
@@ -301,4 +308,6 @@ async def schedule_run(
     if not unfinished:
         polls = await poll_repo.of_schedule(session, tenant_id, row.id, scheduled_for=fired_for)
         finished_at = max((p.finished_at for p in polls if p.finished_at), default=None)
+        if not polls:
+            finished_at = fired_for  # a run with nothing to poll finished as it fired
     return ScheduleRun(row.id, status, fired_for, counts, finished_at)

@@ -6,7 +6,6 @@ The bot acts for the users it names in bodies (`userId`); the tenant is still th
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import (
+    BatchId,
     add_tracker,
     announce,
     now_utc,
@@ -141,7 +141,7 @@ async def schedules(
 
 
 @router.post("/schedule/{schedule_id}/cancel")
-async def cancel(schedule_id: uuid.UUID, principal: Bot, session: SessionDep) -> dict[str, Any]:
+async def cancel(schedule_id: BatchId, principal: Bot, session: SessionDep) -> dict[str, Any]:
     """Cancel a PENDING batch."""
     with rules():
         async with transaction(session):

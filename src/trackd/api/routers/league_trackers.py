@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import (
+    TrackerId,
     add_tracker,
     announce,
     now_utc,
@@ -119,7 +120,7 @@ async def search(
 
 @router.get("/{tracker_id}")
 async def read(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     tracker = await service.get(session, principal.tenant_id, tracker_id)
     [shown] = await trackers_json(session, principal.tenant_id, [tracker])
@@ -128,7 +129,7 @@ async def read(
 
 @router.get("/{tracker_id}/detail")
 async def detail(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """The tracker with its seasons (each as its newest snapshot holds it) and its MMR under
     its guild's rules."""
@@ -155,7 +156,7 @@ async def detail(
 
 @router.get("/{tracker_id}/status")
 async def status(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """Scraping status, attempts, last error and last scrape, from the newest poll."""
     tracker = await service.get(session, principal.tenant_id, tracker_id)
@@ -165,7 +166,7 @@ async def status(
 
 @router.get("/{tracker_id}/seasons")
 async def seasons(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     tracker = await service.get(session, principal.tenant_id, tracker_id)
     rows = await service.seasons(session, tracker)
@@ -174,7 +175,7 @@ async def seasons(
 
 @router.get("/{tracker_id}/snapshots")
 async def snapshots(
-    tracker_id: uuid.UUID,
+    tracker_id: TrackerId,
     principal: CurrentPrincipal,
     session: SessionDep,
     season: Annotated[int | None, Query(ge=1, le=1000)] = None,
@@ -213,7 +214,7 @@ async def snapshots(
 
 @router.post("/{tracker_id}/snapshots", status_code=201)
 async def add_snapshot(
-    tracker_id: uuid.UUID, body: ManualSnapshotIn, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, body: ManualSnapshotIn, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """Enter a season's stats by hand; kept as a snapshot marked manual."""
     taken_at = body.taken_at or now_utc()
@@ -243,7 +244,7 @@ async def add_snapshot(
 
 @router.post("/{tracker_id}/refresh", status_code=202)
 async def refresh(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Scrape the tracker now (nothing new when a scrape is already on its way)."""
     with rules():
@@ -264,7 +265,7 @@ async def refresh(
 
 @router.put("/{tracker_id}")
 async def update(
-    tracker_id: uuid.UUID,
+    tracker_id: TrackerId,
     body: UpdateIn,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -292,7 +293,7 @@ async def update(
 
 @router.delete("/{tracker_id}", status_code=204)
 async def delete(
-    tracker_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> Response:
     """Soft-delete the tracker: its history stays and its URL can be registered again."""
     with rules():

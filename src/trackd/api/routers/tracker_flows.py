@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.api.errors import ApiError
@@ -27,6 +29,32 @@ from trackd.sources.base import InvalidTarget
 from trackd.store.models import PollRow
 
 log = logging.getLogger(__name__)
+
+
+def _tracker_id(
+    tracker_id: Annotated[str, Path(description="The tracker's id (a UUID).")],
+) -> uuid.UUID:
+    # An id that is not even a UUID names no tracker: to the caller that is a missing
+    # tracker (404), not a malformed request.
+    try:
+        return uuid.UUID(tracker_id)
+    except ValueError:
+        raise ApiError(404, "no such tracker: tracker ids are UUIDs") from None
+
+
+def _batch_id(
+    schedule_id: Annotated[str, Path(description="The batch's id (a UUID).")],
+) -> uuid.UUID:
+    try:
+        return uuid.UUID(schedule_id)
+    except ValueError:
+        raise ApiError(404, "no tracker processing schedule: their ids are UUIDs") from None
+
+
+TrackerId = Annotated[uuid.UUID, Depends(_tracker_id)]
+"""A `{tracker_id}` path parameter; one that is not a UUID is a 404 like an unknown one."""
+BatchId = Annotated[uuid.UUID, Depends(_batch_id)]
+"""A `{schedule_id}` path parameter of a guild's batch, read as TrackerId is."""
 
 
 async def register_trackers(

@@ -70,9 +70,12 @@ async def schedule(
 ) -> dict[str, Any]:
     """Schedule the guild's trackers to be scraped at `scheduled_at`.
 
+    A guild with no live, active tracker yet may be scheduled (a bot schedules the weekly
+    runs before the season's trackers exist): the batch follows the trackers registered
+    before it runs, and a run with none completes with nothing scraped.
+
     Raises:
-        TrackerRuleError: the time is not in the future (or more than a year ahead), or the
-            guild has no live, active tracker.
+        TrackerRuleError: the time is not in the future (or more than a year ahead).
     """
     if scheduled_at.utcoffset() is None:
         raise TrackerRuleError("scheduledAt must carry a time zone, e.g. 2026-01-11T02:00:00Z")
@@ -85,8 +88,6 @@ async def schedule(
     trackers, _ = await repo.search(
         session, tenant_id, repo.TrackerFilter(guild_id=guild_id, active=True), limit=10_000
     )
-    if not trackers:
-        raise TrackerRuleError(f"guild {guild_id!r} has no active trackers to process")
     row = await create_schedule(
         session,
         tenant_id,
@@ -96,6 +97,7 @@ async def schedule(
         run_at=scheduled_at,
         misfire_grace_seconds=GRACE_SECONDS,
         max_attempts=scrapes.MAX_ATTEMPTS,
+        allow_no_targets=True,
         owner=created_by,
         labels={**_labels(guild_id), "metadata": dict(metadata or {})},
         now=now,
