@@ -155,6 +155,10 @@ def test_custom_formula_failing_on_the_numbers() -> None:
         ({"weights": {"2v2": -1}}, "weight of 2v2"),
         ({"weights": {"5v5": 1}}, "weights.5v5"),
         ({"min_games": {"3v3": -2}}, "minimum games of 3v3"),
+        ({"weights": {"2v2": 1e308}}, "weight of 2v2 must be from 0 to 1000"),
+        ({"weights": {"2v2": 1e308, "3v3": 1e308}}, "weight of 2v2"),
+        ({"min_games": {"2v2": 2**70}}, "minimum games of 2v2 must be from 0 to 1000000"),
+        ({"ascendancy_weights": {"current": 1e308, "peak": 1}}, "current"),
         ({"ascendancy_weights": {"current": 0, "peak": 0}}, "must not both be 0"),
         ({"extra": 1}, "extra"),
     ],
@@ -195,3 +199,31 @@ def test_inputs_from_the_recorded_profile() -> None:
 
 def test_round_half_up() -> None:
     assert [round_half_up(x) for x in (1268.5, 1269.49, 2.5, 3.5)] == [1269, 1269, 3, 4]
+
+
+def test_stored_rules_from_before_the_bounds_still_give_a_finite_mmr() -> None:
+    # Rules stored before weights were bounded: read back, not refused, and the average of
+    # huge weights is the same as of their ratio.
+    stored = MmrConfig.stored({"weights": {"2v2": 1e308, "3v3": 1e308}})
+    assert calculate(stored, SAMPLE).mmr == 1500
+    lopsided = MmrConfig.stored({"weights": {"2v2": 1e308, "3v3": 1.0}})
+    assert calculate(lopsided, SAMPLE).mmr == 1400
+    peak = MmrConfig.stored({"algorithm": "PEAK_MMR", "weights": {"3v3": 1e308}})
+    assert calculate(peak, SAMPLE).mmr == 1600
+    with pytest.raises(ValidationError, match="weight of 2v2"):
+        MmrConfig.stored({"weights": {"2v2": -1}})
+
+
+def test_figures_too_large_for_arithmetic_give_an_error_not_a_crash() -> None:
+    huge = inputs(twos=ModeFigures(rating=10**400, games=3), threes=ModeFigures(rating=1, games=3))
+    for config in (
+        MmrConfig(),
+        MmrConfig(algorithm=Algorithm.PEAK_MMR),
+        MmrConfig(algorithm=Algorithm.ASCENDANCY),
+        MmrConfig(algorithm=Algorithm.CUSTOM, formula="rating_2v2 + rating_3v3"),
+    ):
+        with pytest.raises(MmrError, match="too large"):
+            calculate(config, huge)
+    overflow = MmrConfig(algorithm=Algorithm.CUSTOM, formula="rating_2v2 * 1e308 * 1e308")
+    with pytest.raises(MmrError, match="not a finite number"):
+        calculate(overflow, SAMPLE)

@@ -225,6 +225,8 @@ def _binary(op: ast.operator, left: float, right: float) -> float:
         return left % right
     if abs(right) > MAX_EXPONENT:
         raise FormulaError(f"exponents are limited to ±{MAX_EXPONENT:g}")
+    if left == 0 and right < 0:
+        raise FormulaError("division by zero (zero to a negative power)")
     try:
         return math.pow(left, right)
     except ValueError:

@@ -21,14 +21,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, Self
+from collections.abc import Mapping
+from typing import Any, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trackd.domain.formula import FormulaError, compile_formula
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 
 MODES: Final = tuple(Mode)
+# Bounds of a league's rules when they are set: far above what any league uses, and low
+# enough that no sum or product of them and ratings leaves the range of a float.
+MAX_WEIGHT: Final = 1000.0
+MAX_MIN_GAMES: Final = 1_000_000
 _SUFFIX: Final = {mode: mode.value for mode in Mode}  # "1v1" ... as in rating_1v1
 # The names a reference league's formulas use, kept so they carry over unchanged.
 _LEGACY_NAMES: Final = {
@@ -106,20 +119,35 @@ class MmrConfig(BaseModel):
     ascendancy_weights: AscendancyWeights = Field(default_factory=AscendancyWeights)
     formula: str | None = Field(default=None, max_length=500)
 
+    @classmethod
+    def stored(cls, data: Mapping[str, Any]) -> MmrConfig:
+        """Rules as a guild's row holds them: checked as when they are set, except for the
+        upper bounds, which rules stored before those bounds existed may pass (the
+        calculation copes with any finite weight).
+
+        Raises:
+            pydantic.ValidationError: the stored rules cannot be read as rules at all.
+        """
+        return cls.model_validate(data, context={"stored": True})
+
     @field_validator("weights")
     @classmethod
-    def _weights(cls, weights: dict[Mode, float]) -> dict[Mode, float]:
+    def _weights(cls, weights: dict[Mode, float], info: ValidationInfo) -> dict[Mode, float]:
+        bounded = not _is_stored(info)
         for mode, weight in weights.items():
-            if not math.isfinite(weight) or weight < 0:
-                raise ValueError(f"the weight of {mode} must be a number of 0 or more")
+            if not math.isfinite(weight) or weight < 0 or (bounded and weight > MAX_WEIGHT):
+                raise ValueError(f"the weight of {mode} must be from 0 to {MAX_WEIGHT:g}")
         return weights
 
     @field_validator("min_games")
     @classmethod
-    def _min_games(cls, min_games: dict[Mode, int]) -> dict[Mode, int]:
+    def _min_games(cls, min_games: dict[Mode, int], info: ValidationInfo) -> dict[Mode, int]:
+        bounded = not _is_stored(info)
         for mode, games in min_games.items():
-            if games < 0:
-                raise ValueError(f"the minimum games of {mode} must be 0 or more")
+            if games < 0 or (bounded and games > MAX_MIN_GAMES):
+                raise ValueError(
+                    f"the minimum games of {mode} must be from 0 to {MAX_MIN_GAMES}"
+                )
         return min_games
 
     @model_validator(mode="after")
@@ -132,6 +160,17 @@ class MmrConfig(BaseModel):
             except FormulaError as exc:
                 raise ValueError(f"formula: {exc}") from None
         return self
+
+
+def problems(exc: ValidationError) -> str:
+    """What is wrong with rules that did not validate: `field: why` per problem."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'mmr'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _is_stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, Mapping) and bool(info.context.get("stored"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,15 +262,21 @@ def calculate(config: MmrConfig, inputs: MmrInputs) -> MmrResult:
     """The player's MMR under `config`.
 
     Raises:
-        MmrError: a CUSTOM formula failed on these values (division by zero, overflow).
+        MmrError: a CUSTOM formula failed on these values (division by zero, overflow), or
+            a figure is too large to calculate with (a float cannot hold it).
     """
-    if config.algorithm is Algorithm.WEIGHTED_AVERAGE:
-        return _weighted_average(config, inputs)
-    if config.algorithm is Algorithm.PEAK_MMR:
-        return _peak(config, inputs)
-    if config.algorithm is Algorithm.ASCENDANCY:
-        return _ascendancy(config, inputs)
-    return _custom(config, inputs)
+    try:
+        if config.algorithm is Algorithm.WEIGHTED_AVERAGE:
+            return _weighted_average(config, inputs)
+        if config.algorithm is Algorithm.PEAK_MMR:
+            return _peak(config, inputs)
+        if config.algorithm is Algorithm.ASCENDANCY:
+            return _ascendancy(config, inputs)
+        return _custom(config, inputs)
+    except OverflowError:
+        # A rating no float can hold (stored from a source that sent one): no MMR rather
+        # than a crash of whatever view asked for it.
+        raise MmrError("a rating or game count is too large to calculate an MMR with") from None
 
 
 def _counted(config: MmrConfig, inputs: MmrInputs) -> list[tuple[Mode, ModeFigures, float]]:
@@ -257,8 +302,12 @@ def _weighted_average(config: MmrConfig, inputs: MmrInputs) -> MmrResult:
     counted = _counted(config, inputs)
     if not counted:
         return _nothing(config, inputs, _why_none(config))
-    total = sum(weight for _, _, weight in counted)
-    value = sum((figures.rating or 0) * weight for _, figures, weight in counted) / total
+    # Only the weights' ratios matter; scaled to at most 1 their sums cannot overflow,
+    # whatever weights old stored rules hold.
+    largest = max(weight for _, _, weight in counted)
+    scaled = [(figures, weight / largest) for _, figures, weight in counted]
+    total = sum(weight for _, weight in scaled)
+    value = sum((figures.rating or 0) * weight for figures, weight in scaled) / total
     parts = {f"rating_{mode.value}": float(figures.rating or 0) for mode, figures, _ in counted}
     return MmrResult(round_half_up(value), config.algorithm, inputs.season, parts=parts)
 
@@ -325,5 +374,11 @@ def _best(*values: int | None) -> int | None:
 
 
 def round_half_up(value: float) -> int:
-    """Rounded as a league rounds (half up), not as Python's round (half to even)."""
+    """Rounded as a league rounds (half up), not as Python's round (half to even).
+
+    Raises:
+        MmrError: `value` is not a finite number.
+    """
+    if not math.isfinite(value):
+        raise MmrError("the MMR is not a finite number")
     return math.floor(value + 0.5)

@@ -30,7 +30,7 @@ from trackd.api.routers.tracker_schemas import (
     ScheduleIn,
 )
 from trackd.domain.access import Principal, Role
-from trackd.modules.mmr import MmrConfig
+from trackd.modules.mmr import MmrConfig, problems
 from trackd.modules.trackers import batches, guilds, service
 
 
@@ -167,10 +167,7 @@ async def set_guild_settings(
         try:
             config = MmrConfig.model_validate(body.mmr)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'mmr'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ApiError(400, f"mmr: {problems}") from None
+            raise ApiError(400, f"mmr: {problems(exc)}") from None
     now = now_utc()
     with rules():
         async with transaction(session):

@@ -136,21 +136,10 @@ async def detail(
     tracker = await service.get(session, principal.tenant_id, tracker_id)
     [shown] = await trackers_json(session, principal.tenant_id, [tracker])
     seasons = await service.seasons(session, tracker)
-    with rules():
-        config = await guilds.mmr_config(session, principal.tenant_id, tracker.guild_id)
-        mmr = await guilds.tracker_mmr(session, tracker, config)
     return {
         **shown,
         "seasons": [season_json(row) for row in seasons],
-        "mmr": None
-        if mmr is None
-        else {
-            "value": mmr.mmr,
-            "algorithm": mmr.algorithm.value,
-            "season": mmr.season,
-            "reason": mmr.reason,
-            "parts": mmr.parts,
-        },
+        "mmr": await guilds.mmr_json(session, tracker),
     }
 
 

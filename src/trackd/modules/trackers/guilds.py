@@ -13,11 +13,19 @@ import re
 from datetime import datetime
 from typing import Any, Final
 
+from pydantic import ValidationError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.channels import ChannelKind
-from trackd.modules.mmr import MmrConfig, MmrInputs, MmrResult, calculate
+from trackd.modules.mmr import (
+    MmrConfig,
+    MmrError,
+    MmrInputs,
+    MmrResult,
+    calculate,
+    problems,
+)
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 from trackd.store.models import NotificationSubscription, TrackerGuild, TrackerRow
 from trackd.store.repos import channels as channels_repo
@@ -67,14 +75,13 @@ async def unsubscribe_tracker(session: AsyncSession, tracker: TrackerRow) -> Non
 
 
 def settings_json(guild_id: str, row: TrackerGuild | None, webhook: str | None) -> dict[str, Any]:
-    return {
-        "guildId": guild_id,
-        "webhook": webhook,
-        "mmr": MmrConfig.model_validate(row.mmr_config).model_dump(mode="json")
-        if row is not None and row.mmr_config
-        else MmrConfig().model_dump(mode="json"),
-        "mmrConfigured": bool(row is not None and row.mmr_config),
-    }
+    configured = bool(row is not None and row.mmr_config)
+    try:
+        mmr: dict[str, Any] = _config_of(row).model_dump(mode="json")
+    except MmrError:
+        # Shown as stored, so the bot sees what to set again.
+        mmr = dict(row.mmr_config or {}) if row is not None else {}
+    return {"guildId": guild_id, "webhook": webhook, "mmr": mmr, "mmrConfigured": configured}
 
 
 async def read_settings(session: AsyncSession, tenant_id: str, guild_id: str) -> dict[str, Any]:
@@ -146,11 +153,44 @@ async def set_mmr(
 
 
 async def mmr_config(session: AsyncSession, tenant_id: str, guild_id: str | None) -> MmrConfig:
-    """The guild's MMR rules, or the defaults when it has none."""
+    """The guild's MMR rules, or the defaults when it has none.
+
+    Raises:
+        MmrError: the stored rules cannot be read as rules; the message says why.
+    """
     row = await repo.guild(session, tenant_id, guild_id) if guild_id else None
+    return _config_of(row)
+
+
+def _config_of(row: TrackerGuild | None) -> MmrConfig:
     if row is None or not row.mmr_config:
         return MmrConfig()
-    return MmrConfig.model_validate(row.mmr_config)
+    try:
+        return MmrConfig.stored(row.mmr_config)
+    except ValidationError as exc:
+        raise MmrError(
+            f"the guild's stored MMR rules are not valid ({problems(exc)}); set them again"
+        ) from None
+
+
+async def mmr_json(session: AsyncSession, tracker: TrackerRow) -> dict[str, Any] | None:
+    """The tracker's MMR under its guild's rules as a view shows it: None while no season is
+    stored; a null value with the reason when the rules or the numbers give none (a read
+    never fails on them)."""
+    try:
+        config = await mmr_config(session, tracker.tenant_id, tracker.guild_id)
+        result = await tracker_mmr(session, tracker, config)
+    except MmrError as exc:
+        return {"value": None, "algorithm": None, "season": None, "reason": str(exc), "parts": {}}
+    if result is None:
+        return None
+    return {
+        "value": result.mmr,
+        "algorithm": result.algorithm.value,
+        "season": result.season,
+        "reason": result.reason,
+        "parts": result.parts,
+    }
 
 
 async def tracker_mmr(
