@@ -39,11 +39,18 @@ async def test_add_list_subscribe_and_test_a_webhook(db: str) -> None:
     receiver = Receiver()
     async with serve(receiver.app()) as base_url:
         url = f"{base_url}/private/path?token=hunter2"
+        # The receiver is on loopback: refused when the channel is added, unless allowed.
+        private = await trackd(
+            "add-channel", "--tenant", "acme", "--kind", "webhook", "--url", url,
+            "--database-url", db,
+        )  # fmt: skip
+        assert private.returncode != 0 and "loopback" in private.stderr
+        assert "hunter2" not in private.stderr
         added = await trackd(
             "add-channel", "--tenant", "acme", "--kind", "webhook", "--url", url,
             "--name", "ops", "--secret-env", "HOOK_SECRET", "--field", "rank",
             "--database-url", db,
-            HOOK_SECRET=SECRET,
+            HOOK_SECRET=SECRET, TRACKD_ALLOW_PRIVATE_FETCH="true",
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
         channel_id = added.stdout.splitlines()[-1]
@@ -89,6 +96,9 @@ MISTAKES = [
         ["add-channel", "--kind", "webhook", "--url", "https://x.example/", "--secret-env", "NOPE"],
         "NOPE",
     ),
+    (["add-channel", "--kind", "apprise", "--url", "json://127.0.0.1:+9999/x"], "loopback"),
+    (["add-channel", "--kind", "webhook", "--url", "http://[::1/x"], "cannot be read"),
+    (["add-channel", "--kind", "apprise", "--url", "json://[zz::]/x"], "cannot be read"),
     (["subscribe", "not-a-uuid"], "not a channel id"),
     (["test-channel", "01930000-0000-7000-8000-000000000000"], "no notification channel"),
 ]

@@ -12,6 +12,7 @@ from trackers_support import League, league, season_payload, site, url
 
 from trackd.store.models import OutboxRow, PollRow, SnapshotRow
 from trackd.store.repos import channels as channels_repo
+from trackd.store.repos import trackers as trackers_repo
 
 __all__ = ["league", "site"]  # fixtures
 
@@ -147,12 +148,6 @@ async def test_scheduled_batches(league: League) -> None:
         {"guildId": "g1", "scheduledAt": "2099-01-01T00:00:00"},
     )
     assert naive.status_code == 422
-    empty = await league.post(
-        "/internal/trackers/schedule",
-        "bot",
-        {"guildId": "nobody", "scheduledAt": iso(now + timedelta(hours=1))},
-    )
-    assert empty.status_code == 400 and "no active trackers" in message(empty)
 
     later, soon = now + timedelta(hours=2), now + timedelta(hours=1)
     made = []
@@ -177,6 +172,9 @@ async def test_scheduled_batches(league: League) -> None:
         "/internal/trackers/schedule/018f0000-0000-7000-8000-000000000000/cancel", "bot"
     )
     assert unknown.status_code == 404
+    # An id that is not even well-formed names no batch either.
+    malformed = await league.post("/internal/trackers/schedule/not-an-id/cancel", "bot")
+    assert malformed.status_code == 404 and "no tracker processing schedule" in message(malformed)
 
     # The soon one runs when its time comes: one scrape per tracker of the guild.
     league.clock.set(soon + timedelta(seconds=5))
@@ -308,10 +306,21 @@ async def test_guild_webhook_hears_rank_and_rating_changes(league: League) -> No
         "/internal/trackers/guilds/g1", json={"webhookUrl": None}, headers=league.auth["bot"]
     )
     assert removed.json()["webhook"] is None
-    bad = await league.client.put(
-        "/internal/trackers/guilds/g1", json={"webhookUrl": "not a url"}, headers=league.auth["bot"]
-    )
-    assert bad.status_code == 400
+    for body, reason in (
+        ({"webhookUrl": "not a url"}, "without spaces"),
+        ({"webhookUrl": "http://[::1"}, "cannot be read"),
+        ({"webhookUrl": "http://[zz::]/"}, "cannot be read"),
+        ({"webhookUrl": "http://127.0.0.1:8080/hook"}, "loopback"),
+        ({"webhookUrl": "http://localhost/hook"}, "loopback"),
+        ({"webhookUrl": "json://127.0.0.1:+9999/x", "webhookKind": "apprise"}, "loopback"),
+        ({"webhookUrl": "json://[::1/x", "webhookKind": "apprise"}, "cannot be read"),
+    ):
+        bad = await league.client.put(
+            "/internal/trackers/guilds/g1", json=body, headers=league.auth["bot"]
+        )
+        assert bad.status_code == 400, (body, bad.text)
+        assert reason in message(bad), body
+    assert (await league.get("/internal/trackers/guilds/g1", "bot")).json()["webhook"] is None
 
 
 async def test_guild_mmr_rules(league: League) -> None:
@@ -337,6 +346,8 @@ async def test_guild_mmr_rules(league: League) -> None:
         ({"mmr": {"algorithm": "CUSTOM", "formula": "rating_9v9"}}, "unknown name 'rating_9v9'"),
         ({"mmr": {"algorithm": "CUSTOM"}}, "needs a formula"),
         ({"mmr": {"weights": {"2v2": -1}}}, "weight of 2v2"),
+        ({"mmr": {"weights": {"2v2": 1e308, "3v3": 1e308}}}, "mmr: weights: "),
+        ({"mmr": {"min_games": {"2v2": 2**70}}}, "min_games"),
     ):
         bad = await league.client.put(
             "/internal/trackers/guilds/g1", json=body, headers=league.auth["bot"]
@@ -346,6 +357,66 @@ async def test_guild_mmr_rules(league: League) -> None:
         "/internal/trackers/guilds/g1", json={"mmr": None}, headers=league.auth["bot"]
     )
     assert reset.json()["mmrConfigured"] is False
+
+
+async def test_stored_mmr_rules_never_break_a_read(league: League) -> None:
+    [tracker] = await register_for(league, "u1", "g1", "76561198000000702")
+    await league.work()
+    detail_path = f"/api/trackers/{tracker['id']}/detail"
+    for stored, value in (
+        # Rules stored before weights were bounded: the MMR is still the weighted average.
+        ({"weights": {"2v2": 1e308, "3v3": 1e308}}, 1450),
+        # A formula whose numbers overflow: no MMR, with the reason, the rest of the view kept.
+        ({"algorithm": "CUSTOM", "formula": "rating_2v2 * 1e308 * 1e308"}, None),
+        # Rules that no longer make sense at all.
+        ({"algorithm": "SOMETHING"}, None),
+    ):
+        async with league.runtime.sessions() as s, s.begin():
+            guild = await trackers_repo.ensure_guild(s, "acme", "g1", now=datetime.now(UTC))
+            guild.mmr_config = stored
+        detail = await league.get(detail_path, "alice")
+        assert detail.status_code == 200, (stored, detail.text)
+        mmr = detail.json()["mmr"]
+        assert mmr["value"] == value, (stored, mmr)
+        if value is None:
+            assert mmr["reason"], mmr
+        assert detail.json()["seasons"]
+        settings = await league.get("/internal/trackers/guilds/g1", "bot")
+        assert settings.status_code == 200, (stored, settings.text)
+        assert settings.json()["mmrConfigured"] is True
+
+
+async def test_a_batch_scheduled_ahead_of_any_tracker(league: League) -> None:
+    # A bot schedules the weekly runs before the season's trackers exist.
+    when = datetime.now(UTC) + timedelta(hours=1)
+    made = await league.post(
+        "/internal/trackers/schedule", "bot", {"guildId": "g9", "scheduledAt": iso(when)}
+    )
+    assert made.status_code == 201, made.text
+    batch = made.json()
+    assert (batch["status"], batch["trackerCount"], batch["trackerIds"]) == ("PENDING", 0, [])
+    # Left empty, its run has nothing to do and completes with nothing processed.
+    league.clock.set(when + timedelta(seconds=5))
+    await league.tick()
+    await league.work()
+    [ran] = (await league.get("/internal/trackers/schedule/guild/g9", "bot")).json()["schedules"]
+    assert (ran["id"], ran["status"], ran["trackerCount"]) == (batch["id"], "COMPLETED", 0)
+    assert ran["scrapes"] == {} and ran["startedAt"] is not None
+    assert ran["completedAt"] is not None
+
+    # One scheduled while the guild is empty scrapes the trackers registered before it runs.
+    later = when + timedelta(hours=1)
+    waiting = (
+        await league.post(
+            "/internal/trackers/schedule", "bot", {"guildId": "g9", "scheduledAt": iso(later)}
+        )
+    ).json()
+    [tracker] = await register_for(league, "u1", "g9", "76561198000000901")
+    await league.work()
+    [_, shown] = (await league.get("/internal/trackers/schedule/guild/g9", "bot")).json()[
+        "schedules"
+    ]
+    assert (shown["id"], shown["trackerIds"]) == (waiting["id"], [tracker["id"]])
 
 
 async def test_a_waiting_batch_follows_the_guilds_trackers(league: League) -> None:

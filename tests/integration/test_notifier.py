@@ -26,7 +26,7 @@ from trackd.snapshots import service
 from trackd.snapshots.service import record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.store.engine import create_engine, session_factory
-from trackd.store.models import OutboxRow, TimelineEvent
+from trackd.store.models import NotificationChannel, OutboxRow, TimelineEvent
 from trackd.store.repos import channels
 from trackd.store.repos import outbox as outbox_repo
 from webfakes import Receiver, serve
@@ -256,6 +256,43 @@ async def test_disabled_channels_and_refused_addresses_are_dead_not_retried(
     errors = {r.channel_id: r.last_error or "" for r in await rows(sessions)}
     assert "disabled" in errors[disabled]
     assert "TRACKD_ALLOW_PRIVATE_FETCH" in errors[private]
+
+
+async def test_stored_urls_that_cannot_be_read_are_dead_not_a_crash(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Channels stored before URLs were checked when they were set up.
+    import apprise
+
+    called: list[str] = []
+    monkeypatch.setattr(apprise.Apprise, "notify", lambda self, **kw: called.append("sent"))
+    stored = {
+        "webhook": "http://[::1",
+        "discord": "http://[zz::]/",
+        "apprise": "json://127.0.0.1:+9999/x",
+    }
+    ids = {}
+    for kind, url in stored.items():
+        ids[kind] = await webhook(sessions, f"https://hooks.example/{kind}")
+        async with sessions() as session:
+            await session.execute(
+                update(NotificationChannel)
+                .where(NotificationChannel.id == ids[kind])
+                .values(kind=kind, url=url)
+            )
+            await session.commit()
+        await enqueue(sessions, ids[kind], kind=kind)
+    notifier = Notifier(sessions, None, settings(allow_private_fetch=False))
+    try:
+        result = await notifier.drain()
+    finally:
+        await notifier.aclose()
+
+    assert result.dead == 3 and called == []
+    errors = {r.channel_id: r.last_error or "" for r in await rows(sessions)}
+    assert "cannot be read" in errors[ids["webhook"]]
+    assert "cannot be read" in errors[ids["discord"]]
+    assert "loopback" in errors[ids["apprise"]]
 
 
 async def test_a_crash_between_send_and_record_is_sent_again_and_received_once(

@@ -191,9 +191,9 @@ async def test_an_id_that_would_leave_its_path_segment_never_reaches_the_wire(
         {"platform": "steam", "id": ".."},
         {"platform": "steam", "id": "a\\b"},
     ):
-        with pytest.raises(InvalidTarget, match="path segment|backslash"):
+        with pytest.raises(InvalidTarget, match=r"path segment|backslash"):
             source.validate(target)
-        with pytest.raises(InvalidTarget, match="path segment|backslash"):
+        with pytest.raises(InvalidTarget, match=r"path segment|backslash"):
             await source.fetch(target, client)
     assert site.requests == []
     # A literal "%2e%2e" (the id really holds percent signs) stays one segment on the wire.

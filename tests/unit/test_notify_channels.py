@@ -3,6 +3,7 @@ network)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import time
@@ -13,8 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from trackd.domain.channels import ChannelKind, InvalidChannel, validate_options, validate_url
-from trackd.notify.channels import ChannelConfig, Delivery, DeliveryError
+from trackd.domain.channels import (
+    ChannelKind,
+    InvalidChannel,
+    mask_url,
+    validate_options,
+    validate_url,
+)
+from trackd.notify.channels import ChannelConfig, Delivery, DeliveryError, check_destination
 from trackd.notify.channels.apprise_urls import AppriseSender
 from trackd.notify.channels.discord import DiscordSender, message
 from trackd.notify.channels.webhook import WebhookSender, verify_signature
@@ -234,3 +241,103 @@ def test_channel_options_are_checked() -> None:
         validate_options(ChannelKind.WEBHOOK, {"username": "x"})
     with pytest.raises(InvalidChannel, match="fields"):
         validate_options(ChannelKind.WEBHOOK, {"fields": "rank"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("webhook", "http://[::1"),
+        ("webhook", "http://[zz::]/"),
+        ("webhook", "https://[::1]:99999/x"),
+        ("apprise", "json://[::1/x"),
+        ("apprise", "json://[zz::]/"),
+    ],
+)
+def test_urls_that_cannot_be_parsed_are_invalid_not_errors(kind: str, url: str) -> None:
+    with pytest.raises(InvalidChannel, match="cannot be read"):
+        validate_url(ChannelKind(kind), url)
+
+
+def test_masking_never_fails_on_a_malformed_url() -> None:
+    assert mask_url("json://[::1/x") == "json://…"
+    assert mask_url("http://[zz::]/") == "http://…"
+
+
+def guard_with(table: dict[str, str]) -> AddressGuard:
+    async def resolve(host: str, port: int) -> list[Any]:
+        if host not in table:
+            raise OSError(f"no such host {host}")
+        return [ipaddress.ip_address(table[host])]
+
+    return AddressGuard(resolver=resolve)
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "reason"),
+    [
+        ("webhook", "http://127.0.0.1:8080/hook", "loopback"),
+        ("webhook", "http://[::ffff:10.0.0.1]/hook", "private network"),
+        ("webhook", "https://inside.example/hook", "private network"),
+        ("webhook", "http://[::1", "cannot be read"),
+        ("apprise", "json://127.0.0.1:+9999/x", "loopback"),
+        ("apprise", "json://inside.example:+80/x", "private network"),
+        ("apprise", "mailto://user:pass@hooks.example?smtp=169.254.169.254", "metadata"),
+        ("apprise", "json://[zz::]/", "cannot be read"),
+        ("apprise", "nosuchservice://hooks.example/x", "does not recognise"),
+    ],
+)
+async def test_destinations_are_checked_at_input_with_the_reason(
+    kind: str, url: str, reason: str
+) -> None:
+    guard = guard_with({"inside.example": "10.1.2.3", "hooks.example": "93.184.215.14"})
+    with pytest.raises(InvalidChannel, match=reason) as refused:
+        await check_destination(ChannelKind(kind), url, guard)
+    assert url not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("webhook", "https://hooks.example/trackd"),
+        # Not resolvable now: the check at delivery judges what it resolves to then.
+        ("webhook", "https://later.example/trackd"),
+        ("discord", DISCORD),
+        ("apprise", "json://hooks.example:8080/x"),
+        # The host part is the bot's token: apprise talks to Telegram's own host.
+        ("apprise", "tgram://123456789:abcdefg_hijklmnopqrstuvwxyz12345/12315544/"),
+        ("apprise", "ntfy://my-topic"),
+    ],
+)
+async def test_public_destinations_pass(kind: str, url: str) -> None:
+    guard = guard_with({"hooks.example": "93.184.215.14", "discord.com": "162.159.135.232"})
+    await check_destination(ChannelKind(kind), url, guard)
+
+
+async def test_allow_private_lets_a_private_destination_in() -> None:
+    allowed = AddressGuard(allow_private=True)
+    await check_destination(ChannelKind.WEBHOOK, "http://127.0.0.1:8080/hook", allowed)
+    await check_destination(ChannelKind.APPRISE, "json://127.0.0.1:+9999/x", allowed)
+    # A URL that cannot be read is refused whatever the setting.
+    with pytest.raises(InvalidChannel, match="cannot be read"):
+        await check_destination(ChannelKind.WEBHOOK, "http://[::1", allowed)
+
+
+async def test_apprise_with_a_plus_before_the_port_is_refused_at_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import apprise
+
+    sent: list[str] = []
+    monkeypatch.setattr(apprise.Apprise, "notify", lambda self, **kw: sent.append("sent"))
+    for url in ("json://127.0.0.1:+9999/x", "json://[::1/x", "json://2130706433/x"):
+        with pytest.raises(DeliveryError) as failed:
+            await send(AppriseSender(), channel("apprise", url), lambda r: httpx.Response(200))
+        assert failed.value.permanent, url
+    assert sent == []
+
+
+async def test_a_stored_webhook_url_that_cannot_be_parsed_fails_for_good() -> None:
+    for url in ("http://[::1", "http://[zz::]/"):
+        with pytest.raises(DeliveryError, match="cannot be read") as failed:
+            await send(WebhookSender(), channel("webhook", url), lambda r: httpx.Response(200))
+        assert failed.value.permanent

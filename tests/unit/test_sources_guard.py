@@ -12,7 +12,13 @@ import pytest
 
 from trackd.settings import Settings
 from trackd.sources.addresses import IPAddress, parse_address, refusal
-from trackd.sources.http import GuardedTransport, RefusedAddress, outbound_client, retry_after
+from trackd.sources.http import (
+    AddressGuard,
+    GuardedTransport,
+    RefusedAddress,
+    outbound_client,
+    retry_after,
+)
 
 PUBLIC = "93.184.215.14"
 
@@ -218,3 +224,27 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after(response("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0
     assert retry_after(response("soon")) is None
     assert retry_after(httpx.Response(429)) is None
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "0177.0.0.1", "127.1", "0x7f000001"])
+def test_numeric_forms_a_resolver_reads_as_ipv4_are_judged_as_that_address(host: str) -> None:
+    parsed = parse_address(host)
+    assert parsed == ipaddress.ip_address("127.0.0.1")
+    assert refusal(parsed) == "loopback"
+
+
+async def test_a_resolver_that_cannot_encode_the_name_is_a_connect_error() -> None:
+    async def unencodable(host: str, port: int) -> list[IPAddress]:
+        raise UnicodeError("label too long")
+
+    guard = AddressGuard(resolver=unencodable)
+    with pytest.raises(httpx.ConnectError, match="cannot resolve"):
+        await guard.addresses("a" * 70 + ".example", 443)
+
+
+async def test_a_numeric_host_is_refused_without_asking_dns() -> None:
+    dns = fake_dns({})
+    guard = AddressGuard(resolver=dns)  # type: ignore[arg-type]
+    with pytest.raises(RefusedAddress, match="loopback"):
+        await guard.addresses("2130706433", 80)
+    assert dns.calls == []  # type: ignore[attr-defined]

@@ -15,8 +15,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from trackd.cli.common import DatabaseOpt, fail, load_settings, run
-from trackd.domain.channels import InvalidChannel
-from trackd.notify.channels import ChannelConfig, Delivery, DeliveryError, default_senders
+from trackd.domain.channels import InvalidChannel, parse_kind
+from trackd.notify.channels import (
+    ChannelConfig,
+    Delivery,
+    DeliveryError,
+    check_destination,
+    default_senders,
+)
 from trackd.notify.render import TEST_EVENT
 from trackd.settings import Settings
 from trackd.sources.http import AddressGuard, outbound_client
@@ -84,6 +90,8 @@ def add_channel(
     settings = load_settings(database_url=database_url)
 
     async def work(session: Any) -> ChannelView:
+        guard = AddressGuard(allow_private=settings.allow_private_fetch)
+        await check_destination(parse_kind(kind), url, guard)
         row = await channels_repo.create_channel(
             session,
             tenant,

@@ -54,8 +54,12 @@ def validate_url(kind: ChannelKind, url: str) -> str:
     if not url or len(url) > MAX_URL or any(c.isspace() for c in url):
         raise InvalidChannel(f"a {kind} URL is 1 to {MAX_URL} characters without spaces")
     if kind is ChannelKind.WEBHOOK:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            host, _ = parts.hostname, parts.port
+        except ValueError as exc:  # a bracketed host that is no IPv6 address, a bad port
+            raise InvalidChannel(f"the webhook URL cannot be read: {exc}") from None
+        if parts.scheme not in ("http", "https") or not host:
             raise InvalidChannel("a webhook URL is http(s)://host/path")
     elif kind is ChannelKind.DISCORD:
         if not _DISCORD.match(url):
@@ -64,6 +68,12 @@ def validate_url(kind: ChannelKind, url: str) -> str:
             )
     elif not _SCHEME.match(url):
         raise InvalidChannel("an apprise URL looks like scheme://... (see apprise's docs)")
+    else:
+        # The port is apprise's to read (a token may sit where a port would); brackets are not.
+        try:
+            urlsplit(url)
+        except ValueError as exc:
+            raise InvalidChannel(f"the apprise URL cannot be read: {exc}") from None
     return url
 
 
@@ -96,10 +106,14 @@ def mask_url(url: str) -> str:
     Only the scheme and, for http(s), the host name stay; an apprise URL's "host" is often
     a token, so it goes too.
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme or "?"
-    if scheme in ("http", "https") and parts.hostname:
-        return f"{scheme}://{parts.hostname}/…"
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme or "?", parts.hostname
+    except ValueError:  # a malformed host: only the scheme can be shown
+        scheme_only = _SCHEME.match(url)
+        scheme, host = (url.partition("://")[0] if scheme_only else "?"), None
+    if scheme in ("http", "https") and host:
+        return f"{scheme}://{host}/…"
     return f"{scheme}://…"
 
 

@@ -19,9 +19,9 @@ with the reason), never a silent 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from collections.abc import Mapping
 from typing import Any, Final, Self
 
 from pydantic import (
@@ -145,9 +145,7 @@ class MmrConfig(BaseModel):
         bounded = not _is_stored(info)
         for mode, games in min_games.items():
             if games < 0 or (bounded and games > MAX_MIN_GAMES):
-                raise ValueError(
-                    f"the minimum games of {mode} must be from 0 to {MAX_MIN_GAMES}"
-                )
+                raise ValueError(f"the minimum games of {mode} must be from 0 to {MAX_MIN_GAMES}")
         return min_games
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ forms that embed an IPv4 address (mapped, NAT64, 6to4, Teredo) are judged by tha
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from typing import Final
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -27,13 +29,29 @@ METADATA_ADDRESSES: Final = frozenset(
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 
 
+# The IPv4 forms the C library's inet_aton also reads: 2130706433, 0x7f.1, 0177.0.0.1, 127.1.
+_INET_ATON: Final = re.compile(
+    r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}"
+)
+
+
 def parse_address(text: str) -> IPAddress | None:
-    """`text` as an IP address (brackets and an IPv6 zone allowed), or None for a host name."""
+    """`text` as an IP address (brackets and an IPv6 zone allowed), or None for a host name.
+
+    Numbers in the shorter or octal and hex forms a resolver also reads as IPv4 addresses
+    (`2130706433`, `0x7f.1`) are addresses too, judged as the address they stand for.
+    """
     candidate = text.strip("[]").split("%", 1)[0]
     try:
         return ipaddress.ip_address(candidate)
     except ValueError:
-        return None
+        pass
+    if _INET_ATON.fullmatch(candidate):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(candidate))
+        except OSError:
+            return None
+    return None
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

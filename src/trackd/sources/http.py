@@ -173,7 +173,8 @@ class AddressGuard:
         else:
             try:
                 addresses = await self._resolve(host, port)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
+                # ValueError: a name the resolver cannot even encode (IDNA's UnicodeError).
                 raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from exc
             if not addresses:
                 raise httpx.ConnectError(f"{host} resolves to no address", request=request)

@@ -32,6 +32,7 @@ from trackd.api.routers.tracker_schemas import (
 from trackd.domain.access import Principal, Role
 from trackd.modules.mmr import MmrConfig, problems
 from trackd.modules.trackers import batches, guilds, service
+from trackd.sources.http import AddressGuard
 
 
 async def _bot(principal: CurrentPrincipal) -> Principal:
@@ -158,7 +159,11 @@ async def guild_settings(
 
 @router.put("/guilds/{guild_id}")
 async def set_guild_settings(
-    guild_id: GuildPath, body: GuildSettingsIn, principal: Bot, session: SessionDep
+    guild_id: GuildPath,
+    body: GuildSettingsIn,
+    principal: Bot,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Set the guild's webhook for rank and rating changes (`webhookUrl`, null to remove) and
     its MMR rules (`mmr`, null for the defaults); fields left out stay as they are."""
@@ -178,6 +183,7 @@ async def set_guild_settings(
                     guild_id,
                     body.webhook_url,
                     kind=body.webhook_kind,
+                    guard=AddressGuard(allow_private=runtime.settings.allow_private_fetch),
                     now=now,
                 )
             if "mmr" in body.model_fields_set:

@@ -16,12 +16,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.domain.channels import MAX_URL, InvalidChannel
 from trackd.modules.trackers import user_channels
+from trackd.sources.http import AddressGuard
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos.channels import ChannelView
 
@@ -64,7 +65,7 @@ def _rules() -> Iterator[None]:
 
 @router.post("", status_code=201)
 async def create(
-    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep
+    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Add a channel (webhook, discord or apprise) and subscribe it to your trackers."""
     user = _user(principal, changes=True)
@@ -78,6 +79,7 @@ async def create(
                 url=body.url,
                 name=body.name,
                 secret=body.secret,
+                guard=AddressGuard(allow_private=runtime.settings.allow_private_fetch),
             )
             shown = _json(ChannelView.of(row))
     return shown

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.domain.channels import ChannelKind
+from trackd.domain.channels import ChannelKind, parse_kind
 from trackd.modules.mmr import (
     MmrConfig,
     MmrError,
@@ -26,6 +26,8 @@ from trackd.modules.mmr import (
     calculate,
     problems,
 )
+from trackd.notify.channels import check_destination
+from trackd.sources.http import AddressGuard
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 from trackd.store.models import NotificationSubscription, TrackerGuild, TrackerRow
 from trackd.store.repos import channels as channels_repo
@@ -96,13 +98,22 @@ async def set_webhook(
     url: str | None,
     *,
     kind: str | None,
+    guard: AddressGuard,
     now: datetime,
 ) -> TrackerGuild:
     """Point the guild's rank and rating changes at `url` (None: stop sending them).
 
+    Args:
+        guard: the outbound address rule the URL's host must pass.
+
     Raises:
-        InvalidChannel: the URL does not fit the kind; the message says why.
+        InvalidChannel: the URL does not fit the kind, cannot be read or sends where it may
+            not; the message says why.
     """
+    chosen: ChannelKind | None = None
+    if url is not None:
+        chosen = parse_kind(kind) if kind else _kind_of(url)
+        await check_destination(chosen, url, guard)
     row = await repo.ensure_guild(session, tenant_id, guild_id, now=now)
     old = row.webhook_channel_id
     trackers, _ = await repo.search(
@@ -113,12 +124,9 @@ async def set_webhook(
             await channels_repo.unsubscribe(
                 session, tenant_id, old, source=SOURCE, subject=str(tracker.id)
             )
-    if url is None:
+    if url is None or chosen is None:
         row.webhook_channel_id = None
     else:
-        chosen = kind or (
-            ChannelKind.DISCORD if _DISCORD.match(url.strip()) else ChannelKind.WEBHOOK
-        )
         channel = await channels_repo.ensure_channel(
             session,
             tenant_id,
@@ -140,6 +148,11 @@ async def set_webhook(
     row.updated_at = now
     await session.flush()
     return row
+
+
+def _kind_of(url: str) -> ChannelKind:
+    """A guild webhook's kind when the bot does not say: Discord's by its address."""
+    return ChannelKind.DISCORD if _DISCORD.match(url.strip()) else ChannelKind.WEBHOOK
 
 
 async def set_mmr(

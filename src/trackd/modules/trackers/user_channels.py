@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.channels import parse_kind, validate_url
 from trackd.errors import ConflictError, NotFoundError, TrackdError
 from trackd.modules.trackers import guilds
+from trackd.notify.channels import check_destination
+from trackd.sources.http import AddressGuard
 from trackd.store.models import NotificationChannel
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import trackers as repo
@@ -54,14 +56,20 @@ async def add(
     url: str,
     name: str | None = None,
     secret: str | None = None,
+    guard: AddressGuard,
 ) -> NotificationChannel:
     """Add a channel of the user and subscribe it to the user's live trackers.
 
+    Args:
+        guard: the outbound address rule the URL's host must pass.
+
     Raises:
-        InvalidChannel: the kind, URL, name or secret cannot work; the message says why.
+        InvalidChannel: the kind, URL (or where it sends), name or secret cannot work; the
+            message says why.
         ConflictError: the user already has a channel of this kind to this URL.
     """
     channel_kind = parse_kind(kind)
+    await check_destination(channel_kind, url, guard)
     digest = channels_repo.url_digest(validate_url(channel_kind, url))
     for row in await channels_repo.list_channels(session, tenant_id, owner_user_id=user_id):
         # Two channels to one URL would deliver each change twice.

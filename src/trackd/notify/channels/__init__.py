@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trackd.notify.channels.apprise_urls import AppriseSender
 from trackd.notify.channels.base import ChannelConfig, ChannelSender, Delivery, DeliveryError
+from trackd.notify.channels.destinations import check_destination
 from trackd.notify.channels.discord import DiscordSender
 from trackd.notify.channels.webhook import WebhookSender
 
@@ -13,6 +14,7 @@ __all__ = [
     "ChannelSender",
     "Delivery",
     "DeliveryError",
+    "check_destination",
     "default_senders",
 ]
 

@@ -1,11 +1,13 @@
 """apprise URLs: one channel kind for the many services apprise speaks to (Telegram, Slack,
 ntfy, email, ...). Needs the optional dependency: pip install 'trackd[apprise]'.
 
-apprise makes its own connections, not through trackd's guarded client, so the URL's host
-is checked with the same rule before apprise is called: a host that resolves must resolve to
-public addresses only. (A host part that is not a DNS name — many apprise URLs put a token
-there and talk to the service's fixed public host — is left to apprise.) The check and
-apprise's own lookup are two lookups, so DNS rebinding is not excluded here as it is for
+apprise makes its own connections, not through trackd's guarded client, so the host it will
+connect to is checked with the same rule before apprise is called. That host is read by
+apprise's own parser (`connect_hosts`), so a URL trackd and apprise would read differently
+(a `+` before the port, say) cannot slip past: a URL apprise does not recognise, or whose
+host cannot be told, is refused (fail closed). A plugin whose URL holds a token where the host
+would be (Telegram, Discord, ntfy's cloud) talks to its service's fixed public host. The check
+and apprise's own lookup are two lookups, so DNS rebinding is not excluded here as it is for
 webhooks; deployments that need that should use webhook or discord channels.
 """
 
@@ -15,10 +17,11 @@ import asyncio
 import logging
 import warnings
 from types import ModuleType
-from urllib.parse import urlsplit
+from typing import Final
 
 import httpx
 
+from trackd.domain.channels import InvalidChannel
 from trackd.errors import ConfigError
 from trackd.notify import render
 from trackd.notify.channels.base import ChannelConfig, Delivery, DeliveryError
@@ -41,19 +44,49 @@ def load_apprise() -> ModuleType:
     return apprise
 
 
-async def check_host(url: str, guard: AddressGuard) -> None:
-    """Refuse an apprise URL whose host resolves to a private address."""
+# Class attributes of apprise plugins that hold the fixed address of their service.
+_FIXED_SERVICE_URLS: Final = ("notify_url", "cloud_notify_url")
+
+
+def connect_hosts(url: str) -> list[tuple[str, int]]:
+    """The hosts (and ports) apprise will connect to for `url`, as apprise reads it; empty
+    when its plugin talks only to its service's fixed host.
+
+    Raises:
+        InvalidChannel: apprise is missing, does not recognise the URL, or which host it
+            would connect to cannot be told.
+    """
     try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return  # not URL-shaped enough to have a host; apprise will judge it
-    if not host:
-        return
+        apprise = load_apprise()
+    except ConfigError as exc:
+        raise InvalidChannel(str(exc)) from None
     try:
-        await guard.addresses(host, port or 443)
-    except httpx.ConnectError:
-        return  # not a resolvable host name: a token for a fixed service host
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # see `send`
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    except Exception:
+        # A plugin's own parser failing means a URL apprise cannot use: refused, not a crash.
+        plugin = None
+    if plugin is None:
+        raise InvalidChannel("apprise does not recognise this URL (see apprise's docs)")
+    hosts: list[tuple[str, int]] = []
+    port = plugin.port if isinstance(plugin.port, int) else 443
+    if "host" in getattr(plugin, "template_tokens", {}):
+        # The URL's host is where this plugin connects (a self-hosted service)...
+        if isinstance(plugin.host, str) and plugin.host:
+            hosts.append((plugin.host, port))
+        elif not any(_is_http_url(getattr(plugin, a, None)) for a in _FIXED_SERVICE_URLS):
+            # ...unless it is left out for the service's own public host.
+            raise InvalidChannel("the apprise URL names no host apprise could connect to")
+    # E-mail's SMTP server may be named apart from the address (?smtp=...).
+    smtp_host = getattr(plugin, "smtp_host", None)
+    if isinstance(smtp_host, str) and smtp_host:
+        hosts.append((smtp_host, port))
+    return hosts
+
+
+def _is_http_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
 
 
 class AppriseSender:
@@ -72,13 +105,22 @@ class AppriseSender:
         except ConfigError as exc:
             raise DeliveryError(f"{what}: {exc}", permanent=True) from None
         try:
-            await check_host(channel.url, guard)
-        except RefusedAddress as exc:
-            raise DeliveryError(
-                f"{what}: refused {exc.address} ({exc.reason}); "
-                "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
-                permanent=True,
-            ) from None
+            hosts = connect_hosts(channel.url)
+        except InvalidChannel as exc:
+            raise DeliveryError(f"{what}: {exc}", permanent=True) from None
+        for host, port in hosts:
+            try:
+                await guard.addresses(host, port)
+            except RefusedAddress as exc:
+                raise DeliveryError(
+                    f"{what}: refused {exc.address} ({exc.reason}); "
+                    "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
+                    permanent=True,
+                ) from None
+            except httpx.ConnectError:
+                # Unchecked, apprise is not called: its own lookup might find what ours
+                # could not. The name may resolve on a later attempt.
+                raise DeliveryError(f"{what}: its host does not resolve") from None
         notifier = apprise.Apprise()
         with warnings.catch_warnings():
             # apprise loads its plugins on first use, some importing modules Python

@@ -101,6 +101,9 @@ async def post_unchecked(
             "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
             permanent=True,
         ) from None
+    except httpx.InvalidURL as exc:
+        # Stored before URLs were checked when channels are set up: it can never be sent.
+        raise DeliveryError(f"{what}: the URL cannot be read: {exc}", permanent=True) from None
     except httpx.TimeoutException:
         raise DeliveryError(f"{what}: no answer in time") from None
     except httpx.HTTPError as exc:
