@@ -49,6 +49,10 @@ def test_missing_pointers_are_told_apart_from_null(pointer: str) -> None:
         ({"url": "https://x.example/", "fields": {"a": "/b~2"}}, "~0"),
         ({"url": "https://x.example/", "fields": []}, "non-empty"),
         ({"url": "https://x.example/", "subject": ""}, "target.subject"),
+        ({"url": "http://[::1"}, "not a valid URL"),
+        ({"url": "http://[zz::]/"}, "not a valid URL: Invalid IPv6 address"),
+        ({"url": "http://x.example:99999/"}, "port 99999 is not from 1 to 65535"),
+        ({"url": "http://x.example:0/"}, "port 0 is not from 1 to 65535"),
     ],
 )
 def test_invalid_targets_say_what_to_fix(target: Mapping[str, Any], message: str) -> None:

@@ -111,6 +111,10 @@ class HttpJsonSource:
             raise InvalidTarget(f"target.url is not a valid URL: {exc}") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise InvalidTarget(f"target.url must be an http(s) URL with a host, got {url!r}")
+        # httpx reads any number as a port; one no connection can use is refused here, not
+        # found out at each poll.
+        if parsed.port is not None and not 1 <= parsed.port <= 65535:
+            raise InvalidTarget(f"target.url's port {parsed.port} is not from 1 to 65535")
         canonical: dict[str, Any] = {"url": str(parsed)}
 
         subject = target.get("subject", str(parsed))
