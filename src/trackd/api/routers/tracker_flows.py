@@ -31,24 +31,25 @@ from trackd.store.models import PollRow
 log = logging.getLogger(__name__)
 
 
+def _as_id(text: str, missing: str) -> uuid.UUID:
+    # An id that is not even a UUID names nothing: to the caller that is a missing object
+    # (404), not a malformed request.
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ApiError(404, missing) from None
+
+
 def _tracker_id(
     tracker_id: Annotated[str, Path(description="The tracker's id (a UUID).")],
 ) -> uuid.UUID:
-    # An id that is not even a UUID names no tracker: to the caller that is a missing
-    # tracker (404), not a malformed request.
-    try:
-        return uuid.UUID(tracker_id)
-    except ValueError:
-        raise ApiError(404, "no such tracker: tracker ids are UUIDs") from None
+    return _as_id(tracker_id, "no such tracker: tracker ids are UUIDs")
 
 
 def _batch_id(
     schedule_id: Annotated[str, Path(description="The batch's id (a UUID).")],
 ) -> uuid.UUID:
-    try:
-        return uuid.UUID(schedule_id)
-    except ValueError:
-        raise ApiError(404, "no tracker processing schedule: their ids are UUIDs") from None
+    return _as_id(schedule_id, "no tracker processing schedule: their ids are UUIDs")
 
 
 TrackerId = Annotated[uuid.UUID, Depends(_tracker_id)]

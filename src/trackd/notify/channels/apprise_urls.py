@@ -24,7 +24,13 @@ import httpx
 from trackd.domain.channels import InvalidChannel
 from trackd.errors import ConfigError
 from trackd.notify import render
-from trackd.notify.channels.base import ChannelConfig, Delivery, DeliveryError
+from trackd.notify.channels.base import (
+    ChannelConfig,
+    Delivery,
+    DeliveryError,
+    refused,
+    unresolved,
+)
 from trackd.sources.http import AddressGuard, RefusedAddress
 
 log = logging.getLogger(__name__)
@@ -108,19 +114,14 @@ class AppriseSender:
             hosts = connect_hosts(channel.url)
         except InvalidChannel as exc:
             raise DeliveryError(f"{what}: {exc}", permanent=True) from None
-        for host, port in hosts:
-            try:
-                await guard.addresses(host, port)
-            except RefusedAddress as exc:
-                raise DeliveryError(
-                    f"{what}: refused {exc.address} ({exc.reason}); "
-                    "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
-                    permanent=True,
-                ) from None
-            except httpx.ConnectError:
-                # Unchecked, apprise is not called: its own lookup might find what ours
-                # could not. The name may resolve on a later attempt.
-                raise DeliveryError(f"{what}: its host does not resolve") from None
+        try:
+            missing = await unresolved(hosts, guard)
+        except RefusedAddress as exc:
+            raise refused(what, exc) from None
+        if missing:
+            # Unchecked, apprise is not called: its own lookup might find what ours could
+            # not. The name may resolve on a later attempt.
+            raise DeliveryError(f"{what}: its host does not resolve")
         notifier = apprise.Apprise()
         with warnings.catch_warnings():
             # apprise loads its plugins on first use, some importing modules Python

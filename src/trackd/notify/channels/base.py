@@ -4,6 +4,7 @@ is read (2xx delivered; 429 and 5xx later; other 4xx never)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -96,11 +97,7 @@ async def post_unchecked(
     try:
         response = await client.post(url, **kwargs)
     except RefusedAddress as exc:
-        raise DeliveryError(
-            f"{what}: refused {exc.address} ({exc.reason}); "
-            "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
-            permanent=True,
-        ) from None
+        raise refused(what, exc) from None
     except httpx.InvalidURL as exc:
         # Stored before URLs were checked when channels are set up: it can never be sent.
         raise DeliveryError(f"{what}: the URL cannot be read: {exc}", permanent=True) from None
@@ -109,6 +106,30 @@ async def post_unchecked(
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what}: {type(exc).__name__}") from None
     return response
+
+
+def refused(what: str, exc: RefusedAddress) -> DeliveryError:
+    """The permanent failure of a delivery to an address the guard refused."""
+    return DeliveryError(
+        f"{what}: refused {exc.address} ({exc.reason}); "
+        "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses",
+        permanent=True,
+    )
+
+
+async def unresolved(hosts: Iterable[tuple[str, int]], guard: AddressGuard) -> int:
+    """Check each (host, port) against the address rule; how many did not resolve.
+
+    Raises:
+        RefusedAddress: a host is, or resolves to, an address that is not allowed.
+    """
+    missing = 0
+    for host, port in hosts:
+        try:
+            await guard.addresses(host, port)
+        except httpx.ConnectError:
+            missing += 1
+    return missing
 
 
 def check(response: httpx.Response, what: str) -> None:

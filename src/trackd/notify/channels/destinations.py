@@ -13,6 +13,7 @@ import httpx
 
 from trackd.domain.channels import ChannelKind, InvalidChannel, validate_url
 from trackd.notify.channels.apprise_urls import connect_hosts
+from trackd.notify.channels.base import unresolved
 from trackd.sources.http import AddressGuard, RefusedAddress
 
 
@@ -24,16 +25,14 @@ async def check_destination(kind: ChannelKind, url: str, guard: AddressGuard) ->
     """
     url = validate_url(kind, url)
     hosts = connect_hosts(url) if kind is ChannelKind.APPRISE else [http_host(kind, url)]
-    for host, port in hosts:
-        try:
-            await guard.addresses(host, port)
-        except RefusedAddress as exc:
-            raise InvalidChannel(
-                f"the {kind} URL's host is refused: {exc.address} is {exc.reason}; "
-                "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses"
-            ) from None
-        except httpx.ConnectError:
-            continue  # not resolvable now; checked again at each delivery
+    try:
+        # A host not resolvable now is checked again at each delivery.
+        await unresolved(hosts, guard)
+    except RefusedAddress as exc:
+        raise InvalidChannel(
+            f"the {kind} URL's host is refused: {exc.address} is {exc.reason}; "
+            "set TRACKD_ALLOW_PRIVATE_FETCH=true to allow private addresses"
+        ) from None
 
 
 def http_host(kind: ChannelKind, url: str) -> tuple[str, int]:
