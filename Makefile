@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make venv           create .venv and install trackd with its dev extras"
 	@echo "make test           start PostgreSQL, Redis and NATS, run pytest, stop them"
-	@echo "make lint           ruff check, ruff format --check, mypy"
+	@echo "make lint           ruff check, ruff format --check, mypy, lint-imports (layers)"
 	@echo "make run            trackd demo: the server with a simulated workload"
 	@echo "make bench          start the services and run the benchmarks"
 	@echo "make services-up    start PostgreSQL, Redis and NATS for tests (scripts/services.sh start)"
@@ -51,6 +51,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 run: venv
 	$(BIN)/trackd demo

@@ -50,11 +50,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.stats_site import StatsSite
-from trackd.bus.base import from_url
+from trackd.bus.urls import from_url
 from trackd.domain.polls import FINISHED, PollStatus
 from trackd.domain.trackers import PLATFORMS, profile
 from trackd.modules.trackers import scrapes
-from trackd.scheduling.poller import POLL_REQUESTS, decode_request
+from trackd.scheduling.requests import POLL_REQUESTS, decode_request
 from trackd.settings import Settings
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade

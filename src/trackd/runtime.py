@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from trackd.bus.base import Bus, from_url
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.bus.base import Bus
+from trackd.bus.urls import from_url, in_process
+from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
 from trackd.settings import Settings
+from trackd.sources.registry import registry as source_registry
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 
@@ -71,9 +73,12 @@ class Runtime:
         """Everything a process needs; `consumer` names its ingest consumer in the group
         (default: hostname-pid, unique per process as a shared bus requires); `notify` runs
         the notifier too, unless `settings.notifier_enabled` is off."""
+        # Sources are built from the settings this process runs with.
+        source_registry.configure(settings)
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
-        bus = from_url(settings.bus_url)
+        # Ingest is what takes the agent platform's tracker's place on its bus.
+        bus = from_url(settings.bus_url, platform_group=INGEST_GROUP)
         runtime = cls(settings, engine, sessions, bus)
         if ingest:
             runtime.ingest = IngestConsumer(
@@ -93,7 +98,7 @@ class Runtime:
         if schedule and settings.scheduler_enabled:
             # On the in-process bus only an in-process poller could hear a request; without
             # one the polls wait in the database for another process's worker to sweep.
-            announce = runtime.poller is not None or not settings.bus_url.startswith("memory:")
+            announce = runtime.poller is not None or not in_process(settings.bus_url)
             runtime.scheduler = build_scheduler(settings, bus, sessions, announce=announce)
         return runtime
 
@@ -151,8 +156,6 @@ def build_poller(
     consumer: str | None = None,
 ) -> Poller:
     """A poller configured from `settings`, fetching through the guarded outbound client."""
-    from trackd.sources.http import outbound_client
-
     return Poller(
         bus,
         sessions,
@@ -165,7 +168,7 @@ def build_poller(
             max_blocks=settings.poll_max_blocks,
             publish_timeout=settings.publish_timeout_s,
         ),
-        client_factory=lambda: outbound_client(settings),
+        settings=settings,
     )
 
 

@@ -34,8 +34,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from test_serve_http import check_research_plan
 
-from trackd.bus.redis_layout import RedisStreamsOptions, stream_name
-from trackd.bus.redis_streams import RedisStreamsBus
+from trackd.bus.redis.bus import RedisStreamsBus
+from trackd.bus.redis.layout import RedisStreamsOptions, stream_name
 from trackd.domain.events import TRACKED_TOPICS
 from trackd.ingest.consumer import INGEST_GROUP
 from trackd.store.engine import create_engine

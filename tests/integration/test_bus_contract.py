@@ -33,9 +33,9 @@ from redis.asyncio import Redis
 from trackd.bus.base import Bus, Message, Subscription
 from trackd.bus.memory import MemoryBus
 from trackd.bus.nats import NatsBus
-from trackd.bus.redis_consumer import RedisStreamsSubscription
-from trackd.bus.redis_layout import RedisStreamsOptions, partition_of, stream_name
-from trackd.bus.redis_streams import RedisStreamsBus
+from trackd.bus.redis.bus import RedisStreamsBus
+from trackd.bus.redis.consumer import RedisStreamsSubscription
+from trackd.bus.redis.layout import RedisStreamsOptions, partition_of, stream_name
 from trackd.errors import BusUnavailableError, ConfigError
 
 TOPIC = "system-events"

@@ -30,12 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.bus import from_url
 from trackd.bus.base import Message
-from trackd.bus.nats import INGEST_GROUP, NatsBus, NatsOptions, NatsSubscription
+from trackd.bus.nats import NatsBus, NatsOptions, NatsSubscription, default_stream_name
 from trackd.domain.events import TRACKED_TOPICS, decode_envelope
 from trackd.domain.states import TaskState
 from trackd.errors import BusUnavailableError, ConfigError
-from trackd.ingest import consumer as ingest_consumer
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.store.repos import tasks
 
 SYSTEM = "system-events"
@@ -89,7 +88,8 @@ async def buses() -> AsyncIterator[list[NatsBus]]:
 
 
 def open_bus(buses: list[NatsBus], url: str) -> NatsBus:
-    bus = from_url(url)
+    """A bus as trackd's runtime builds it: ingest's group is the platform's queue group."""
+    bus = from_url(url, platform_group=INGEST_GROUP)
     assert isinstance(bus, NatsBus)
     buses.append(bus)
     return bus
@@ -129,7 +129,8 @@ async def consumer_info(raw: Client, scope: Scope, durable: str) -> Any:
 def test_url_query_sets_the_options() -> None:
     bus = from_url(
         "nats://user:pw@127.0.0.1:4222?prefix=acme.events&queue=tracker-b&stream=EVENTS"
-        "&create_stream=true&ack_wait=2.5&buffer=50"
+        "&create_stream=true&ack_wait=2.5&buffer=50",
+        platform_group=INGEST_GROUP,
     )
     assert isinstance(bus, NatsBus)
     assert bus.server == "nats://user:pw@127.0.0.1:4222"
@@ -147,11 +148,28 @@ def test_url_query_sets_the_options() -> None:
 
 
 def test_defaults_are_the_platforms_subjects_and_queue_group() -> None:
-    bus = NatsBus.from_url("nats://127.0.0.1:4222")
+    bus = NatsBus.from_url("nats://127.0.0.1:4222", platform_group=INGEST_GROUP)
     assert bus.subject(SYSTEM) == "soorma.events.system-events"
     assert bus.queue_name(INGEST_GROUP) == "tracker-service"
-    # The bus spells the ingest group out rather than importing ingest/; they must agree.
-    assert ingest_consumer.INGEST_GROUP == INGEST_GROUP
+    assert bus.options.stream_name is None
+
+
+def test_the_platform_group_is_the_callers_not_the_buses() -> None:
+    """Any group the caller names takes the platform's queue group; with none named, every
+    group (ingest's too) keeps its own name."""
+    audit = NatsBus.from_url("nats://127.0.0.1:4222", platform_group="audit")
+    assert audit.queue_name("audit") == "tracker-service"
+    assert audit.queue_name(INGEST_GROUP) == INGEST_GROUP
+    assert NatsBus.from_url("nats://127.0.0.1:4222").queue_name(INGEST_GROUP) == INGEST_GROUP
+
+
+def test_create_stream_without_a_name_names_the_default_stream() -> None:
+    options = NatsOptions.from_query("create_stream=true")
+    assert options.stream_name == default_stream_name("soorma.events") == "SOORMA_EVENTS"
+    assert NatsOptions.from_query("prefix=acme-1.events&create_stream=1").stream_name == (
+        "ACME_1_EVENTS"
+    )
+    assert NatsOptions.from_query("stream=MINE&create_stream=true").stream_name == "MINE"
 
 
 @pytest.mark.parametrize(
@@ -311,6 +329,46 @@ async def test_publish_is_durable_when_a_stream_covers_the_subject(
     assert durable.config.durable_name == "tracker-service-system-events"
 
 
+async def test_create_stream_without_a_name_creates_the_default_stream_and_logs_the_mode(
+    scope: Scope, raw: Client, buses: list[NatsBus], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`?create_stream=true` asks for durable delivery: with no `stream=` it gets the default
+    stream rather than core NATS, and the start-up log says which mode each topic runs in."""
+    stream = default_stream_name(scope.prefix)
+    try:
+        bus = open_bus(buses, scope.url(create_stream="true"))
+        await bus.publish(SYSTEM, bodies(3))
+        info = await raw.jetstream().stream_info(stream)
+        assert info.state.messages == 3
+        assert info.config.subjects == [f"{scope.prefix}.>"]
+        with caplog.at_level(logging.INFO, logger="trackd.bus.nats"):
+            sub = await bus.subscribe([SYSTEM], INGEST_GROUP, "ingest-1")
+        assert sub.modes == {SYSTEM: f"jetstream:{stream}"}
+        assert [m.body for m in await fetch_all(sub, 3)] == bodies(3)
+        assert f"topic={SYSTEM}" in caplog.text
+        assert f"mode=jetstream stream={stream}" in caplog.text
+    finally:
+        for bus in buses:
+            await bus.close()
+        buses.clear()
+        try:
+            await raw.jetstream().delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
+
+
+async def test_a_topic_on_core_nats_is_logged_as_at_most_once(
+    scope: Scope, buses: list[NatsBus], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="trackd.bus.nats"):
+        sub = await open_bus(buses, scope.url()).subscribe([SYSTEM], INGEST_GROUP, "ingest-1")
+    assert sub.modes == {SYSTEM: "core"}
+    core = [r for r in caplog.records if "mode=core" in r.getMessage()]
+    assert len(core) == 1
+    assert core[0].levelno == logging.WARNING
+    assert "at most once" in core[0].getMessage()
+
+
 async def test_core_publish_by_the_platform_is_stored_by_a_stream(
     scope: Scope, raw: Client, buses: list[NatsBus]
 ) -> None:
@@ -375,7 +433,8 @@ import asyncio, os, sys
 from trackd.bus.nats import NatsBus
 
 async def main() -> None:
-    sub = await NatsBus.from_url(sys.argv[1]).subscribe([sys.argv[2]], sys.argv[3], "doomed")
+    bus = NatsBus.from_url(sys.argv[1], platform_group=sys.argv[3])
+    sub = await bus.subscribe([sys.argv[2]], sys.argv[3], "doomed")
     got = []
     while len(got) < int(sys.argv[4]):
         got += await sub.fetch(100, 5)

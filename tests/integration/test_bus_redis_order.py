@@ -1,4 +1,5 @@
-"""Entry ids of the Redis bus follow publish order across topic streams (redis_ordered)."""
+"""Entry ids of the Redis bus follow publish order across topic streams
+(trackd.bus.redis.ordered)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from trackd.bus.redis_layout import id_key
-from trackd.bus.redis_streams import RedisStreamsBus
+from trackd.bus.redis.bus import RedisStreamsBus
+from trackd.bus.redis.merge import id_key
 
 
 @pytest_asyncio.fixture

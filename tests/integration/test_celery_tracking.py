@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from trackd.bus.base import from_url
+from trackd.bus.urls import from_url
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord
 from trackd.ingest.consumer import IngestConsumer, IngestOptions

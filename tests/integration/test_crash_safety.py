@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trackd.bus.base import Bus
 from trackd.bus.memory import MemoryBus
-from trackd.bus.redis_streams import RedisStreamsBus
+from trackd.bus.redis.bus import RedisStreamsBus
 from trackd.errors import BusUnavailableError
 from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.store.engine import create_engine, session_factory

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.api.app import create_app
+from trackd.api.job_caller import trackd_bearer
 from trackd.domain.access import Role
-from trackd.jobs.api import DomainRegistry, JobDomain, tasks_router, trackd_bearer
+from trackd.jobs.api import DomainRegistry, JobDomain, tasks_router
 from trackd.jobs.metrics import JobMetrics, metrics_router
 from trackd.jobs.service import BaseTaskTrackingService
 from trackd.runtime import Runtime

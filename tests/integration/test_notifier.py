@@ -22,7 +22,6 @@ from trackd.notify.channels.webhook import verify_signature
 from trackd.notify.notifier import Notifier
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.snapshots import service
 from trackd.snapshots.service import record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.store.engine import create_engine, session_factory
@@ -94,9 +93,8 @@ async def rows(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxRow]:
 
 
 async def test_a_snapshot_change_reaches_the_webhook_and_the_bus(
-    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    monkeypatch.setattr(service, "get_settings", lambda: Settings())
     receiver = Receiver()
     bus = MemoryBus()
     subscription = await bus.subscribe([SYSTEM_EVENTS], "ingest", "c1")
@@ -114,9 +112,14 @@ async def test_a_snapshot_change_reaches_the_webhook_and_the_bus(
         async with sessions() as session:
             await channels.subscribe(session, "t1", channel_id, source="game")
             taken = datetime(2026, 3, 1, tzinfo=UTC)
-            await record_snapshot(session, "t1", Snapshot("p1", "game", {"rank": 1}, taken))
+            await record_snapshot(
+                session, "t1", Snapshot("p1", "game", {"rank": 1}, taken), settings=Settings()
+            )
             change = await record_snapshot(
-                session, "t1", Snapshot("p1", "game", {"rank": 2}, taken + timedelta(hours=1))
+                session,
+                "t1",
+                Snapshot("p1", "game", {"rank": 2}, taken + timedelta(hours=1)),
+                settings=Settings(),
             )
             await session.commit()
         assert change is not None
@@ -450,17 +453,21 @@ async def test_the_runtime_runs_the_notifier_unless_disabled(database_url: str) 
 
 
 async def test_a_change_lands_in_the_event_timeline_through_bus_and_ingest(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
 ) -> None:
-    monkeypatch.setattr(service, "get_settings", lambda: Settings())
     runtime = Runtime.build(settings(database_url=database_url), ingest=True, notify=True)
     await runtime.start(migrate=False)
     try:
         async with runtime.sessions() as session:
             taken = datetime(2026, 3, 1, tzinfo=UTC)
-            await record_snapshot(session, "t1", Snapshot("p1", "game", {"rank": 1}, taken))
+            await record_snapshot(
+                session, "t1", Snapshot("p1", "game", {"rank": 1}, taken), settings=Settings()
+            )
             change = await record_snapshot(
-                session, "t1", Snapshot("p1", "game", {"rank": 2}, taken + timedelta(hours=1))
+                session,
+                "t1",
+                Snapshot("p1", "game", {"rank": 2}, taken + timedelta(hours=1)),
+                settings=Settings(),
             )
             await session.commit()
         assert change is not None

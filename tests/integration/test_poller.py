@@ -19,12 +19,15 @@ from trackd.domain.retry import Backoff
 from trackd.domain.states import TaskState
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.scheduling import Poller, PollerOptions, announce_polls, request_poll
+from trackd.settings import Settings
 from trackd.store.models import PollRow, SnapshotRow
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos import tasks
 
 Sessions = async_sessionmaker[AsyncSession]
 TENANT = "acme"
+# What snapshots are kept and notified by; the defaults, as a deployment would run.
+SETTINGS = Settings()
 EXACT = Backoff(base=5, factor=2, cap=3600, jitter=0)
 HOST_EXACT = Backoff(base=60, factor=2, cap=3600, jitter=0)
 
@@ -46,6 +49,7 @@ def poller(
         PollerOptions(consumer=options.pop("consumer", "worker-1"), **options),
         client_factory=offline_client,
         clock=clock,
+        settings=SETTINGS,
     )
 
 
@@ -226,6 +230,7 @@ async def test_a_host_backing_off_is_not_asked_by_other_polls(
             PollerOptions(consumer="w", host_backoff=HOST_EXACT),
             client_factory=lambda: httpx.AsyncClient(transport=httpx.MockTransport(answer)),
             clock=clock,
+            settings=SETTINGS,
         )
         await worker.run_due()
         async with sessions() as session, session.begin():
@@ -320,12 +325,14 @@ async def test_heartbeats_keep_a_long_poll_from_being_taken_over(
         sessions,
         PollerOptions(consumer="w1", lease_seconds=0.9),
         client_factory=offline_client,
+        settings=SETTINGS,
     )
     second = Poller(
         None,
         sessions,
         PollerOptions(consumer="w2", lease_seconds=0.9),
         client_factory=offline_client,
+        settings=SETTINGS,
     )
 
     running = asyncio.create_task(first.run_due())
@@ -390,6 +397,7 @@ async def test_a_worker_started_by_a_request_on_the_bus(
         sessions,
         PollerOptions(consumer="w1", sweep_interval=60),
         client_factory=offline_client,
+        settings=SETTINGS,
     )
     running = asyncio.create_task(worker.run())
     await asyncio.sleep(0.05)  # the first sweep ran and found nothing
@@ -420,6 +428,7 @@ async def test_a_full_worker_takes_the_next_poll_when_a_slot_frees_not_at_the_ne
         sessions,
         PollerOptions(consumer="w", concurrency=2, sweep_interval=5),
         client_factory=offline_client,
+        settings=SETTINGS,
     )
 
     running = asyncio.create_task(worker.run())

@@ -19,10 +19,12 @@ from fakes.trn_payloads import (
     recorded,
 )
 from fakes.trn_server import FakeStatsSite, Reply
-from trackd.settings import Settings, get_settings
+from trackd.errors import ConfigError
+from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
 from trackd.sources.http import outbound_client
-from trackd.sources.rocket_league import FetchingDisabled, RocketLeagueSource
+from trackd.sources.registry import SourceRegistry
+from trackd.sources.rocket_league import NAME, FetchingDisabled, RocketLeagueSource
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 PLATFORM, PLAYER = RECORDED_PLAYER
@@ -53,20 +55,25 @@ def older_season(season: int, rating: int) -> dict[str, object]:
     )
 
 
-def test_it_is_a_source_configured_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    get_settings.cache_clear()
-    monkeypatch.setenv("TRACKD_TRN_API_URL", "http://proxy.local:8191")
-    monkeypatch.setenv("TRACKD_TRN_ENABLED", "true")
-    try:
-        source = RocketLeagueSource()
-    finally:
-        get_settings.cache_clear()
+def test_the_registry_builds_it_from_the_settings_it_is_given() -> None:
+    """Installed as a plugin, it is built from the settings the runtime configured the
+    registry with, not from a global."""
+    reg = SourceRegistry({})
+    with pytest.raises(ConfigError, match="configure"):
+        reg.get(NAME)
+    reg.configure(Settings(trn_api_url="http://proxy.local:8191", trn_enabled=True))
+    source = reg.get(NAME)
+    assert isinstance(source, RocketLeagueSource)
     assert isinstance(source, Source)
     assert (source.name, source.api_url, source.enabled) == (
         "rocket_league",
         "http://proxy.local:8191",
         True,
     )
+    reg.configure(Settings(trn_api_url="http://other.local:8191", trn_enabled=False))
+    rebuilt = reg.get(NAME)
+    assert isinstance(rebuilt, RocketLeagueSource)
+    assert (rebuilt.api_url, rebuilt.enabled) == ("http://other.local:8191", False)
 
 
 def test_settings_decide_base_url_and_switch() -> None:

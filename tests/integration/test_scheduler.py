@@ -27,7 +27,7 @@ from trackd.scheduling import (
     request_poll,
     schedule_run,
 )
-from trackd.scheduling.poller import decode_request
+from trackd.scheduling.requests import decode_request
 from trackd.sources.base import InvalidTarget
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.models import PollRow, ScheduleRow

@@ -4,7 +4,7 @@ outbox rows a change writes in the same transaction, retention, and paging."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.domain.history import FieldChange
 from trackd.settings import Settings, SourceRetention
-from trackd.snapshots import service
 from trackd.snapshots.service import (
     latest_snapshot,
     list_snapshots,
@@ -42,10 +41,8 @@ def snap(data: dict[str, Any], minutes: int = 0, **kw: Any) -> Snapshot:
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    current = Settings(snapshot_keep=1000, snapshot_keep_days=365)
-    monkeypatch.setattr(service, "get_settings", lambda: current)
-    yield current
+def settings() -> Settings:
+    return Settings(snapshot_keep=1000, snapshot_keep_days=365)
 
 
 async def outbox(session: AsyncSession) -> list[OutboxRow]:
@@ -57,12 +54,15 @@ async def test_a_change_is_found_against_the_previous_snapshot(
 ) -> None:
     async with sessions() as session:
         assert (
-            await record_snapshot(session, "t1", snap({"rank": {"tier": "Gold"}, "w": 1})) is None
+            await record_snapshot(
+                session, "t1", snap({"rank": {"tier": "Gold"}, "w": 1}), settings=settings
+            )
+            is None
         )
         same = snap({"w": 1, "rank": {"tier": "Gold"}}, minutes=5)
-        assert await record_snapshot(session, "t1", same) is None
+        assert await record_snapshot(session, "t1", same, settings=settings) is None
         change = await record_snapshot(
-            session, "t1", snap({"rank": {"tier": "Plat"}, "w": 1}, minutes=10)
+            session, "t1", snap({"rank": {"tier": "Plat"}, "w": 1}, minutes=10), settings=settings
         )
         await session.commit()
 
@@ -92,13 +92,24 @@ async def test_histories_are_per_tenant_source_subject_and_season(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     async with sessions() as session:
-        await record_snapshot(session, "t1", snap({"v": 1}, season="24"))
-        await record_snapshot(session, "t1", snap({"v": 1}, season="25"))
+        await record_snapshot(session, "t1", snap({"v": 1}, season="24"), settings=settings)
+        await record_snapshot(session, "t1", snap({"v": 1}, season="25"), settings=settings)
         # A different value in another season, tenant or subject is a first snapshot there.
-        assert await record_snapshot(session, "t1", snap({"v": 2}, season="26")) is None
-        assert await record_snapshot(session, "t2", snap({"v": 2}, season="24")) is None
-        assert await record_snapshot(session, "t1", snap({"v": 2}, subject="p2")) is None
-        change = await record_snapshot(session, "t1", snap({"v": 3}, minutes=1, season="24"))
+        assert (
+            await record_snapshot(session, "t1", snap({"v": 2}, season="26"), settings=settings)
+            is None
+        )
+        assert (
+            await record_snapshot(session, "t2", snap({"v": 2}, season="24"), settings=settings)
+            is None
+        )
+        assert (
+            await record_snapshot(session, "t1", snap({"v": 2}, subject="p2"), settings=settings)
+            is None
+        )
+        change = await record_snapshot(
+            session, "t1", snap({"v": 3}, minutes=1, season="24"), settings=settings
+        )
         await session.commit()
 
         assert change is not None and change.season == "24"
@@ -117,7 +128,7 @@ async def test_paging_newest_first(
 ) -> None:
     async with sessions() as session:
         for i in range(7):
-            await record_snapshot(session, "t1", snap({"i": i}, minutes=i))
+            await record_snapshot(session, "t1", snap({"i": i}, minutes=i), settings=settings)
         await session.commit()
         seen: list[int] = []
         before = None
@@ -151,20 +162,26 @@ async def test_subscribed_channels_get_one_message_each_in_the_same_transaction(
         await channels.subscribe(session, "t1", hook.id, source="game")  # overlaps: still once
         await channels.subscribe(session, "t1", discord.id, subject="player-1")
         await channels.subscribe(session, "t2", other_tenant.id, source="game")
-        await record_snapshot(session, "t1", snap({"rank": 1, "wins": 3}))
+        await record_snapshot(session, "t1", snap({"rank": 1, "wins": 3}), settings=settings)
         await session.commit()
 
     async with sessions() as session:
-        wins_only = await record_snapshot(session, "t1", snap({"rank": 1, "wins": 4}, minutes=1))
+        wins_only = await record_snapshot(
+            session, "t1", snap({"rank": 1, "wins": 4}, minutes=1), settings=settings
+        )
         await session.rollback()
     async with sessions() as session:
         # Rolled back with the snapshot: neither exists.
         assert await outbox(session) == []
         assert wins_only is not None
-        wins_only = await record_snapshot(session, "t1", snap({"rank": 1, "wins": 4}, minutes=1))
-        ranked = await record_snapshot(session, "t1", snap({"rank": 2, "wins": 4}, minutes=2))
+        wins_only = await record_snapshot(
+            session, "t1", snap({"rank": 1, "wins": 4}, minutes=1), settings=settings
+        )
+        ranked = await record_snapshot(
+            session, "t1", snap({"rank": 2, "wins": 4}, minutes=2), settings=settings
+        )
         silent = await record_snapshot(
-            session, "t1", snap({"rank": 3, "wins": 4}, minutes=3), notify=False
+            session, "t1", snap({"rank": 3, "wins": 4}, minutes=3), notify=False, settings=settings
         )
         await session.commit()
         rows = await outbox(session)
@@ -195,8 +212,10 @@ async def test_retention_by_count_keeps_the_newest(
     settings.snapshot_retention = {"game": SourceRetention(keep=3)}
     async with sessions() as session:
         for i in range(6):
-            await record_snapshot(session, "t1", snap({"i": i}, minutes=i))
-            await record_snapshot(session, "t1", snap({"i": i}, minutes=i, source="other"))
+            await record_snapshot(session, "t1", snap({"i": i}, minutes=i), settings=settings)
+            await record_snapshot(
+                session, "t1", snap({"i": i}, minutes=i, source="other"), settings=settings
+            )
         await session.commit()
         kept = await list_snapshots(session, "t1", "game", "player-1")
         other = await list_snapshots(session, "t1", "other", "player-1")
@@ -211,14 +230,18 @@ async def test_retention_by_age_never_drops_the_newest(
     old = datetime.now(UTC) - timedelta(days=3)
     async with sessions() as session:
         for i in range(3):
-            await record_snapshot(session, "t1", snap({"i": i}, taken_at=old + timedelta(hours=i)))
+            await record_snapshot(
+                session, "t1", snap({"i": i}, taken_at=old + timedelta(hours=i)), settings=settings
+            )
         await session.commit()
         # Every snapshot is older than a day, but the newest is what the next one is diffed
         # against: it stays.
         assert [s.seq for s in (await list_snapshots(session, "t1", "game", "player-1")).items] == [
             3
         ]
-        change = await record_snapshot(session, "t1", snap({"i": 9}, taken_at=datetime.now(UTC)))
+        change = await record_snapshot(
+            session, "t1", snap({"i": 9}, taken_at=datetime.now(UTC)), settings=settings
+        )
         await session.commit()
         assert change is not None and change.changes[0].old == 2
         assert [s.seq for s in (await list_snapshots(session, "t1", "game", "player-1")).items] == [
@@ -231,8 +254,10 @@ async def test_the_sweep_prunes_histories_that_stopped(
 ) -> None:
     async with sessions() as session:
         for i in range(4):
-            await record_snapshot(session, "t1", snap({"i": i}, minutes=i))
-            await record_snapshot(session, "t2", snap({"i": i}, minutes=i, subject="p9"))
+            await record_snapshot(session, "t1", snap({"i": i}, minutes=i), settings=settings)
+            await record_snapshot(
+                session, "t2", snap({"i": i}, minutes=i, subject="p9"), settings=settings
+            )
         await session.commit()
         later = T0 + timedelta(days=400)
         assert await prune_snapshots(session, settings, now=later) == 6
@@ -246,11 +271,13 @@ async def test_malformed_snapshots_are_refused(
 ) -> None:
     async with sessions() as session:
         with pytest.raises(ValueError, match="time zone"):
-            await record_snapshot(session, "t1", snap({}, taken_at=datetime(2026, 1, 1)))
+            await record_snapshot(
+                session, "t1", snap({}, taken_at=datetime(2026, 1, 1)), settings=settings
+            )
         with pytest.raises(TypeError):
-            await record_snapshot(session, "t1", snap({"at": T0}))
+            await record_snapshot(session, "t1", snap({"at": T0}), settings=settings)
         with pytest.raises(ValueError, match="subject"):
-            await record_snapshot(session, "t1", snap({}, subject=""))
+            await record_snapshot(session, "t1", snap({}, subject=""), settings=settings)
         count = await session.scalar(select(func.count()).select_from(SnapshotRow))
     assert count == 0
 
@@ -258,20 +285,21 @@ async def test_malformed_snapshots_are_refused(
 @pytest.mark.postgres
 async def test_concurrent_recorders_of_one_history_take_turns(
     postgres_databases: Callable[[], AbstractAsyncContextManager[str]],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service, "get_settings", lambda: Settings())
+    settings = Settings()
     async with postgres_databases() as url:
         engine = create_engine(url)
         sessions = session_factory(engine)
         try:
             async with sessions() as session:
-                await record_snapshot(session, "t1", snap({"v": 0}))
+                await record_snapshot(session, "t1", snap({"v": 0}), settings=settings)
                 await session.commit()
 
             async def record(v: int) -> Any:
                 async with sessions() as session:
-                    change = await record_snapshot(session, "t1", snap({"v": v}, minutes=v))
+                    change = await record_snapshot(
+                        session, "t1", snap({"v": v}, minutes=v), settings=settings
+                    )
                     await asyncio.sleep(0.05)  # hold the history while the others wait
                     await session.commit()
                     return change

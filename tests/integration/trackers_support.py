@@ -92,6 +92,7 @@ class League:
             sources=lambda _name: source,
             client_factory=lambda: httpx.AsyncClient(timeout=5),
             clock=self.clock,
+            settings=self.runtime.settings,
         )
         return await poller.run_due()
 

@@ -21,11 +21,12 @@ from trackd.domain.channels import (
     validate_options,
     validate_url,
 )
-from trackd.notify.channels import ChannelConfig, Delivery, DeliveryError, check_destination
+from trackd.notify.channels import ChannelConfig, Delivery, DeliveryError
 from trackd.notify.channels.apprise_urls import AppriseSender
 from trackd.notify.channels.discord import DiscordSender, message
 from trackd.notify.channels.webhook import WebhookSender, verify_signature
 from trackd.notify.render import TEST_EVENT
+from trackd.notify.service import check_destination
 from trackd.settings import Settings
 from trackd.sources.http import AddressGuard, outbound_client
 

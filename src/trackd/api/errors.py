@@ -12,21 +12,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trackd.errors import BusUnavailableError, ConflictError, NotFoundError
+from trackd.http_errors import code_for, describe_invalid, error_body
 
 log = logging.getLogger(__name__)
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    503: "unavailable",
-}
 
 
 class ApiError(HTTPException):
@@ -44,30 +32,6 @@ class ApiError(HTTPException):
         super().__init__(status, message, headers=headers)
         self.code = code or code_for(status)
         self.details = details
-
-
-def code_for(status: int) -> str:
-    """The error code trackd's JSON errors carry for an HTTP status."""
-    return _CODES.get(status, "error")
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return {"error": body}
-
-
-def describe_invalid(exc: RequestValidationError) -> str:
-    """One `where: what` per problem of a request that did not validate."""
-    problems = []
-    for err in exc.errors():
-        if err.get("type") == "json_invalid":
-            problems.append("request body is not valid JSON")
-            continue
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        problems.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(problems)
 
 
 def install(app: FastAPI) -> None:

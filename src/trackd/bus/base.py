@@ -1,6 +1,7 @@
 """The Bus protocol: publish bytes to topics; consume them in groups and acknowledge.
 
-A bus only moves bytes; encoding events is the caller's business. Delivery is at least once:
+A bus only moves bytes; encoding events is the caller's business. Which backend a URL names
+is `trackd.bus.urls`. Delivery is at least once:
 a message that is fetched but never acknowledged is delivered again.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-from trackd.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,40 +54,3 @@ class Bus(Protocol):
     async def subscribe(self, topics: Sequence[str], group: str, consumer: str) -> Subscription: ...
 
     async def close(self) -> None: ...
-
-
-def from_url(url: str) -> Bus:
-    """The bus for a URL, its backend imported only when used.
-
-    `memory://` (in-process, the default), `redis://host:port/db` (Redis Streams),
-    `nats://host:port` (NATS, compatible with the agent platform's subjects).
-
-    Raises:
-        ConfigError: the scheme is unknown, or the backend's optional dependency is missing.
-    """
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "memory":
-        from trackd.bus.memory import MemoryBus
-
-        return MemoryBus()
-    if scheme in ("redis", "rediss"):
-        try:
-            from trackd.bus.redis_streams import RedisStreamsBus
-        except ImportError as exc:
-            raise ConfigError(_missing("redis", exc)) from None
-        return RedisStreamsBus.from_url(url)
-    if scheme in ("nats", "tls"):
-        try:
-            from trackd.bus.nats import NatsBus
-        except ImportError as exc:
-            raise ConfigError(_missing("nats", exc)) from None
-        return NatsBus.from_url(url)
-    raise ConfigError(
-        f"unsupported bus URL {url!r}; use memory://, redis://host:6379/0 or nats://host:4222"
-    )
-
-
-def _missing(extra: str, exc: ImportError) -> str:
-    return (
-        f"the {extra} bus needs an optional dependency ({exc.name}): pip install 'trackd[{extra}]'"
-    )

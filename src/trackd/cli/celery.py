@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from trackd.bus.urls import in_process
 from trackd.cli.common import (
     BusOpt,
     DatabaseOpt,
@@ -68,7 +69,7 @@ async def run_monitor(
     tenant: str,
 ) -> MonitorStats:
     """Run the monitor (and, on memory://, an ingest consumer) until a stop signal."""
-    standalone = settings.bus_url.startswith("memory://")
+    standalone = in_process(settings.bus_url)
     runtime = Runtime.build(settings, ingest=standalone, consumer="trackd-celery")
     store = Store(runtime.sessions, tenant) if standalone or read_store else None
     monitor = CeleryMonitor(app, runtime.bus, options, store=store)

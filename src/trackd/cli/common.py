@@ -22,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from trackd.bus.urls import in_process
 from trackd.errors import TrackdError
 from trackd.settings import Settings
 
@@ -58,7 +59,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def require_shared_bus(settings: Settings, role: str, needs: str) -> None:
     """Refuse to run a role on its own over memory://, which no other process can reach."""
-    if settings.bus_url.startswith("memory://"):
+    if in_process(settings.bus_url):
         raise fail(
             f"trackd {role} needs a bus {needs}; memory:// lives inside one process "
             "(use redis:// or nats://, or trackd serve)"

@@ -27,6 +27,7 @@ from typing import Annotated
 import typer
 
 from trackd.bus.base import Bus
+from trackd.bus.urls import in_process
 from trackd.cli.common import fail, load_settings, run, setup_logging
 from trackd.domain.access import Role
 from trackd.ingest import intake
@@ -622,6 +623,6 @@ def demo(
     """Serve trackd with a simulated multi-agent workload."""
     url = database_url or _fresh_database(Path.cwd() / DEMO_DATABASE)
     settings = load_settings(host=host, port=port, database_url=url)
-    if not settings.bus_url.startswith("memory://"):
+    if not in_process(settings.bus_url):
         raise fail("the demo runs on the in-process bus; unset TRACKD_BUS_URL")
     run(_demo(settings, plans, live))

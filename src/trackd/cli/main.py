@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from trackd.bus.urls import in_process
 from trackd.cli import celery, demo, ingest, jobs, notify, plans, replay, scheduler, tokens, worker
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.runtime import Runtime
@@ -66,7 +67,7 @@ def serve(
     """Serve the HTTP API (and, with --role all, ingest events, fire schedules and run polls)
     in one process."""
     settings = load_settings(host=host, port=port, database_url=database_url, bus_url=bus_url)
-    if role is ServeRole.API and settings.bus_url.startswith("memory://"):
+    if role is ServeRole.API and in_process(settings.bus_url):
         raise fail(
             "--role api needs a bus shared with an ingest process; memory:// lives in "
             "one process (use --role all)"

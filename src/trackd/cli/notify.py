@@ -20,10 +20,10 @@ from trackd.notify.channels import (
     ChannelConfig,
     Delivery,
     DeliveryError,
-    check_destination,
     default_senders,
 )
 from trackd.notify.render import TEST_EVENT
+from trackd.notify.service import check_destination
 from trackd.settings import Settings
 from trackd.sources.http import AddressGuard, outbound_client
 from trackd.store.engine import create_engine, session_factory

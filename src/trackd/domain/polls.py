@@ -46,6 +46,8 @@ class PollStatus(StrEnum):
 
 FINISHED = frozenset({PollStatus.COMPLETED, PollStatus.FAILED, PollStatus.CANCELLED})
 UNFINISHED = frozenset({PollStatus.PENDING, PollStatus.RUNNING, PollStatus.BLOCKED})
+# Not started yet and waiting for their time: a retry's backoff, or the host's.
+WAITING = frozenset({PollStatus.PENDING, PollStatus.BLOCKED})
 # Statuses a worker may take a poll from once its `not_before` has passed (for a running
 # poll, `not_before` is when its lease expires).
 CLAIMABLE = UNFINISHED

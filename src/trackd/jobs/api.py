@@ -12,8 +12,8 @@ own error handlers: an unknown domain or task is a 404, a change the status flow
 
 Whose tasks a request sees is the `caller` dependency's answer: `single_tenant()` (the
 default) puts everything in one tenant and leaves authentication to the application (mount
-the router with its own `dependencies=[...]`); `trackd_bearer()` uses trackd's bearer tokens,
-so a router mounted in trackd's own app keeps tenants apart.
+the router with its own `dependencies=[...]`); `trackd.api.job_caller.trackd_bearer()` uses
+trackd's bearer tokens, so a router mounted in trackd's own app keeps tenants apart.
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trackd.api.errors import code_for, describe_invalid, error_body
-from trackd.domain.access import Principal
 from trackd.domain.jobs import MAX_ATTEMPTS_LIMIT, IllegalJobTransition, parse_status
 from trackd.errors import ConflictError, NotFoundError, TrackdError
+from trackd.http_errors import code_for, describe_invalid, error_body
 from trackd.jobs.crud import MAX_PAGE
 from trackd.jobs.models import DEFAULT_TENANT, STANDARD_COLUMNS, BaseTaskTracking
 from trackd.jobs.service import BaseTaskTrackingService, InvalidTask, TaskView
@@ -86,19 +85,6 @@ def single_tenant(tenant_id: str = DEFAULT_TENANT) -> Callable[[], Caller]:
 
     def caller() -> Caller:
         return Caller(tenant_id)
-
-    return caller
-
-
-def trackd_bearer() -> CallerDependency:
-    """trackd's bearer tokens: the tenant comes from the token; readers may not write.
-
-    Only for a router mounted in trackd's own app (it needs the app's runtime).
-    """
-    from trackd.api.deps import get_principal  # trackd's app only
-
-    async def caller(principal: Principal = Depends(get_principal)) -> Caller:  # noqa: B008
-        return Caller(principal.tenant_id, principal.may_publish, principal.role.value)
 
     return caller
 

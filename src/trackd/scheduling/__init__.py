@@ -4,7 +4,8 @@ A feature calls the functions exported here; `trackd scheduler` and `trackd work
 `trackd serve`) run `Scheduler` and `Poller`.
 """
 
-from trackd.scheduling.poller import POLL_REQUESTS, POLLERS_GROUP, Poller, PollerOptions
+from trackd.scheduling.poller import Poller, PollerOptions
+from trackd.scheduling.requests import POLL_REQUESTS, POLLERS_GROUP
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
 from trackd.scheduling.service import (
     ScheduleRun,

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,7 +46,10 @@ from trackd.domain.states import TaskState
 from trackd.errors import ConfigError
 from trackd.scheduling.events import TOPIC, PollEvent
 from trackd.scheduling.hosts import HostBackingOff, HostBackoffs
+from trackd.scheduling.requests import POLL_REQUESTS, POLLERS_GROUP, decode_request
+from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Snapshot, Source, SourceBlocked
+from trackd.sources.http import outbound_client
 from trackd.store.models import PollRow
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos.polls import Claim
@@ -58,8 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL_REQUESTS: Final = "poll-requests"
-POLLERS_GROUP: Final = "trackd-pollers"
 _STOP_CHECK = 0.5  # seconds
 
 RecordSnapshot = Callable[[AsyncSession, str, Snapshot], Awaitable[Mapping[str, Any]]]
@@ -109,30 +110,6 @@ class PollerStats:
     snapshots: int = 0
 
 
-def encode_request(tenant_id: str, poll_id: uuid.UUID) -> bytes:
-    return json.dumps({"poll_id": str(poll_id), "tenant_id": tenant_id}).encode()
-
-
-def decode_request(body: bytes) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(json.loads(body)["poll_id"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-async def announce(bus: Bus, polls: Sequence[tuple[str, uuid.UUID]]) -> None:
-    """Publish poll requests for `(tenant, poll id)` pairs, once they are committed.
-
-    Workers find due polls in the database anyway; a request only makes one start at once.
-    """
-    if polls:
-        await bus.publish(
-            POLL_REQUESTS,
-            [encode_request(tenant, poll_id) for tenant, poll_id in polls],
-            [str(poll_id) for _, poll_id in polls],
-        )
-
-
 class _LeaseLost(Exception):
     """Another worker took the poll over; this run must not write anything."""
 
@@ -146,6 +123,7 @@ class Poller:
         sessions: async_sessionmaker[AsyncSession],
         options: PollerOptions,
         *,
+        settings: Settings,
         sources: SourceLookup | None = None,
         client_factory: ClientFactory | None = None,
         record: RecordSnapshot | None = None,
@@ -158,8 +136,10 @@ class Poller:
         self._sessions = sessions
         self.options = options
         self._sources = sources or _registry_lookup
-        self._client_factory = client_factory
-        self._record = record or _record_snapshot
+        # The deployment's settings decide the outbound client and the snapshots' retention
+        # and notifications, unless a test passes its own.
+        self._client_factory = client_factory or partial(outbound_client, settings)
+        self._record = record or partial(_record_snapshot, settings=settings)
         self._clock = clock
         self._rng = rng
         self.hosts = HostBackoffs(clock, options.host_backoff, rng)
@@ -504,7 +484,7 @@ class Poller:
 
     def _outbound(self) -> httpx.AsyncClient:
         if self._client is None:
-            factory = self._client_factory or _default_client
+            factory = self._client_factory
             self._client = factory()
             self.hosts.install(self._client)
         return self._client
@@ -590,22 +570,15 @@ def _registry_lookup(name: str) -> Source:
     return registry.get(name)
 
 
-def _default_client() -> httpx.AsyncClient:
-    from trackd.settings import get_settings
-    from trackd.sources.http import outbound_client
-
-    return outbound_client(get_settings())
-
-
 async def _record_snapshot(
-    session: AsyncSession, tenant_id: str, snapshot: Snapshot
+    session: AsyncSession, tenant_id: str, snapshot: Snapshot, *, settings: Settings
 ) -> Mapping[str, Any]:
     """Store a snapshot with its history, retention and notifications; returns its id, its
     number in its history and the fields that changed against the one before."""
     from trackd.snapshots.service import record_snapshot
     from trackd.store.repos.snapshots import HistoryKey, latest
 
-    change = await record_snapshot(session, tenant_id, snapshot)
+    change = await record_snapshot(session, tenant_id, snapshot, settings=settings)
     if change is not None:
         return {"id": str(change.id), "seq": change.seq, "changed": change.paths}
     key = HistoryKey(tenant_id, snapshot.source, snapshot.subject, snapshot.season or "")

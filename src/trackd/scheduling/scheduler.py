@@ -37,7 +37,7 @@ from trackd.domain.schedules import (
     fire_time,
     startup_delay,
 )
-from trackd.scheduling.poller import announce
+from trackd.scheduling.requests import announce
 from trackd.store.models import ScheduleRow
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos import schedules as schedule_repo

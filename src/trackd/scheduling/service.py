@@ -39,7 +39,7 @@ from trackd.domain.schedules import (
     ScheduleStatus,
     run_status,
 )
-from trackd.scheduling.poller import announce
+from trackd.scheduling.requests import announce
 from trackd.store.models import PollRow, ScheduleRow
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos import schedules as schedule_repo

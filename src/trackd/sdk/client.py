@@ -12,8 +12,9 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from trackd.bus.base import Bus, from_url
+from trackd.bus.base import Bus
 from trackd.bus.memory import MemoryBus
+from trackd.bus.urls import from_url
 from trackd.errors import ConfigError
 from trackd.sdk.buffer import EventBuffer
 from trackd.sdk.errors import TrackerBufferFull, TrackerDeliveryFailed, TrackerError

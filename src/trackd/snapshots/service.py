@@ -2,7 +2,7 @@
 
 The poller calls, inside the transaction that ends its poll:
 
-    change = await record_snapshot(session, tenant_id, snapshot)
+    change = await record_snapshot(session, tenant_id, snapshot, settings=settings)
     await session.commit()
 
 `record_snapshot` stores the snapshot as the next of its history (tenant, source, subject,
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
 from trackd.notify.outbox import enqueue_change
-from trackd.settings import Settings, get_settings
+from trackd.settings import Settings
 from trackd.snapshots.change import SnapshotChange
 from trackd.sources.base import Snapshot
 from trackd.store.models import SnapshotRow, utcnow
@@ -33,9 +33,8 @@ ALL_SEASONS: Final = "*"
 MAX_PAGE = 500
 
 
-def retention_for(source: str, settings: Settings | None = None) -> Retention:
+def retention_for(source: str, settings: Settings) -> Retention:
     """The retention of `source`'s histories: its own setting, else the global defaults."""
-    settings = settings or get_settings()
     own = settings.snapshot_retention.get(source)
     keep = own.keep if own and own.keep else settings.snapshot_keep
     days = own.days if own and own.days else settings.snapshot_keep_days
@@ -55,7 +54,12 @@ def _key(tenant_id: str, snapshot: Snapshot) -> HistoryKey:
 
 
 async def record_snapshot(
-    session: AsyncSession, tenant_id: str, snapshot: Snapshot, *, notify: bool = True
+    session: AsyncSession,
+    tenant_id: str,
+    snapshot: Snapshot,
+    *,
+    settings: Settings,
+    notify: bool = True,
 ) -> SnapshotChange | None:
     """Store `snapshot` and return the change it makes, if any; the caller commits.
 
@@ -63,6 +67,7 @@ async def record_snapshot(
         session: the caller's session; nothing is committed here.
         tenant_id: whose history it is.
         snapshot: what a source fetched (data must be JSON-compatible).
+        settings: the deployment's (retention, notification attempts).
         notify: queue messages for the subscribed channels (the bus event is always queued).
 
     Returns:
@@ -79,7 +84,6 @@ async def record_snapshot(
     data = normalize(snapshot.data)
     meta = normalize(snapshot.meta)
     fingerprint = digest(data)
-    settings = get_settings()
 
     await repo.lock_history(session, key)
     previous = await repo.latest(session, key)
@@ -198,7 +202,7 @@ async def latest_snapshot(
 
 
 async def prune_snapshots(
-    session: AsyncSession, settings: Settings | None = None, *, now: datetime | None = None
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None
 ) -> int:
     """One batch of age retention over every source's histories, for those no longer
     receiving snapshots (recording applies retention to its own history). Returns how many

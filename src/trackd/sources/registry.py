@@ -4,8 +4,10 @@
     source = registry.get("http_json")     # the poller looks a schedule's source up by name
 
 Plugins can also ship a source as an entry point in the group `trackd.sources` (the object it
-names is a Source instance or a class that builds one without arguments); they are loaded the
-first time a name is not found among the registered ones.
+names is a Source instance, a class with a `from_settings(settings)` constructor, or a class
+that builds one without arguments); they are loaded the first time a name is not found among
+the registered ones. The composition root (`trackd.runtime`) gives the registry the settings
+those sources are built from: `registry.configure(settings)`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from importlib.metadata import entry_points
 
 from trackd.errors import ConfigError
+from trackd.settings import Settings
 from trackd.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,12 @@ class SourceRegistry:
         self._sources: dict[str, Source] = {}
         self._builtins = dict(builtins or {})
         # Without plugins (tests), only what is registered or built in is known.
+        self._plugins = plugins
         self._plugins_loaded = not plugins
+        self._settings: Settings | None = None
+        self._built: set[str] = set()  # names of sources this registry built (not registered)
+        # Plugins that need settings the registry was not given yet: name -> what to do.
+        self._unconfigured: dict[str, str] = {}
         # Registration happens at import time, possibly from several threads (CLI + API).
         self._lock = threading.Lock()
 
@@ -61,6 +69,17 @@ class SourceRegistry:
         with self._lock:
             self._builtins[name] = path
 
+    def configure(self, settings: Settings) -> None:
+        """Build sources from `settings` from now on; those built from earlier settings are
+        built again when next asked for."""
+        with self._lock:
+            self._settings = settings
+            for name in self._built:
+                self._sources.pop(name, None)
+            self._built.clear()
+            self._unconfigured.clear()
+            self._plugins_loaded = not self._plugins
+
     def unregister(self, name: str) -> None:
         with self._lock:
             self._sources.pop(name, None)
@@ -75,12 +94,15 @@ class SourceRegistry:
         if source is not None:
             return source
         if name in self._builtins:
-            built = _build(_import(self._builtins[name]))
+            built = _build(_import(self._builtins[name]), self._settings)
             if built.name != name:
                 raise ConfigError(f"builtin source {name!r} builds a source named {built.name!r}")
+            self._built.add(name)
             return self.register(built)
         self._load_plugins()
         source = self._sources.get(name)
+        if source is None and name in self._unconfigured:
+            raise ConfigError(self._unconfigured[name])
         if source is None:
             known = ", ".join(self.names()) or "none"
             raise UnknownSource(f"unknown source {name!r}; known sources: {known}")
@@ -99,10 +121,16 @@ class SourceRegistry:
             if point.name in self._sources:
                 continue
             try:
-                self.register(_build(point.load()))
+                self._built.add(self.register(_build(point.load(), self._settings)).name)
+            except _NeedsSettings as exc:
+                self._unconfigured[point.name] = str(exc)
             except Exception:
                 # A broken plugin must not take the other sources down with it.
                 log.exception("cannot load source plugin entry_point=%s", point.value)
+
+
+class _NeedsSettings(ConfigError):
+    """A source is built from settings and the registry has none yet."""
 
 
 def _import(path: str) -> object:
@@ -110,8 +138,16 @@ def _import(path: str) -> object:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def _build(loaded: object) -> Source:
-    source = loaded() if isinstance(loaded, type) else loaded
+def _build(loaded: object, settings: Settings | None) -> Source:
+    if isinstance(loaded, type) and hasattr(loaded, "from_settings"):
+        if settings is None:
+            raise _NeedsSettings(
+                f"{loaded.__name__} is built from trackd's settings: call "
+                "trackd.sources.registry.registry.configure(settings) first"
+            )
+        source = loaded.from_settings(settings)
+    else:
+        source = loaded() if isinstance(loaded, type) else loaded
     if not isinstance(source, Source):
         raise TypeError(f"{loaded!r} is not a Source nor a class building one")
     return source

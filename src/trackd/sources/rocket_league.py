@@ -62,10 +62,10 @@ class RocketLeagueSource:
     """Fetches ranked seasons of Rocket League profiles (see the module docstring).
 
     Args:
-        api_url: the API's base URL, or a proxy's standing in for it; by default
-            TRACKD_TRN_API_URL.
+        api_url: the API's base URL, or a proxy's standing in for it (TRACKD_TRN_API_URL
+            through `from_settings`).
         enabled: whether fetching is allowed at all; when not, fetch refuses with
-            FetchingDisabled and sends nothing. By default TRACKD_TRN_ENABLED.
+            FetchingDisabled and sends nothing (TRACKD_TRN_ENABLED through `from_settings`).
         previous_seasons: how many seasons before the current one a first scrape fetches.
         clock: the time snapshots are stamped with (tests pass a fixed one).
     """
@@ -75,18 +75,11 @@ class RocketLeagueSource:
     def __init__(
         self,
         *,
-        api_url: str | None = None,
-        enabled: bool | None = None,
+        api_url: str,
+        enabled: bool,
         previous_seasons: int = PREVIOUS_SEASONS,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        # Built without arguments by the source registry: the deployment's settings decide.
-        if api_url is None or enabled is None:
-            from trackd.settings import get_settings
-
-            settings = get_settings()
-            api_url = settings.trn_api_url if api_url is None else api_url
-            enabled = settings.trn_enabled if enabled is None else enabled
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"the stats API URL must be an http(s) URL, got {api_url!r}")

@@ -13,10 +13,10 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 
 from trackd.api.deps import SessionDep
-from trackd.api.errors import describe_invalid
 from trackd.api.routers.tracker import PlanId
 from trackd.domain.metrics import PERIODS
 from trackd.errors import NotFoundError
+from trackd.http_errors import describe_invalid
 from trackd.store import views
 from trackd.store.repos import tokens
 from trackd.web import chart, tree

@@ -203,7 +203,11 @@ async def snapshots(
 
 @router.post("/{tracker_id}/snapshots", status_code=201)
 async def add_snapshot(
-    tracker_id: TrackerId, body: ManualSnapshotIn, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId,
+    body: ManualSnapshotIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Enter a season's stats by hand; kept as a snapshot marked manual."""
     taken_at = body.taken_at or now_utc()
@@ -218,7 +222,7 @@ async def add_snapshot(
     with rules():
         async with transaction(session):
             stored = await service.add_snapshot(
-                session, principal, tracker_id, stats, taken_at=taken_at
+                session, principal, tracker_id, stats, taken_at=taken_at, settings=runtime.settings
             )
     return snapshot_json(
         snapshot_id=stored.id,

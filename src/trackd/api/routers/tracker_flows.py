@@ -16,6 +16,7 @@ from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.api.errors import ApiError
+from trackd.bus.urls import in_process
 from trackd.domain.channels import InvalidChannel
 from trackd.domain.schedules import InvalidSchedule
 from trackd.domain.trackers import TrackerRuleError
@@ -126,7 +127,7 @@ def announce(runtime: Runtime, polls: Sequence[PollRow]) -> None:
     is nothing to wake."""
     if not polls:
         return
-    if runtime.poller is None and runtime.settings.bus_url.startswith("memory:"):
+    if runtime.poller is None and in_process(runtime.settings.bus_url):
         return
     task = asyncio.create_task(_announce(runtime, list(polls)), name="trackd-announce-polls")
     _announcing.add(task)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from trackd.bus.base import from_url
+from trackd.bus.urls import from_url
 from trackd.errors import ConfigError
 from trackd.jobs.celery.book import TaskBook
 from trackd.jobs.celery.forwarder import Forwarder, Send, bus_sender, sink_sender

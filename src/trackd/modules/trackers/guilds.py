@@ -26,7 +26,7 @@ from trackd.modules.mmr import (
     calculate,
     problems,
 )
-from trackd.notify.channels import check_destination
+from trackd.notify.service import check_destination
 from trackd.sources.http import AddressGuard
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 from trackd.store.models import NotificationSubscription, TrackerGuild, TrackerRow

@@ -285,6 +285,7 @@ async def add_snapshot(
     stats: SeasonStats,
     *,
     taken_at: datetime,
+    settings: Settings,
 ) -> StoredSnapshot:
     """Record a season's stats entered by hand (when the stats site cannot be scraped): a
     snapshot like a scraped one, marked manual, compared and notified the same way."""
@@ -311,7 +312,7 @@ async def add_snapshot(
             "current_season": stats.current_season,
         },
     )
-    await record_snapshot(session, tracker.tenant_id, snapshot)
+    await record_snapshot(session, tracker.tenant_id, snapshot, settings=settings)
     row = await snapshots_repo.latest(
         session, HistoryKey(tracker.tenant_id, SOURCE, str(tracker.id), str(stats.season))
     )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.channels import parse_kind, validate_url
 from trackd.errors import ConflictError, NotFoundError, TrackdError
 from trackd.modules.trackers import guilds
-from trackd.notify.channels import check_destination
+from trackd.notify.service import check_destination
 from trackd.sources.http import AddressGuard
 from trackd.store.models import NotificationChannel
 from trackd.store.repos import channels as channels_repo

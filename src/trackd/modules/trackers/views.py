@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.polls import WAITING
 from trackd.domain.trackers import scraping_status
 from trackd.store.models import PollRow, SnapshotRow, TrackerRow
 from trackd.store.repos import trackers as repo
@@ -38,9 +39,7 @@ class ScrapeState:
             "lastScrapingError": poll.error if poll and poll.status != "completed" else None,
             "lastScrapedAt": iso(self.last_scraped_at),
             "lastPollId": str(poll.id) if poll else None,
-            "nextAttemptAt": iso(poll.not_before)
-            if poll and poll.status in ("pending", "blocked")
-            else None,
+            "nextAttemptAt": iso(poll.not_before) if poll and poll.status in WAITING else None,
         }
 
 

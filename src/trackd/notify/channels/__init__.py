@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from trackd.notify.channels.apprise_urls import AppriseSender
 from trackd.notify.channels.base import ChannelConfig, ChannelSender, Delivery, DeliveryError
-from trackd.notify.channels.destinations import check_destination
 from trackd.notify.channels.discord import DiscordSender
 from trackd.notify.channels.webhook import WebhookSender
 
@@ -14,7 +13,6 @@ __all__ = [
     "ChannelSender",
     "Delivery",
     "DeliveryError",
-    "check_destination",
     "default_senders",
 ]
 

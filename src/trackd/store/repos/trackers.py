@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, String, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.polls import UNFINISHED, WAITING
 from trackd.domain.trackers import ScrapingStatus, TrackerProfile, poll_statuses
 from trackd.errors import ConflictError
 from trackd.store.models import PollRow, SnapshotRow, TrackerGuild, TrackerRow, new_id
@@ -250,7 +251,7 @@ async def unfinished_polls(
         .where(
             PollRow.tenant_id == tenant_id,
             PollRow.source == SOURCE,
-            PollRow.status.in_(["pending", "running", "blocked"]),
+            PollRow.status.in_(sorted(UNFINISHED)),
             _poll_tracker_id().in_([str(t) for t in tracker_ids]),
         )
         .distinct()
@@ -266,7 +267,7 @@ async def waiting_polls(
         select(PollRow.id).where(
             PollRow.tenant_id == tenant_id,
             PollRow.source == SOURCE,
-            PollRow.status.in_(["pending", "blocked"]),
+            PollRow.status.in_(sorted(WAITING)),
             _poll_tracker_id() == str(tracker_id),
         )
     )

@@ -111,9 +111,3 @@ def id_before(entry_id: str) -> str:
     if int(ms) > 0:
         return f"{int(ms) - 1}-{2**64 - 1}"
     return "0-0"
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    """A stream id as numbers, for comparing ids."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

@@ -1,6 +1,6 @@
 """One consumer of a group on the Redis Streams bus: owned partitions, fetch, ack, nack.
 
-Ownership: the consumer reads only partitions whose lease it holds (`redis_leases`), taking a
+Ownership: the consumer reads only partitions whose lease it holds (`leases`), taking a
 fair share of them and giving some up when more consumers join. When it takes a partition it
 first claims (XAUTOCLAIM) whatever the group still has pending there for other consumers,
 which the lease proves are gone or gave the partition up, and delivers those entries before
@@ -8,7 +8,8 @@ any new ones, so a key's events keep their order across a takeover.
 
 Order: a partition has one stream per topic; entries are handed out across them in id order
 (ids are arrival times), so a task's request, progress and result come in the order they
-were published, as far as the publisher's calls ordered them (see `_read_new`).
+were published, as far as the publisher's calls ordered them. The ordering itself is the pure
+`merge.MergeOrder`; this module does the reading, the leases and the acknowledgements.
 
 Redelivery: entries fetched and not acknowledged stay in this consumer's pending list (PEL).
 After a nack, or a takeover, the affected streams are re-read from the PEL (XREADGROUP with
@@ -22,12 +23,11 @@ owner through its claim.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -35,16 +35,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from trackd.bus.base import Message
-from trackd.bus.redis_layout import (
+from trackd.bus.redis.layout import (
     MAX_BLOCK_S,
     UNREACHABLE,
     RedisStreamsOptions,
     id_before,
-    id_key,
     stream_name,
 )
-from trackd.bus.redis_leases import PartitionLeases, fair_share
-from trackd.bus.redis_trim import StreamTrimmer
+from trackd.bus.redis.leases import PartitionLeases, fair_share
+from trackd.bus.redis.merge import MergeOrder, id_key
+from trackd.bus.redis.trim import StreamTrimmer
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,8 @@ class RedisStreamsSubscription:
         self._cursors: dict[str, str] = {}
         # Delivered and handed out, neither acked nor nacked yet: (stream, entry id).
         self._inflight: set[tuple[str, str]] = set()
-        # Delivered, not handed out yet: `_ready` in the order to hand out; `_held`, sorted by
-        # id, newer than the horizon (see `_read_new`). `_cut` holds, per stream whose last
-        # read returned a full COUNT (so more may follow), the last id read.
-        self._ready: deque[Message] = deque()
-        self._held: list[tuple[tuple[int, int], str, Message]] = []
-        self._cut: dict[str, str] = {}
+        # Delivered, not handed out yet, in the order to hand them out.
+        self._merge = MergeOrder()
         self._to_claim: set[int] = set()
         self._groups_ready = False
         self._next_rebalance = 0.0
@@ -154,7 +150,7 @@ class RedisStreamsSubscription:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        self._forget_buffered()
+        self._merge.forget()
         self._inflight.clear()
         try:
             async with asyncio.timeout(2.0):
@@ -199,17 +195,16 @@ class RedisStreamsSubscription:
             # every ready message waits for its lease to be renewed.
             if out or time.monotonic() >= deadline or self._closed:
                 return out
-            if self._ready:
+            if self._merge.has_ready:
                 await asyncio.sleep(min(_LEASE_WAIT_S, max(0.0, deadline - time.monotonic())))
 
     async def _fetch_once(self, max_messages: int, deadline: float) -> list[Message]:
         await self._maintain()
-        if not self._ready:
+        if not self._merge.has_ready:
             # Pending entries (a dead owner's, or nacked ones) are merged with new ones by id,
-            # not handed out first: the dead owner may have read one topic's stream further
-            # than another's, and its pending results would overtake requests never read.
+            # not handed out first (see `merge`).
             pending = await self._read_pending(max_messages)
-            self._held.extend((id_key(self._locate(m)[1]), self._locate(m)[0], m) for m in pending)
+            self._merge.add_pending((*self._locate(m)[:2], m) for m in pending)
             await self._read_new(max_messages, deadline - time.monotonic())
         return self._hand_out(max_messages)
 
@@ -220,18 +215,11 @@ class RedisStreamsSubscription:
         until the renewer extends the lease (it is then handed out) or reports it lost (it
         is then dropped with the partition, and its next owner claims it).
         """
-        out: list[Message] = []
-        unsafe: list[Message] = []
-        while self._ready and len(out) < max_messages:
-            msg = self._ready.popleft()
-            stream, entry_id, partition = self._locate(msg)
-            if not self._leases.valid(partition, self._margin):
-                unsafe.append(msg)
-                continue
-            self._inflight.add((stream, entry_id))
-            out.append(msg)
-        self._ready.extendleft(reversed(unsafe))
-        return out
+        out = self._merge.take(
+            max_messages, lambda stream, _: self._leases.valid(self._where[stream][1], self._margin)
+        )
+        self._inflight.update((stream, self._locate(msg)[1]) for stream, msg in out)
+        return [msg for _, msg in out]
 
     def _message(self, stream: str, entry_id: str, fields: dict[Any, Any]) -> Message | None:
         body = fields.get(b"body")
@@ -289,29 +277,9 @@ class RedisStreamsSubscription:
                 await pipe.execute()
         return out
 
-    def _horizon(self) -> tuple[int, int] | None:
-        """The newest id known to have nothing older left unread (None: everything is)."""
-        return min((id_key(i) for i in self._cut.values()), default=None)
-
     async def _read_new(self, max_messages: int, block: float) -> None:
-        """Read new entries of the owned streams, and make ready, oldest first, those that
-        nothing unread can precede.
-
-        A task's events sit in one stream per topic, read COUNT at a time each; a sparse
-        topic's COUNT spans more time than a dense one's, so handing a read out as it comes
-        would fold a task's result before its progress. Ids are arrival times, so entries
-        are handed out in id order up to the horizon: the smallest last id among streams
-        cut short by COUNT. Newer entries are held, and a stream with entries held beyond
-        the horizon is not read again until the horizon reaches them, so at most about one
-        COUNT per stream is held.
-        """
-        horizon = self._horizon()
-        streams = [
-            s
-            for p in self._leases.owned
-            for s in self._streams(p)
-            if s not in self._cut or horizon is None or id_key(self._cut[s]) <= horizon
-        ]
+        """Read new entries of the streams `merge` says may be read, and merge them."""
+        streams = self._merge.readable(s for p in self._leases.owned for s in self._streams(p))
         if not streams:
             # Nothing owned yet: wait for the next rebalance rather than spin.
             until_rebalance = self._next_rebalance - time.monotonic()
@@ -321,7 +289,7 @@ class RedisStreamsSubscription:
         # twice what was asked for.
         count = max(1, min(max_messages, math.ceil(2 * max_messages / len(streams))))
         # Only wait for new entries when none are held: held ones are ready by the next read.
-        block_ms = int(block * 1000) if not self._held else 0
+        block_ms = int(block * 1000) if not self._merge.holding else 0
         positions: dict[Any, Any] = dict.fromkeys(streams, ">")
         reply: Any = await self._redis.xreadgroup(
             self._group,
@@ -330,44 +298,14 @@ class RedisStreamsSubscription:
             count=count,
             block=block_ms if block_ms > 0 else None,
         )
-        returned: dict[str, list[Any]] = {_text(s): entries for s, entries in reply or []}
-        for stream in streams:
-            entries = returned.get(stream, [])
-            if len(entries) < count:
-                self._cut.pop(stream, None)  # caught up: nothing older can follow
-                continue
-            self._cut[stream] = _text(entries[-1][0])
-        for stream, entries in returned.items():
-            for raw_id, fields in entries:
-                entry_id = _text(raw_id)
-                msg = self._message(stream, entry_id, fields)
-                if msg is not None:
-                    self._held.append((id_key(entry_id), stream, msg))
-        self._held.sort(key=lambda held: held[:2])
-        horizon = self._horizon()
-        ready = (
-            len(self._held)
-            if horizon is None
-            else bisect.bisect_right(self._held, horizon, key=lambda held: held[0])
-        )
-        self._ready.extend(msg for _, _, msg in self._held[:ready])
-        del self._held[:ready]
-
-    def _forget_buffered(self, streams: set[str] | None = None) -> list[Message]:
-        """Drop messages delivered but not handed out (of `streams`, or all); returns them."""
-        if streams is None:
-            dropped = [*self._ready, *(m for _, _, m in self._held)]
-            self._ready.clear()
-            self._held.clear()
-            self._cut.clear()
-            return dropped
-        dropped = [m for m in self._ready if self._locate(m)[0] in streams]
-        dropped += [m for _, s, m in self._held if s in streams]
-        self._ready = deque(m for m in self._ready if self._locate(m)[0] not in streams)
-        self._held = [h for h in self._held if h[1] not in streams]
-        for stream in streams & self._cut.keys():
-            del self._cut[stream]
-        return dropped
+        returned: dict[str, list[tuple[str, Message | None]]] = {}
+        for raw_stream, entries in reply or []:
+            stream = _text(raw_stream)
+            returned[stream] = [
+                (_text(raw_id), self._message(stream, _text(raw_id), fields))
+                for raw_id, fields in entries
+            ]
+        self._merge.add_read(streams, count, returned)
 
     # -- ack / nack -----------------------------------------------------------------------
 
@@ -416,7 +354,7 @@ class RedisStreamsSubscription:
     async def nack(self, messages: Sequence[Message]) -> None:
         """Deliver the messages again on the next fetch (and, to keep each key's order, the
         buffered ones that followed them)."""
-        by_stream = self._by_stream([*messages, *self._forget_buffered()])
+        by_stream = self._by_stream([*messages, *self._merge.forget()])
         for stream, ids in by_stream.items():
             self._inflight.difference_update((stream, i) for i in ids)
         self._redeliver(by_stream)
@@ -566,7 +504,7 @@ class RedisStreamsSubscription:
         if not gone:
             return
         streams = {s for p in gone for s in self._streams(p)}
-        self._forget_buffered(streams)
+        self._merge.forget(streams)
         for stream in streams & self._cursors.keys():
             del self._cursors[stream]
 

@@ -4,11 +4,11 @@ Layout (prefix `trackd` by default): each topic is split into N streams
 `trackd:{topic}:{p}` (N = 16, `?partitions=N`); a message with a key goes to partition
 `crc32(key) % N`, one without a key goes round-robin. Every consumer group reads every
 stream, and inside a group each partition is owned by one consumer at a time (see
-`redis_consumer`), so one task's events are folded in order by one process.
+`consumer`), so one task's events are folded in order by one process.
 
     bus = RedisStreamsBus.from_url("redis://localhost:6379/0?partitions=16")
 
-Entry ids come from one clock per prefix (`redis_ordered`), so an entry written after
+Entry ids come from one clock per prefix (`ordered`), so an entry written after
 another has the greater id whichever streams they are in, and consumers merging a partition's
 topic streams by id see messages in the order they were published.
 
@@ -30,14 +30,14 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from trackd.bus.redis_consumer import RedisStreamsSubscription
-from trackd.bus.redis_layout import (
+from trackd.bus.redis.consumer import RedisStreamsSubscription
+from trackd.bus.redis.layout import (
     UNREACHABLE,
     RedisStreamsOptions,
     partition_of,
     stream_name,
 )
-from trackd.bus.redis_ordered import OrderedAppender
+from trackd.bus.redis.ordered import OrderedAppender
 from trackd.errors import BusUnavailableError, ConfigError
 
 log = logging.getLogger(__name__)

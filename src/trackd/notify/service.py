@@ -1,4 +1,5 @@
-"""Where a channel's URL will send to, checked when the channel is set up.
+"""Notifications' entry for other features: where a channel's URL will send to, checked when
+the channel is set up.
 
 The address rule is the outbound one (`trackd.sources.addresses`): a channel whose host is,
 or resolves to, a private, loopback, link-local or metadata address is refused with the

@@ -1,31 +1,21 @@
-"""`BaseTaskTrackingService`: what each operation on a tracking row means.
+"""`BaseTaskTrackingService`: loads rows, applies the domain's rules, follows the dependencies.
 
-    service = ETFPriceUpdateService(session, publisher=BusEventPublisher(bus))
-    task = await service.create_tracking(etf_id="VWCE", date=date(2026, 3, 2))
-    await service.update_status(task.id, "PROCESSING")
-    await service.update_status(task.id, "COMPLETED")
-
-Every public method is one unit of work: it commits the session it was given, then publishes
-the trackd events of the changes it made and counts them in the Prometheus metrics (so
-nothing is announced that was rolled back). The rules themselves (which change is legal, what
-it does to timestamps and attempts, when prerequisites let a task start) are pure functions in
-`trackd.domain.jobs`; this class loads rows, applies them and follows the dependencies.
+Its seams are modules of this package: `views` (reads), `graph` (the dependency graph),
+`stale` (the sweep's rule), `retention` (deletion into daily aggregates) and `unit` (the unit
+of work: commit, then announce).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,9 +23,7 @@ from trackd.domain.events import EventEnvelope
 from trackd.domain.jobs import (
     IllegalJobTransition,
     JobChange,
-    Prerequisite,
     Readiness,
-    Verdict,
     blocked_reason,
     change_status,
     check_max_attempts,
@@ -47,9 +35,9 @@ from trackd.domain.jobs import (
 )
 from trackd.domain.retry import Backoff
 from trackd.domain.states import TaskState
-from trackd.errors import ConfigError, ConflictError, NotFoundError, TrackdError
+from trackd.errors import ConfigError
 from trackd.jobs.crud import BaseTaskTrackingCRUD
-from trackd.jobs.events import DEFAULT_SOURCE, JobEventPublisher, state_changed, trackd_task_id
+from trackd.jobs.events import DEFAULT_SOURCE, JobEventPublisher
 from trackd.jobs.metrics import JobMetrics, default_metrics
 from trackd.jobs.models import (
     AGGREGATES_TABLE,
@@ -59,18 +47,27 @@ from trackd.jobs.models import (
     BaseTaskTracking,
     utcnow,
 )
-from trackd.store.upsert import upsert
+from trackd.jobs.service import unit
+from trackd.jobs.service.errors import (
+    IllegalStatusChange,
+    InvalidTask,
+    PrerequisiteFailed,
+    TaskBlocked,
+    TaskNotFound,
+)
+from trackd.jobs.service.graph import open_graph, prerequisite_facts, reachable, referenced
+from trackd.jobs.service.retention import DEFAULT_RETENTION_DAYS, CleanupResult, delete_ended
+from trackd.jobs.service.stale import DEFAULT_STALE_AFTER, StaleAction, stale_reason
+from trackd.jobs.service.unit import Effect, UnitOfWork
+from trackd.jobs.service.views import TaskView, describe_rows
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseTaskTracking)
 
 DEFAULT_BACKOFF = Backoff(base=5.0, factor=2.0, cap=3600.0, jitter=0.5)
-DEFAULT_STALE_AFTER = timedelta(minutes=30)
-DEFAULT_RETENTION_DAYS = 30
 _RESERVED_METADATA = ("depends_on", "parent_id")
 _ATTRIBUTES = frozenset({"task_metadata", "celery_task_id"})
-_SCAN_PAGE = 500
 
 
 class PrerequisitePolicy(StrEnum):
@@ -79,65 +76,6 @@ class PrerequisitePolicy(StrEnum):
     FAIL = "fail"  # it fails too, with the prerequisite's failure as its error
     BLOCK = "block"  # it stays pending, blocked with that reason, until the prerequisite
     # is retried and completes
-
-
-class StaleAction(StrEnum):
-    FAIL = "failed"
-    CANCEL = "cancelled"
-
-
-class TaskNotFound(NotFoundError):
-    """No tracking row with this id for this tenant."""
-
-
-class IllegalStatusChange(ConflictError):
-    """The status flow does not allow the change; the message says why."""
-
-
-class TaskBlocked(ConflictError):
-    """The task may not start: its prerequisites have not all completed."""
-
-
-class PrerequisiteFailed(ConflictError):
-    """The task was failed when it was asked to start, because a prerequisite failed."""
-
-
-class InvalidTask(TrackdError):
-    """A task cannot be created as asked (unknown field, bad dependency, bad max_attempts)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskView(Generic[M]):
-    """A tracking row with what is derived from it and its neighbours, not stored."""
-
-    task: M
-    domain: str
-    trackd_task_id: str
-    blocked_by: tuple[int, ...]
-    blocked_reason: str | None
-    stale: bool
-
-    @property
-    def duration_seconds(self) -> float | None:
-        t = self.task
-        if t.started_at is None or t.completed_at is None:
-            return None
-        return max(0.0, (t.completed_at - t.started_at).total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class CleanupResult:
-    deleted: int
-    batches: int
-    kept_for_dependents: int
-
-
-@dataclass(slots=True)
-class _Effect:
-    task: BaseTaskTracking
-    change: JobChange
-    previous: str | None
-    error_type: str = "error"
 
 
 CancelHook = Callable[[Any, str], Awaitable[None]]
@@ -208,9 +146,7 @@ class BaseTaskTrackingService(Generic[M]):
         self.clock = clock
         self.rng = rng
         self._on_cancel = on_cancel
-        self._effects: list[_Effect] = []
-        self._cancelled: list[tuple[M, str]] = []
-        self._wrote = False
+        self._work = UnitOfWork()
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -224,26 +160,14 @@ class BaseTaskTrackingService(Generic[M]):
 
     async def describe_many(self, rows: Sequence[M]) -> list[TaskView[M]]:
         """Derived fields for a page of rows, reading their prerequisites in one query."""
-        wanted = {p for r in rows if r.status == TaskState.PENDING for p in r.depends_on}
-        found = await self.crud.get_many(self.db, wanted)
-        now = self.clock()
-        views = []
-        for row in rows:
-            verdict = Verdict(Readiness.READY)
-            if row.status == TaskState.PENDING and row.depends_on:
-                verdict = prerequisites_verdict(_prerequisites(row.depends_on, found))
-            blocking = verdict.waiting_on
-            views.append(
-                TaskView(
-                    task=row,
-                    domain=self.domain,
-                    trackd_task_id=trackd_task_id(self.domain, row.id),
-                    blocked_by=blocking,
-                    blocked_reason=verdict.reason,
-                    stale=is_stale(row.facts(), now, self.stale_after),
-                )
-            )
-        return views
+        return await describe_rows(
+            self.db,
+            self.crud,
+            rows,
+            domain=self.domain,
+            now=self.clock(),
+            stale_after=self.stale_after,
+        )
 
     async def children(self, tracking_id: int) -> list[M]:
         """Tasks created with `parent_id=tracking_id`, oldest first."""
@@ -372,13 +296,13 @@ class BaseTaskTrackingService(Generic[M]):
             )
         except (TypeError, ArgumentError) as exc:
             raise InvalidTask(f"{self.model.__name__}: {exc}") from None
-        self._wrote = True
+        self._work.wrote = True
         self.db.add(row)
         await self.db.flush()
         facts = row.facts()
         self._record(row, JobChange(facts, facts), None)
         if prerequisites:
-            verdict = prerequisites_verdict(_prerequisites(prerequisites, found))
+            verdict = prerequisites_verdict(prerequisite_facts(prerequisites, found))
             if verdict.readiness is Readiness.BROKEN:
                 await self._on_broken(row, verdict.reason or "a prerequisite failed")
         return row
@@ -445,7 +369,7 @@ class BaseTaskTrackingService(Generic[M]):
                 return None
             if row.status == TaskState.PENDING and row.depends_on:
                 found = await self.crud.get_many(self.db, row.depends_on)
-                verdict = prerequisites_verdict(_prerequisites(row.depends_on, found))
+                verdict = prerequisites_verdict(prerequisite_facts(row.depends_on, found))
                 if verdict.readiness is Readiness.WAITING:
                     raise TaskBlocked(f"task {tracking_id} cannot start: {verdict.reason}")
                 if verdict.readiness is Readiness.BROKEN:
@@ -485,7 +409,7 @@ class BaseTaskTrackingService(Generic[M]):
             row = await self._load(tracking_id)
             await self._fail_row(row, message, retry=retry)
             if isinstance(error, BaseException):
-                for effect in self._effects:
+                for effect in self._work.effects:
                     if effect.task is row and effect.change.after.status is TaskState.FAILED:
                         effect.error_type = type(error).__name__
         return row
@@ -549,10 +473,7 @@ class BaseTaskTrackingService(Generic[M]):
                 row = await self._load(candidate.id)
                 if not is_stale(row.facts(), self.clock(), timeout):
                     continue  # it moved on since it was listed
-                idle = (self.clock() - row.updated_at).total_seconds()
-                reason = (
-                    f"stale: no update for {idle:.0f} s (timeout {timeout.total_seconds():.0f} s)"
-                )
+                reason = stale_reason(self.clock() - row.updated_at, timeout)
                 if act is StaleAction.CANCEL:
                     await self._cancel_tree(row, reason)
                 else:
@@ -582,57 +503,17 @@ class BaseTaskTrackingService(Generic[M]):
                 "`task_tracking_aggregates(Base.metadata)` to the models and migrate"
             )
         cutoff = self.clock() - timedelta(days=older_than_days)
-        referenced = await self._referenced_by_open_tasks()
+        keep = referenced(await open_graph(self.db, self.crud))
         await self.db.commit()
-        deleted = batches = 0
-        kept: set[int] = set()
-        after = 0
-        while True:
-            rows = await self.crud.get_finished_before(
-                self.db, cutoff, after_id=after, limit=batch_size
-            )
-            doomed = [r for r in rows if r.id not in referenced]
-            kept.update(r.id for r in rows if r.id in referenced)
-            if not rows:
-                await self.db.commit()
-                break
-            # Kept rows stay behind the keyset; deleted ones are gone either way.
-            after = rows[-1].id
-            if not doomed:
-                await self.db.commit()
-                continue
-            totals = _daily_totals(self.tenant_id, self.domain, doomed)
-            await self.db.execute(
-                upsert(
-                    self.db,
-                    aggregates,
-                    ("tenant_id", "domain", "day", "status"),
-                    add=(
-                        "task_count",
-                        "attempts_total",
-                        "duration_count",
-                        "duration_seconds_total",
-                    ),
-                    newest=("duration_seconds_max",),
-                ),
-                totals,
-            )
-            m = self.model
-            await self.db.execute(
-                delete(m).where(m.tenant_id == self.tenant_id, m.id.in_([r.id for r in doomed]))
-            )
-            await self.db.commit()
-            deleted += len(doomed)
-            batches += 1
-        log.info(
-            "retention domain=%s tenant=%s deleted=%d batches=%d kept=%d",
-            self.domain,
-            self.tenant_id,
-            deleted,
-            batches,
-            len(kept),
+        return await delete_ended(
+            self.db,
+            self.crud,
+            aggregates,
+            domain=self.domain,
+            cutoff=cutoff,
+            keep=keep,
+            batch_size=batch_size,
         )
-        return CleanupResult(deleted=deleted, batches=batches, kept_for_dependents=len(kept))
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -664,7 +545,7 @@ class BaseTaskTrackingService(Generic[M]):
             )
         except IllegalJobTransition as exc:
             raise IllegalStatusChange(f"task {row.id}: {exc}") from None
-        self._wrote = True
+        self._work.wrote = True
         row.apply(change.after)
         if change.changed:
             self._record(row, change, before)
@@ -692,7 +573,7 @@ class BaseTaskTrackingService(Generic[M]):
             row.updated_at = self.clock()
 
     async def _fail_dependents(self, failed: M, reason: str) -> None:
-        graph = await self._open_graph()
+        graph = await open_graph(self.db, self.crud)
         if self.policy is PrerequisitePolicy.BLOCK:
             direct = [i for i, (deps, _) in graph.items() if failed.id in deps]
             for row in (await self.crud.get_many(self.db, direct, lock=True)).values():
@@ -701,7 +582,7 @@ class BaseTaskTrackingService(Generic[M]):
                     row.updated_at = self.clock()
             return
         # Failing a dependent fails its own dependents in turn.
-        doomed = _reachable(graph, failed.id, via_children=False)
+        doomed = reachable(graph, failed.id, via_children=False)
         rows = await self.crud.get_many(self.db, doomed, lock=True)
         for task_id in doomed:
             dependent = rows.get(task_id)
@@ -709,176 +590,59 @@ class BaseTaskTrackingService(Generic[M]):
                 self._change(dependent, TaskState.FAILED, clip_error(reason))
 
     async def _cancel_tree(self, root: M, reason: str) -> list[M]:
-        graph = await self._open_graph()
-        others = _reachable(graph, root.id, via_children=True)
+        graph = await open_graph(self.db, self.crud)
+        others = reachable(graph, root.id, via_children=True)
         rows = await self.crud.get_many(self.db, others, lock=True)
         cancelled = [root]
         self._change(root, TaskState.CANCELLED, reason)
-        self._cancelled.append((root, reason))
+        self._work.cancelled.append((root, reason))
         for task_id in others:
             row = rows.get(task_id)
             if row is None or TaskState(row.status).terminal:
                 continue
             why = clip_error(f"task {root.id} was cancelled: {reason}") or reason
             self._change(row, TaskState.CANCELLED, why)
-            self._cancelled.append((row, why))
+            self._work.cancelled.append((row, why))
             cancelled.append(row)
         return cancelled
 
-    async def _open_graph(self) -> dict[int, tuple[list[int], int | None]]:
-        """Prerequisites and parent of every open task of this tenant, by id.
-
-        Dependencies live in JSON, which each backend searches differently; the open tasks
-        are few next to the finished ones, so they are read in pages and searched here.
-        """
-        graph: dict[int, tuple[list[int], int | None]] = {}
-        after = 0
-        while True:
-            page = await self.crud.get_open_after(self.db, after, limit=_SCAN_PAGE)
-            for row in page:
-                graph[row.id] = (row.depends_on, row.parent_id)
-            if len(page) < _SCAN_PAGE:
-                return graph
-            after = page[-1].id
-
-    async def _referenced_by_open_tasks(self) -> set[int]:
-        graph = await self._open_graph()
-        referenced: set[int] = set()
-        for deps, parent in graph.values():
-            referenced.update(deps)
-            if parent is not None:
-                referenced.add(parent)
-        return referenced
-
     def _record(self, row: BaseTaskTracking, change: JobChange, previous: str | None) -> None:
-        self._effects.append(_Effect(row, change, previous))
+        self._work.record(row, change, previous)
 
     @asynccontextmanager
     async def _unit(self) -> AsyncIterator[None]:
         """One transaction: commit, then announce what changed; on error, roll back quietly."""
-        self._effects.clear()
-        self._cancelled.clear()
-        self._wrote = False
-        try:
+        async with self._work.run(self.db, self._envelopes, self._announce):
             yield
-            effects, self._effects = self._effects, []
-            # Built before the commit: a session that expires on commit would have to load
-            # every row again to read its id.
-            envelopes = self._envelopes(effects) if self.publisher is not None else []
-            await self.db.commit()
-        except BaseException:
-            self._effects.clear()
-            self._cancelled.clear()
-            s = self.db
-            if self._wrote or s.new or s.dirty or s.deleted:
-                await s.rollback()
-            else:
-                # Refused before anything was written (an illegal change, a blocked start):
-                # ending the transaction with a commit releases the row lock without the
-                # rollback's expiry of every loaded row, which async code cannot reload.
-                await s.commit()
-            raise
-        self._count(effects)
-        await self._publish(envelopes)
 
     def _metrics(self) -> JobMetrics:
         return self.metrics if self.metrics is not None else default_metrics()
 
-    def _count(self, effects: Sequence[_Effect]) -> None:
-        metrics = self._metrics()
-        for e in effects:
-            after = e.change.after
-            if e.previous is None:
-                metrics.increment(self.domain, "created")
-                continue
-            if e.change.retried:
-                metrics.increment(self.domain, "retried")
-                continue
-            label = "started" if after.status is TaskState.RUNNING else after.status.value
-            metrics.increment(self.domain, label)
-            if after.status is TaskState.FAILED:
-                metrics.errors.labels(task=self.domain, error_type=e.error_type).inc()
-            if after.status.terminal and after.started_at and after.completed_at:
-                seconds = (after.completed_at - after.started_at).total_seconds()
-                metrics.observe_duration(self.domain, seconds)
+    def _envelopes(self, effects: Sequence[Effect]) -> list[EventEnvelope]:
+        if self.publisher is None:
+            return []
+        return unit.envelopes(
+            effects, domain=self.domain, tenant_id=self.tenant_id, source=self.source
+        )
 
-    def _envelopes(self, effects: Sequence[_Effect]) -> list[EventEnvelope]:
-        return [
-            state_changed(
-                domain=self.domain,
-                tracking_id=e.task.id,
-                tenant_id=self.tenant_id,
-                source=self.source,
-                change=e.change,
-                previous=e.previous,
-                job_id=e.task.job_id,
-                parent_id=e.task.parent_id,
-            )
-            for e in effects
-        ]
-
-    async def _publish(self, envelopes: Sequence[EventEnvelope]) -> None:
-        if self.publisher is None or not envelopes:
-            return
-        try:
-            async with asyncio.timeout(self.publish_timeout):
-                await self.publisher.publish(envelopes)
-        except Exception as exc:
-            # The row is the truth and it is committed; the events are what trackd learns of
-            # it. Losing them is logged and counted rather than failing the caller's change.
-            self._metrics().publish_failures.labels(task=self.domain).inc(len(envelopes))
-            log.warning(
-                "trackd events not published domain=%s tenant=%s count=%d error=%r",
-                self.domain,
-                self.tenant_id,
-                len(envelopes),
-                exc,
-            )
+    async def _announce(self, effects: Sequence[Effect], events: list[EventEnvelope]) -> None:
+        unit.count(self._metrics(), self.domain, effects)
+        await unit.publish(
+            self.publisher,
+            events,
+            metrics=self._metrics(),
+            domain=self.domain,
+            tenant_id=self.tenant_id,
+            give_up_after=self.publish_timeout,
+        )
 
     async def _run_cancel_hooks(self) -> None:
-        pending, self._cancelled = self._cancelled, []
+        pending, self._work.cancelled = self._work.cancelled, []
         for task, reason in pending:
             try:
                 await self.on_cancel(task, reason)
             except Exception:
                 log.exception("cancel hook failed domain=%s task=%s", self.domain, task.id)
-
-
-def _reachable(
-    graph: Mapping[int, tuple[list[int], int | None]], root: int, *, via_children: bool
-) -> list[int]:
-    """Open tasks that depend on `root`, directly or through others (and its descendants
-    when `via_children`), in the order they are reached."""
-    dependents: dict[int, list[int]] = {}
-    for task_id, (deps, parent) in graph.items():
-        for d in deps:
-            dependents.setdefault(d, []).append(task_id)
-        if via_children and parent is not None:
-            dependents.setdefault(parent, []).append(task_id)
-    seen = {root}
-    order: list[int] = []
-    frontier = [root]
-    while frontier:
-        nxt: list[int] = []
-        for node in frontier:
-            for child in sorted(dependents.get(node, ())):
-                if child not in seen:
-                    seen.add(child)
-                    order.append(child)
-                    nxt.append(child)
-        frontier = nxt
-    return order
-
-
-def _prerequisites(ids: Iterable[int], found: Mapping[int, BaseTaskTracking]) -> list[Prerequisite]:
-    out = []
-    for task_id in ids:
-        row = found.get(task_id)
-        if row is None:
-            out.append(Prerequisite(task_id, None))
-        else:
-            out.append(Prerequisite(task_id, TaskState(row.status), row.error_message))
-    return out
 
 
 def _task_id(name: str, value: object) -> int:
@@ -892,34 +656,3 @@ def _describe(error: BaseException | str) -> str:
         text = str(error)
         return f"{type(error).__name__}: {text}" if text else type(error).__name__
     return error
-
-
-def _daily_totals(
-    tenant_id: str, domain: str, rows: Sequence[BaseTaskTracking]
-) -> list[dict[str, Any]]:
-    totals: dict[tuple[date, str], dict[str, Any]] = {}
-    for row in rows:
-        ended: datetime = row.completed_at or row.updated_at
-        key = (ended.date(), row.status)
-        t = totals.setdefault(
-            key,
-            {
-                "tenant_id": tenant_id,
-                "domain": domain,
-                "day": key[0],
-                "status": key[1],
-                "task_count": 0,
-                "attempts_total": 0,
-                "duration_count": 0,
-                "duration_seconds_total": 0.0,
-                "duration_seconds_max": 0.0,
-            },
-        )
-        t["task_count"] += 1
-        t["attempts_total"] += row.attempts
-        if row.started_at is not None and row.completed_at is not None:
-            seconds = max(0.0, (row.completed_at - row.started_at).total_seconds())
-            t["duration_count"] += 1
-            t["duration_seconds_total"] += seconds
-            t["duration_seconds_max"] = max(t["duration_seconds_max"], seconds)
-    return [totals[k] for k in sorted(totals)]
