@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Bus, from_url
+from trackd.domain.events import EventRules
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
@@ -50,6 +51,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     bus: Bus
+    event_rules: EventRules = field(default_factory=EventRules)
     ingest: IngestConsumer | None = None
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
@@ -74,7 +76,8 @@ class Runtime:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         bus = from_url(settings.bus_url)
-        runtime = cls(settings, engine, sessions, bus)
+        rules = EventRules(max_future=settings.max_event_future)
+        runtime = cls(settings, engine, sessions, bus, rules)
         if ingest:
             runtime.ingest = IngestConsumer(
                 bus,
@@ -84,6 +87,7 @@ class Runtime:
                     batch_size=settings.ingest_batch_size,
                     max_wait=settings.ingest_max_wait_ms / 1000,
                     consumer=consumer or default_consumer_name(),
+                    rules=rules,
                 ),
             )
         if notify and settings.notifier_enabled:

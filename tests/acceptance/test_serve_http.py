@@ -339,7 +339,7 @@ def test_research_workflow_published_as_one_batch(server: Server, client: httpx.
         "accepted": len(events),
         "rejected": 0,
         "results": [
-            {"index": n, "id": e["id"], "status": "accepted", "error": None}
+            {"index": n, "id": e["id"], "status": "accepted", "status_code": 202, "error": None}
             for n, e in enumerate(events)
         ],
     }
@@ -376,7 +376,7 @@ def test_research_workflow_published_one_envelope_at_a_time(
         response = publish(client, auth(server), event)
         assert response.status_code == 202, response.text
         assert response.json()["results"] == [
-            {"index": 0, "id": event["id"], "status": "accepted", "error": None}
+            {"index": 0, "id": event["id"], "status": "accepted", "status_code": 202, "error": None}
         ]
     check()
 
