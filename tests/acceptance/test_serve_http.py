@@ -704,8 +704,9 @@ GARBAGE: dict[str, tuple[dict[str, Any], int, str]] = {
         422,
         "invalid_event",
     ),
-    "untracked topic": (
-        {"json": {**_good_event(), "topic": "billing-events"}},
+    # The platform's other topics (billing-events, …) go to the timeline; others are refused.
+    "topic outside the platform's list": (
+        {"json": {**_good_event(), "topic": "gossip"}},
         422,
         "invalid_event",
     ),
