@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Bus
 from trackd.bus.urls import from_url, in_process
+from trackd.domain.events import EventRules
 from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
@@ -52,6 +53,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     bus: Bus
+    event_rules: EventRules = field(default_factory=EventRules)
     ingest: IngestConsumer | None = None
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
@@ -79,7 +81,8 @@ class Runtime:
         sessions = session_factory(engine)
         # Ingest is what takes the agent platform's tracker's place on its bus.
         bus = from_url(settings.bus_url, platform_group=INGEST_GROUP)
-        runtime = cls(settings, engine, sessions, bus)
+        rules = EventRules(max_future=settings.max_event_future)
+        runtime = cls(settings, engine, sessions, bus, rules)
         if ingest:
             runtime.ingest = IngestConsumer(
                 bus,
@@ -89,6 +92,7 @@ class Runtime:
                     batch_size=settings.ingest_batch_size,
                     max_wait=settings.ingest_max_wait_ms / 1000,
                     consumer=consumer or default_consumer_name(),
+                    rules=rules,
                 ),
             )
         if notify and settings.notifier_enabled:

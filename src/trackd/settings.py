@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import BaseModel, Field
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     ingest_max_wait_ms: int = Field(default=20, ge=0, le=60_000)
     # How long POST /v1/events waits for its events to be stored before answering 503.
     publish_timeout_s: float = Field(default=30.0, gt=0)
+    # How far ahead of this server's clock an event may be dated (clock drift between
+    # producers); an event from next year would set plans' as_of and skew metrics for good.
+    max_event_future_seconds: float = Field(default=86_400.0, gt=0, le=10 * 365 * 86_400)
     # League trackers (seed 002). The stats site forbids unofficial API use and sits behind bot
     # protection, so live fetching is off until a deployment turns it on; the base URL is
     # replaced as a whole to go through a proxy (FlareSolverr-style) or a test server.
@@ -74,6 +78,10 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     poll_sweep_interval_s: float = Field(default=1.0, gt=0, le=60)
     poll_max_blocks: int = Field(default=8, ge=1, le=100)
+
+    @property
+    def max_event_future(self) -> timedelta:
+        return timedelta(seconds=self.max_event_future_seconds)
 
 
 @lru_cache(maxsize=1)

@@ -144,7 +144,7 @@ async def test_post_events_stores_them_before_answering(
         "accepted": 7,
         "rejected": 0,
         "results": [
-            {"index": i, "id": e["id"], "status": "accepted", "error": None}
+            {"index": i, "id": e["id"], "status": "accepted", "status_code": 202, "error": None}
             for i, e in enumerate(events)
         ],
     }
@@ -601,7 +601,7 @@ async def test_bad_bodies_are_422(client: httpx.AsyncClient, auth: dict[str, Hea
         (1, untracked["id"], "rejected"),
     ]
     assert "unknown task state" in details[0]["error"]["message"]
-    assert "not tracked" in details[1]["error"]["message"]
+    assert "not one of the platform's topics" in details[1]["error"]["message"]
 
 
 async def test_too_many_events_is_400(client: httpx.AsyncClient, auth: dict[str, Headers]) -> None:
@@ -655,7 +655,7 @@ async def test_one_envelope_without_a_list_is_accepted(
 
     assert response.status_code == 202, response.text
     assert response.json()["results"] == [
-        {"index": 0, "id": "solo", "status": "accepted", "error": None}
+        {"index": 0, "id": "solo", "status": "accepted", "status_code": 202, "error": None}
     ]
     task = (await client.get("/v1/tracker/tasks/task-1", headers=auth["acme"])).json()
     assert task["task"]["state"] == "running"

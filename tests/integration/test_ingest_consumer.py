@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from soorma_common.events import ActionRequestEvent, ActionResultEvent, BusinessFactEvent
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -634,3 +635,81 @@ async def test_an_event_the_store_refuses_is_dead_lettered_and_the_batch_goes_on
     assert [(d.event_id, d.topic) for d in letters] == [("poison-1", SYSTEM)]
     assert letters[0].reason.startswith("could not be stored:")
     assert "poison-1" in letters[0].payload
+
+
+# --- issue 9: the platform's own client on the bus, and task ownership at ingest ---------------
+
+
+async def test_the_platforms_action_result_and_goal_fold_through_the_bus(
+    sessions: Sessions,
+) -> None:
+    goal = BusinessFactEvent(
+        id="goal-1",
+        source="user-agent",
+        type="research.goal",
+        time=at(0),
+        trace_id="trace-p",
+        tenant_id=TENANT,
+        data={"goal": "find moths"},
+    )
+    request = ActionRequestEvent(
+        id="req-1",
+        source="planner",
+        type="web.search.requested",
+        time=at(1),
+        correlation_id="task-p",
+        trace_id="trace-p",
+        parent_event_id="goal-1",
+        plan_id="plan-p",
+        tenant_id=TENANT,
+    )
+    failed = ActionResultEvent(
+        id="res-1",
+        source="worker-1",
+        type="web.search.failed",
+        time=at(2),
+        correlation_id="task-p",
+        trace_id="trace-p",
+        parent_event_id="req-1",
+        tenant_id=TENANT,
+        action_event_id="req-1",
+        success=False,
+        error="quota exceeded",
+    )
+    messages = [
+        (str(e.topic.value), e.model_dump_json(by_alias=True).encode())
+        for e in (goal, request, failed)
+    ]
+
+    stats = await deliver(MemoryBus(), sessions, messages)
+
+    assert (stats.folded, stats.rejected) == (3, 0)
+    async with sessions() as s:
+        record = await tasks.get(s, TENANT, "task-p")
+        view = await plan_timeline(s, TENANT, "plan-p")
+    assert record is not None
+    assert (record.state, record.error) == (TaskState.FAILED, "quota exceeded")
+    assert [n.event_id for n in view.tree] == ["goal-1"]  # the goal roots the trace
+    assert [e.event_id for e in view.events] == ["goal-1", "req-1", "res-1"]
+
+
+async def test_of_two_users_racing_to_start_a_task_the_first_folded_owns_it(
+    sessions: Sessions,
+) -> None:
+    f = factory()
+    ann = f.request("task-r", "x", event_id="ann-1") | {"published_by": "ann"}
+    f.advance(1)
+    bob = f.result("task-r", "x.done", success=False, event_id="bob-1") | {"published_by": "bob"}
+    f.advance(1)
+    service = f.progress("task-r", "running", 0.5, event_id="svc-1")
+
+    stats = await deliver(MemoryBus(), sessions, [msg(ann), msg(bob), msg(service)])
+
+    assert (stats.folded, stats.rejected) == (2, 1)
+    async with sessions() as s:
+        record = await tasks.get(s, TENANT, "task-r")
+        [letter] = await dead_letters.recent(s, TENANT)
+    assert record is not None
+    assert (record.state, record.progress, record.owner_user_id) == (TaskState.RUNNING, 0.5, "ann")
+    assert letter.event_id == "bob-1"
+    assert letter.reason.startswith("forbidden: task 'task-r' belongs to another principal")

@@ -55,7 +55,7 @@ from trackd.store.models import (
     TimelineEvent,
     table_of,
 )
-from trackd.store.repos import tokens
+from trackd.store.repos import tasks, tokens
 from trackd.testing import EventFactory
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -360,3 +360,22 @@ async def test_replay_of_worker_events_that_do_not_name_their_plan(sessions: Ses
     await replay(sessions)
 
     assert (await snapshot(sessions))["plans"] == live["plans"]
+
+
+async def test_replay_keeps_a_tasks_owner_and_an_action_results_envelope_outcome(
+    sessions: Sessions,
+) -> None:
+    f = EventFactory(source="ann-laptop", tenant_id=ORDERED, now=T0)
+    events = [
+        f.request("task-o", "work.requested", time=T0) | {"published_by": "ann"},
+        f.event("work.failed", topic="action-results", correlation_id="task-o", time=T0)
+        | {"success": False, "error": "quota", "published_by": "ann", "data": None},
+    ]
+    await deliver(sessions, [(e["topic"], json.dumps(e).encode()) for e in events])
+
+    await replay(sessions)
+
+    async with sessions() as s:
+        record = await tasks.get(s, ORDERED, "task-o")
+    assert record is not None
+    assert (record.owner_user_id, record.state, record.error) == ("ann", "failed", "quota")

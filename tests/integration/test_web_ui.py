@@ -32,7 +32,8 @@ from trackd.web.auth import COOKIE
 
 ACME, GLOBEX = "acme", "globex"
 BASE = "http://trackd.test"
-EVIL_TASK = '<script>alert("task")</script>'
+# No closing tag: an id may not hold "/" (it could not be read back at /v1/tracker/tasks/…).
+EVIL_TASK = '<script>alert("task")'
 EVIL_AGENT = "<b>agent</b>"
 EVIL_REASON = "<img src=x onerror=alert(1)>"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -228,7 +229,7 @@ async def test_plan_page_shows_tasks_and_the_trace_tree_escaped(
     # Markup from producers is text on the page, never markup.
     for evil in (EVIL_TASK, EVIL_AGENT, EVIL_REASON):
         assert evil not in page
-    assert "&lt;script&gt;alert(&#34;task&#34;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#34;task&#34;)" in page
     assert "&lt;b&gt;agent&lt;/b&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<script>" not in page.replace('<script src="/ui/static/trackd.js" defer>', "")

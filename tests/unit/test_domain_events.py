@@ -632,9 +632,15 @@ def test_retry_reopens_a_failed_task() -> None:
 def test_attempt_in_data_is_read_when_the_envelope_has_none() -> None:
     ev = task_from(raw(data={"task_id": "t", "state": "running", "attempt": 2, "max_attempts": 5}))
     assert (ev.attempt, ev.max_attempts) == (2, 5)
-    for bad in (0, -1, True, "2"):
-        ev = task_from(raw(data={"task_id": "t", "state": "running", "attempt": bad}))
-        assert ev.attempt == 1
+    ev = task_from(raw(data={"task_id": "t", "state": "retry"}))
+    assert ev.attempt == 2  # a retry that does not say which attempt is the second
+
+
+@pytest.mark.parametrize("field", ["attempt", "max_attempts"])
+@pytest.mark.parametrize("bad", [0, -1, True, "2", 1.5, 10_001, 2**31, 2**63, 2**64])
+def test_attempt_counts_the_store_cannot_hold_are_refused_up_front(field: str, bad: object) -> None:
+    with pytest.raises(InvalidEventError, match=f"data.{field} must be"):
+        task_from(raw(data={"task_id": "t", "state": "running", field: bad}))
 
 
 def test_is_legal_rules() -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trackd.domain.timeline import TimelineNode, build_tree
+from trackd.domain.timeline import MAX_TREE_DEPTH, TimelineNode, build_tree
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -38,15 +38,31 @@ def test_a_loop_of_parents_is_broken_and_what_hangs_below_stays_nested() -> None
     assert _shape(nodes)["e1"] == ["e2"]
 
 
-def test_a_long_chain_is_nested_to_its_full_depth() -> None:
+def _depth(roots: list[TimelineNode]) -> int:
+    deepest, stack = 0, [(r, 1) for r in roots]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in node.children)
+    return deepest
+
+
+def test_a_long_chain_is_nested_to_the_depth_limit_then_goes_on_as_new_roots() -> None:
     n = 20_000
     nodes = _nodes([None] + [f"e{i}" for i in range(n - 1)])
-    [root] = build_tree(nodes)
-    depth, node = 1, root
-    while node.children:
-        [node] = node.children
-        depth += 1
-    assert depth == n
+    roots = build_tree(nodes)
+    assert _depth(roots) == MAX_TREE_DEPTH
+    # Each cut-off part starts where the one before it ended, in time order, and keeps its
+    # parent link, so a reader can join the parts again.
+    assert [r.event_id for r in roots] == [f"e{i}" for i in range(0, n, MAX_TREE_DEPTH)]
+    assert all(r.parent_event_id == f"e{int(r.event_id[1:]) - 1}" for r in roots[1:])
+
+
+def test_a_tree_within_the_limit_is_not_cut() -> None:
+    nodes = _nodes([None] + [f"e{i}" for i in range(4)] + ["e0"])
+    roots = build_tree(nodes, max_depth=5)
+    assert [r.event_id for r in roots] == ["e0"]
+    assert _depth(roots) == 5
 
 
 def _loops_by_walking(nodes: list[TimelineNode]) -> set[str]:

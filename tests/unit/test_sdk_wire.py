@@ -45,7 +45,7 @@ def run(name: str = "job", **kwargs: Any) -> tuple[TaskHandle, list[Pending]]:
 
 
 def test_every_event_is_one_trackd_reads_as_intended() -> None:
-    task, items = run("index \u00e9", task_id='t "1"', plan_id="plan/1", max_attempts=2)
+    task, items = run("index \u00e9", task_id='t "1"', plan_id="plan \\1", max_attempts=2)
     folded = [interpret(decode_envelope(encode(i)[2])).task for i in items]
     assert [f.state if f else None for f in folded] == [
         TaskState.PENDING,
@@ -55,7 +55,7 @@ def test_every_event_is_one_trackd_reads_as_intended() -> None:
     ]
     for f in folded:
         assert f is not None
-        assert (f.task_id, f.plan_id, f.attempt, f.max_attempts) == ('t "1"', "plan/1", 1, 2)
+        assert (f.task_id, f.plan_id, f.attempt, f.max_attempts) == ('t "1"', "plan \\1", 1, 2)
         assert f.trace_id == task.trace_id
         assert f.source == 'worker "7"'
     assert folded[0] is not None and folded[0].data is not None

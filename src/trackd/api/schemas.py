@@ -118,6 +118,8 @@ class ItemResult(BaseModel):
     index: int
     id: str | None
     status: Literal["accepted", "rejected"]
+    # 202 accepted, 422 invalid, 403 about a task another principal owns.
+    status_code: int | None = None
     error: dict[str, str] | None = None
 
 

@@ -7,7 +7,8 @@ ways (snake_case, camelCase, CloudEvents lowercase extension names); all three a
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pydantic import (
@@ -16,13 +17,28 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
 )
+
+from trackd.domain.ids import ID_MAX, Identifier, id_problem
+from trackd.domain.times import UtcTime, ahead_problem
 
 SYSTEM_EVENTS: Final = "system-events"
 ACTION_REQUESTS: Final = "action-requests"
 ACTION_RESULTS: Final = "action-results"
 TRACKED_TOPICS: Final = (SYSTEM_EVENTS, ACTION_REQUESTS, ACTION_RESULTS)
+"""The topics whose events trackd folds into task and plan records."""
+PLATFORM_TOPICS: Final = (
+    "business-facts",
+    ACTION_REQUESTS,
+    ACTION_RESULTS,
+    "billing-events",
+    "notification-events",
+    SYSTEM_EVENTS,
+    "plan-events",
+    "task-events",
+)
+"""The agent platform's topics (soorma-common's `EventTopic`). Events on the ones trackd does
+not fold are kept on the timeline, where e.g. a plan's goal in `business-facts` roots a trace."""
 
 TASK_PROGRESS: Final = "task.progress"
 TASK_STATE_CHANGED: Final = "task.state_changed"
@@ -32,8 +48,31 @@ PLAN_FAILED: Final = "plan.failed"
 PLAN_CANCELLED: Final = "plan.cancelled"
 PLAN_TYPES: Final = (PLAN_STARTED, PLAN_COMPLETED, PLAN_FAILED, PLAN_CANCELLED)
 
-_ID_MAX = 100
-_LAST_YEAR = 9999
+# The store keeps attempts, sequences and counters in integer columns: values beyond these
+# bounds are refused at validation rather than failing once the event is being written.
+MAX_ATTEMPT: Final = 10_000
+MAX_SEQUENCE: Final = 2**53
+DEFAULT_MAX_FUTURE: Final = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRules:
+    """The settings-dependent part of validating an event.
+
+    Attributes:
+        max_future: how far past the receiver's clock an event's time may be. Clocks drift,
+            but an event dated next year would set a plan's `as_of` and skew metrics forever.
+        now: the receiver's clock; None reads the current time (tests pass a fixed one).
+    """
+
+    max_future: timedelta = DEFAULT_MAX_FUTURE
+    now: datetime | None = None
+
+    def check_time(self, time: datetime) -> None:
+        """Raise InvalidEventError when `time` is further ahead than `max_future`."""
+        problem = ahead_problem(time, self.now or datetime.now(UTC), self.max_future)
+        if problem is not None:
+            raise InvalidEventError(f"time: {problem} (TRACKD_MAX_EVENT_FUTURE_SECONDS)")
 
 
 def _aliases(snake: str, *others: str) -> AliasChoices:
@@ -45,7 +84,7 @@ def _aliases(snake: str, *others: str) -> AliasChoices:
 
 
 def _opt_id(snake: str, *others: str) -> Any:
-    return Field(default=None, max_length=_ID_MAX, validation_alias=_aliases(snake, *others))
+    return Field(default=None, validation_alias=_aliases(snake, *others))
 
 
 class EventEnvelope(BaseModel):
@@ -57,39 +96,33 @@ class EventEnvelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    id: str = Field(min_length=1, max_length=_ID_MAX)
-    source: str = Field(min_length=1, max_length=255)
+    id: Identifier
+    # The source is the agent id metrics are asked about: no control characters either.
+    source: str = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
     specversion: str = "1.0"
     type: str = Field(min_length=1, max_length=255)
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: UtcTime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] | None = None
     topic: str | None = Field(default=None, max_length=100)
     subject: str | None = Field(default=None, max_length=255)
-    correlation_id: str | None = _opt_id("correlation_id")
-    trace_id: str | None = _opt_id("trace_id")
-    parent_event_id: str | None = _opt_id("parent_event_id")
-    tenant_id: str | None = _opt_id("tenant_id")
-    platform_tenant_id: str | None = _opt_id("platform_tenant_id")
-    user_id: str | None = _opt_id("user_id")
-    plan_id: str | None = _opt_id("plan_id")
-    session_id: str | None = _opt_id("session_id")
-    goal_id: str | None = _opt_id("goal_id")
-    sequence: int | None = Field(default=None, ge=0, le=2**53, strict=True)
-    attempt: int | None = Field(default=None, ge=1, le=10_000, strict=True)
-
-    @field_validator("time")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("time must carry a time zone, e.g. 2026-01-11T10:00:00Z")
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
-            raise ValueError("time is out of range once converted to UTC") from None
-        # Stores add hours to event times (metric buckets); year 9999 would overflow there.
-        if value.year >= _LAST_YEAR:
-            raise ValueError(f"time must be before {_LAST_YEAR}-01-01T00:00:00Z")
-        return value
+    correlation_id: Identifier | None = _opt_id("correlation_id")
+    trace_id: Identifier | None = _opt_id("trace_id")
+    parent_event_id: Identifier | None = _opt_id("parent_event_id")
+    tenant_id: Identifier | None = _opt_id("tenant_id")
+    platform_tenant_id: Identifier | None = _opt_id("platform_tenant_id")
+    user_id: Identifier | None = _opt_id("user_id")
+    plan_id: Identifier | None = _opt_id("plan_id")
+    session_id: Identifier | None = _opt_id("session_id")
+    goal_id: Identifier | None = _opt_id("goal_id")
+    sequence: int | None = Field(default=None, ge=0, le=MAX_SEQUENCE, strict=True)
+    attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPT, strict=True)
+    # The platform's ActionResultEvent carries its outcome on the envelope, `data` null.
+    success: bool | None = Field(default=None, strict=True)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    # Set by trackd when an event comes through its HTTP API: the user whose `user` token
+    # published it (task ownership). Whatever a producer writes here over HTTP is replaced.
+    published_by: str | None = Field(default=None, max_length=ID_MAX)
 
     @property
     def effective_topic(self) -> str | None:
@@ -100,9 +133,16 @@ class EventEnvelope(BaseModel):
             return SYSTEM_EVENTS
         return None
 
-    def with_tenant(self, tenant_id: str) -> EventEnvelope:
-        """A copy that belongs to `tenant_id` whatever the producer wrote."""
-        return self.model_copy(update={"tenant_id": tenant_id, "platform_tenant_id": None})
+    def with_tenant(self, tenant_id: str, published_by: str | None = None) -> EventEnvelope:
+        """A copy that belongs to `tenant_id`, published as `published_by` (see
+        `access.publishing_user`), whatever the producer wrote."""
+        return self.model_copy(
+            update={
+                "tenant_id": tenant_id,
+                "platform_tenant_id": None,
+                "published_by": published_by,
+            }
+        )
 
     def resolved_tenant(self, default: str) -> str:
         """The tenant this event belongs to: the platform's authenticated tenant first."""
@@ -114,8 +154,8 @@ class TaskProgressEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    task_id: str = Field(min_length=1, max_length=_ID_MAX)
-    plan_id: str | None = Field(default=None, max_length=_ID_MAX)
+    task_id: Identifier
+    plan_id: Identifier | None = None
     state: str
     progress: float | None = Field(default=None, ge=0.0, le=1.0)
     message: str | None = None
@@ -126,8 +166,8 @@ class TaskStateChanged(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    task_id: str = Field(min_length=1, max_length=_ID_MAX)
-    plan_id: str | None = Field(default=None, max_length=_ID_MAX)
+    task_id: Identifier
+    plan_id: Identifier | None = None
     previous_state: str | None = None
     new_state: str
     reason: str | None = None
@@ -138,7 +178,7 @@ class PlanEventData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    plan_id: str | None = Field(default=None, max_length=_ID_MAX)
+    plan_id: Identifier | None = None
     current_state: str | None = Field(default=None, max_length=255)
     goal: str | None = None
     reason: str | None = None
@@ -153,8 +193,10 @@ class ActionResultData(BaseModel):
     error: str | None = None
 
 
-def decode_envelope(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
-    """Parse and validate one envelope.
+def decode_envelope(
+    raw: bytes | str | dict[str, Any], rules: EventRules | None = None
+) -> EventEnvelope:
+    """Parse and validate one envelope; `rules` bounds its time (a day ahead by default).
 
     Raises:
         InvalidEventError: the input is not a valid envelope; the message says why.
@@ -171,10 +213,39 @@ def decode_envelope(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
         raise InvalidEventError("the event contains a NUL character (\\u0000); remove it")
     try:
         if isinstance(raw, dict):
-            return EventEnvelope.model_validate(raw)
-        return EventEnvelope.model_validate_json(raw)
+            envelope = EventEnvelope.model_validate(raw)
+        else:
+            envelope = EventEnvelope.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidEventError(describe_validation_error(exc)) from None
+    (rules or EventRules()).check_time(envelope.time)
+    return envelope
+
+
+def check_id(value: object, what: str) -> str:
+    """`value` as an id, or InvalidEventError saying why it is not one (for ids read from
+    `data`, which has no schema of its own)."""
+    if not isinstance(value, str):
+        raise InvalidEventError(f"{what} must be a string id of 1 to {ID_MAX} characters")
+    problem = id_problem(value)
+    if problem is not None:
+        raise InvalidEventError(f"{what}: an id {problem}")
+    return value
+
+
+def check_count(value: object, what: str, low: int, high: int) -> int | None:
+    """`value` as an integer in [low, high], None when absent; InvalidEventError otherwise.
+
+    The store keeps these in integer columns: an out-of-range value accepted here would only
+    fail once written, after the producer was told it was accepted.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEventError(f"{what} must be an integer from {low} to {high}")
+    if not low <= value <= high:
+        raise InvalidEventError(f"{what} must be from {low} to {high} (got {value})")
+    return value
 
 
 class InvalidEventError(ValueError):

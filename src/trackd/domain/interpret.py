@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from trackd.domain.events import (
     ACTION_REQUESTS,
     ACTION_RESULTS,
+    MAX_ATTEMPT,
     PLAN_CANCELLED,
     PLAN_COMPLETED,
     PLAN_FAILED,
@@ -22,6 +23,8 @@ from trackd.domain.events import (
     PlanEventData,
     TaskProgressEvent,
     TaskStateChanged,
+    check_count,
+    check_id,
     describe_validation_error,
 )
 from trackd.domain.plans import PlanEvent, PlanStatus
@@ -96,32 +99,27 @@ def _data(env: EventEnvelope) -> dict[str, object]:
 
 
 def _attempt(env: EventEnvelope, data: dict[str, object], *, retry: bool = False) -> int:
-    raw = env.attempt if env.attempt is not None else data.get("attempt")
-    attempt = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1 else 1
-    return attempt + 1 if retry and env.attempt is None and "attempt" not in data else attempt
+    given = check_count(data.get("attempt"), "data.attempt", 1, MAX_ATTEMPT)
+    attempt = env.attempt if env.attempt is not None else given
+    if attempt is None:
+        # A RETRY state with no attempt number is the attempt after the first.
+        return 2 if retry and "attempt" not in data else 1
+    return attempt
 
 
 def _max_attempts(data: dict[str, object]) -> int | None:
-    raw = data.get("max_attempts")
-    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 10_000:
-        return raw
-    return None
+    return check_count(data.get("max_attempts"), "data.max_attempts", 1, MAX_ATTEMPT)
 
 
-def _task_id(env: EventEnvelope, data: dict[str, object]) -> str:
-    raw = data.get("task_id") or env.correlation_id
-    if not isinstance(raw, str) or not raw or len(raw) > 100:
-        raise InvalidEventError(
-            f"{env.type}: the task id (correlation_id) is missing or longer than 100 characters"
-        )
-    return raw
+def _task_id(env: EventEnvelope) -> str:
+    if env.correlation_id is None:
+        raise InvalidEventError(f"{env.type}: the task id (correlation_id) is missing")
+    return env.correlation_id
 
 
 def _plan_id(env: EventEnvelope, data: dict[str, object]) -> str | None:
     raw = data.get("plan_id")
-    if isinstance(raw, str) and raw and len(raw) <= 100:
-        return raw
-    return env.plan_id
+    return check_id(raw, "data.plan_id") if raw is not None else env.plan_id
 
 
 def _base(env: EventEnvelope, data: dict[str, object]) -> dict[str, object]:
@@ -174,7 +172,7 @@ def _state_changed(env: EventEnvelope) -> TaskEvent:
 def _request(env: EventEnvelope) -> TaskEvent:
     data = _data(env)
     return TaskEvent(
-        task_id=_task_id(env, {}),
+        task_id=_task_id(env),
         kind=EventKind.REQUEST,
         state=TaskState.RUNNING,
         attempt=_attempt(env, data),
@@ -186,16 +184,23 @@ def _request(env: EventEnvelope) -> TaskEvent:
 def _result(env: EventEnvelope) -> TaskEvent:
     data = _data(env)
     payload = ActionResultData.model_validate(data)
-    state = TaskState.COMPLETED if payload.success else TaskState.FAILED
-    error = payload.error if payload.error is not None else data.get("message")
+    # The platform's ActionResultEvent carries its outcome on the envelope (`data` null);
+    # other producers put it in `data`. The envelope's field wins when both are set.
+    success = env.success if env.success is not None else payload.success
+    error: object = env.error if env.error is not None else payload.error
+    if error is None:
+        error = data.get("message")
+    base = _base(env, data)
+    if env.result is not None:
+        base["data"] = env.result
     return TaskEvent(
-        task_id=_task_id(env, {}),
+        task_id=_task_id(env),
         kind=EventKind.RESULT,
-        state=state,
+        state=TaskState.COMPLETED if success else TaskState.FAILED,
         attempt=_attempt(env, data),
         plan_id=_plan_id(env, data),
-        reason=None if payload.success else (str(error) if error is not None else None),
-        **_base(env, data),  # type: ignore[arg-type]
+        reason=None if success else (str(error) if error is not None else None),
+        **base,  # type: ignore[arg-type]
     )
 
 

@@ -93,6 +93,7 @@ class TaskRecord:
     max_attempts: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
+    owner_user_id: str | None = None  # set by ingest from the first event's publisher
 
     @property
     def terminal(self) -> bool:

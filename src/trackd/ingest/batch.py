@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.bus.base import Message
-from trackd.domain.events import EventEnvelope, InvalidEventError, decode_envelope
+from trackd.domain.access import may_publish_about, not_owner_message
+from trackd.domain.events import EventEnvelope, EventRules, InvalidEventError, decode_envelope
 from trackd.domain.interpret import Meaning, interpret
 from trackd.domain.metrics import bucket_deltas
 from trackd.domain.plans import PlanRecord, fold_plan, new_plan
@@ -52,10 +53,10 @@ class _TenantWork:
     anomalies: list[Anomaly] = field(default_factory=list)
 
 
-def _decode(msg: Message, default_tenant: str) -> _Accepted | Rejected:
+def _decode(msg: Message, default_tenant: str, rules: EventRules | None) -> _Accepted | Rejected:
     envelope: EventEnvelope | None = None
     try:
-        envelope = decode_envelope(msg.body)
+        envelope = decode_envelope(msg.body, rules)
         meaning = interpret(envelope)
     except InvalidEventError as exc:
         return _rejected(msg, default_tenant, str(exc), envelope)
@@ -129,23 +130,31 @@ async def _fresh(session: AsyncSession, accepted: list[_Accepted]) -> tuple[list
     return fresh, len(accepted) - len(fresh)
 
 
+ENVELOPE_ATTRIBUTES = (
+    "subject",
+    "session_id",
+    "goal_id",
+    "user_id",
+    "sequence",
+    "attempt",
+    "specversion",
+    # The plan the producer named, as opposed to the row's plan_id (the plan the task
+    # turned out to be in): replay must send the event as it came.
+    "plan_id",
+    # An action result's outcome on the envelope (the platform's ActionResultEvent).
+    "success",
+    "result",
+    "error",
+    # Who published it: replay rebuilds the task's owner from it.
+    "published_by",
+)
+"""Envelope fields the timeline keeps in `attributes` rather than in columns."""
+
+
 def _timeline_row(item: _Accepted, task: TaskRecord | None) -> dict[str, Any]:
     env = item.envelope
     attributes = {
-        k: v
-        for k, v in (
-            ("subject", env.subject),
-            ("session_id", env.session_id),
-            ("goal_id", env.goal_id),
-            ("user_id", env.user_id),
-            ("sequence", env.sequence),
-            ("attempt", env.attempt),
-            ("specversion", env.specversion),
-            # The plan the producer named, as opposed to the row's plan_id (the plan the task
-            # turned out to be in): replay must send the event as it came.
-            ("plan_id", env.plan_id),
-        )
-        if v is not None
+        name: getattr(env, name) for name in ENVELOPE_ATTRIBUTES if getattr(env, name) is not None
     }
     plan_id = item.meaning.plan_id or (task.plan_id if task else None) or env.plan_id
     return {
@@ -171,6 +180,7 @@ async def apply_batch(
     default_tenant: str,
     *,
     replaying: bool = False,
+    rules: EventRules | None = None,
 ) -> BatchResult:
     """Fold and write one batch; the caller commits (and then acknowledges the messages).
 
@@ -181,7 +191,7 @@ async def apply_batch(
     accepted: list[_Accepted] = []
     rejected: list[Rejected] = []
     for msg in messages:
-        item = _decode(msg, default_tenant)
+        item = _decode(msg, default_tenant, rules)
         (accepted if isinstance(item, _Accepted) else rejected).append(item)  # type: ignore[arg-type]
     fresh, result.duplicates = (accepted, 0) if replaying else await _fresh(session, accepted)
 
@@ -199,8 +209,25 @@ async def apply_batch(
         key: tuple[str, str] | None = None
         if ev is not None:
             key = (item.tenant, ev.task_id)
+            publisher = item.envelope.published_by
+            if key in current and not may_publish_about(publisher, current[key].owner_user_id):
+                # Checked at the API too, but only here are a task's events folded one after
+                # the other: of two first events racing for a new task, the later loses here.
+                rejected.append(
+                    _rejected(
+                        item.message,
+                        default_tenant,
+                        f"forbidden: {not_owner_message(ev.task_id)}",
+                        item.envelope,
+                    )
+                )
+                continue
             try:
-                out = fold(current[key], ev) if key in current else new_record(item.tenant, ev)
+                if key in current:
+                    out = fold(current[key], ev)
+                else:
+                    out = new_record(item.tenant, ev)
+                    out.record.owner_user_id = publisher
             except Exception as exc:  # a bug must cost one event, never the consumer
                 log.exception("fold failed event_id=%s", item.envelope.id)
                 rejected.append(
@@ -216,7 +243,9 @@ async def apply_batch(
         folded_tasks[item.envelope.id] = key
         result.folded += 1
 
-    plan_events = [(i.tenant, i) for i in fresh if i.meaning.plan is not None]
+    plan_events = [
+        (i.tenant, i) for i in fresh if i.meaning.plan is not None and i.envelope.id in folded_tasks
+    ]
     plan_keys = {
         (t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
         for t, i in plan_events

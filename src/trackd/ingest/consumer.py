@@ -11,13 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Bus, Message, Subscription
-from trackd.domain.events import TRACKED_TOPICS
+from trackd.domain.events import PLATFORM_TOPICS, EventRules
 from trackd.ingest.batch import BatchResult, apply_batch, undeliverable
 from trackd.store.repos import dead_letters
 
@@ -33,7 +33,9 @@ class IngestOptions:
     batch_size: int = 1000
     max_wait: float = 0.02  # seconds a partial batch waits for more events
     idle_wait: float = 1.0  # seconds to block waiting for the first event of a batch
-    topics: tuple[str, ...] = TRACKED_TOPICS
+    # Every platform topic: the untracked ones' events still belong on the timeline.
+    topics: tuple[str, ...] = PLATFORM_TOPICS
+    rules: EventRules = field(default_factory=EventRules)
     group: str = INGEST_GROUP
     consumer: str = "ingest-1"
 
@@ -113,7 +115,9 @@ class IngestConsumer:
 
     async def _commit(self, batch: Sequence[Message]) -> BatchResult:
         async with self._sessions() as session, session.begin():
-            return await apply_batch(session, batch, self._opts.default_tenant)
+            return await apply_batch(
+                session, batch, self._opts.default_tenant, rules=self._opts.rules
+            )
 
     async def _write_with_retry(self, sub: Subscription, batch: list[Message]) -> None:
         """Commit a batch, then ack it.

@@ -55,7 +55,7 @@ from sqlalchemy import Row, delete, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.bus.base import Message
-from trackd.ingest.batch import apply_batch
+from trackd.ingest.batch import ENVELOPE_ATTRIBUTES, apply_batch
 from trackd.store.engine import session_factory
 from trackd.store.models import (
     AgentMetricBucket,
@@ -83,18 +83,6 @@ _DERIVED: tuple[type[Base], ...] = (
 )
 DERIVED_TABLES: tuple[str, ...] = tuple(m.__tablename__ for m in _DERIVED)
 """The tables replay empties and writes again."""
-
-# Envelope fields the timeline keeps in `attributes` rather than in columns.
-_ATTRIBUTES = (
-    "subject",
-    "session_id",
-    "goal_id",
-    "user_id",
-    "sequence",
-    "attempt",
-    "specversion",
-    "plan_id",
-)
 
 _T = table_of(TimelineEvent)
 _COLUMNS = (
@@ -139,7 +127,7 @@ def envelope_of(tenant_id: str, row: _Row | TimelineEvent) -> dict[str, Any]:
         A dict for `decode_envelope`: columns and attributes, without None values.
     """
     attributes: dict[str, Any] = row.attributes or {}
-    fields: dict[str, Any] = {name: attributes.get(name) for name in _ATTRIBUTES}
+    fields: dict[str, Any] = {name: attributes.get(name) for name in ENVELOPE_ATTRIBUTES}
     fields.update(
         id=row.event_id,
         source=row.source,

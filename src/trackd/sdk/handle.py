@@ -11,6 +11,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from trackd.domain.ids import id_problem
 from trackd.sdk.context import current
 from trackd.sdk.ids import new_id
 from trackd.sdk.wire import KIND_END, KIND_PENDING, KIND_PROGRESS, KIND_RUNNING, Pending
@@ -262,15 +263,16 @@ class TaskHandle:
 
 
 def check_id(field: str, value: object) -> None:
-    """Raises ValueError unless `value` is an id trackd stores (1-100 characters, printable).
+    """Raises ValueError unless `value` is an id trackd stores (`trackd.domain.ids`).
 
     The server refuses such ids too, but only later and in the background; here the caller
     learns it at the line that is wrong.
     """
     if not isinstance(value, str) or not value or len(value) > _ID_MAX:
         raise ValueError(f"{field} is a string of 1 to {_ID_MAX} characters: {value!r}")
-    if any(c < " " for c in value):
-        raise ValueError(f"{field} must not contain control characters: {value!r}")
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(f"{field} {problem}: {value!r}")
 
 
 def check_name(name: object) -> None:

@@ -94,6 +94,9 @@ class TaskExecution(_Row, Base):
     parent_event_id: Mapped[str | None] = mapped_column(String(ID))
     agent_id: Mapped[str | None] = mapped_column(String(NAME))
     requester: Mapped[str | None] = mapped_column(String(NAME))
+    # The user whose `user` token published the task's first event; NULL when a service,
+    # an admin or a bus producer did. Other users' tokens may not publish about the task.
+    owner_user_id: Mapped[str | None] = mapped_column(String(ID))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

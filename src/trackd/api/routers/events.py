@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from trackd.api.deps import Publisher, RuntimeDep
+from trackd.api.deps import Publisher, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.schemas import ItemResult, PublishOut
+from trackd.domain.access import publishing_user
 from trackd.ingest import intake
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -38,6 +39,7 @@ _EXAMPLE = {
 async def post_events(
     request: Request,
     runtime: RuntimeDep,
+    session: SessionDep,
     principal: Publisher,
     body: Annotated[
         dict[str, Any],
@@ -74,14 +76,21 @@ async def post_events(
             )
     else:
         items = [body]
-    ok, refused = intake.check(items, principal.tenant_id)
-    results = [ItemResult(index=e.index, id=e.envelope.id, status="accepted") for e in ok]
+    publisher = publishing_user(principal)
+    ok, refused = intake.check(items, principal.tenant_id, runtime.event_rules, publisher)
+    if publisher is not None:
+        ok, foreign = await intake.refuse_foreign(session, principal.tenant_id, ok)
+        refused += foreign
+    results = [
+        ItemResult(index=e.index, id=e.envelope.id, status="accepted", status_code=202) for e in ok
+    ]
     results += [
         ItemResult(
             index=r.index,
             id=r.event_id,
             status="rejected",
-            error={"code": "invalid_event", "message": r.reason},
+            status_code=403 if r.forbidden else 422,
+            error={"code": "forbidden" if r.forbidden else "invalid_event", "message": r.reason},
         )
         for r in refused
     ]
@@ -89,10 +98,11 @@ async def post_events(
     out = PublishOut(accepted=len(ok), rejected=len(refused), results=results)
     if not ok:
         message = refused[0].reason if len(items) == 1 else "no event was accepted"
+        forbidden = all(r.forbidden for r in refused)
         raise ApiError(
-            422,
+            403 if forbidden else 422,
             message,
-            code="invalid_event",
+            code="forbidden" if forbidden else "invalid_event",
             details=[r.model_dump() for r in results] if len(items) > 1 else None,
         )
     try:

@@ -40,6 +40,7 @@ _RECORD_FIELDS = (
     "max_attempts",
     "data",
     "result",
+    "owner_user_id",
 )
 _COLUMNS = [_T.c[name] for name in _RECORD_FIELDS]
 _KEY = ("tenant_id", "task_id")
@@ -73,7 +74,9 @@ async def save_many(session: AsyncSession, records: Sequence[TaskRecord]) -> Non
     if not records:
         return
     rows = [_to_row(r) for r in sorted(records, key=lambda r: (r.tenant_id, r.task_id))]
-    replace = [c for c in _RECORD_FIELDS if c not in _KEY] + ["updated_at"]
+    # The owner is whoever published first: a row written meanwhile keeps its owner.
+    kept = (*_KEY, "owner_user_id")
+    replace = [c for c in _RECORD_FIELDS if c not in kept] + ["updated_at"]
     await session.execute(upsert(session, _T, _KEY, replace=replace), rows)
 
 
@@ -101,6 +104,19 @@ async def add_transitions(
         for t in transitions
     ]
     await session.execute(table_of(StateTransition).insert(), rows)
+
+
+async def owners(
+    session: AsyncSession, tenant_id: str, task_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """The owner (a user id, or None for a producer's task) of each of these tasks that
+    exists; tasks not stored yet are absent."""
+    keys = [(tenant_id, t) for t in set(task_ids)]
+    if not keys:
+        return {}
+    columns = [_T.c.tenant_id, _T.c.task_id, _T.c.owner_user_id]
+    rows = await rows_by_keys(session, columns, _T, "task_id", keys)
+    return {r.task_id: r.owner_user_id for r in rows}
 
 
 async def get(session: AsyncSession, tenant_id: str, task_id: str) -> TaskRecord | None:
