@@ -17,13 +17,13 @@ no value is ever invented in its place (the original answered Kp 0 and 400 km/s 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 KpSource = Literal["official_3h", "estimated_1m"]
-WindFeed = Literal["rtsw", "legacy"]
+_R = TypeVar("_R")
 
 XRAY_LONG_BAND: Final = "0.1-0.8nm"
 # Lower bounds of the GOES flare classes, in W/m² of the 0.1-0.8 nm band.
@@ -561,60 +561,65 @@ def _level(value: Any, what: str) -> int | None:
 # Solar wind
 
 
+def _newest(rows: list[dict[str, Any]], read: Callable[[dict[str, Any]], _R | None]) -> _R | None:
+    """The first reading, newest row first, that `read` finds data in (a null is a gap)."""
+    for row in sorted(rows, key=lambda row: parse_time(row.get("time_tag")), reverse=True):
+        reading = read(row)
+        if reading is not None:
+            return reading
+    return None
+
+
 def _rtsw_rows(payload: Any, what: str) -> list[dict[str, Any]]:
-    """The active spacecraft's rows of a rtsw feed, newest first, good quality only."""
-    rows = rows_by_name(payload, what)
-    active = [
-        row for row in rows if row.get("active") is True and row.get("overall_quality") in (0, None)
+    """The active spacecraft's rows of a rtsw feed of good quality (one row per spacecraft a
+    minute, exactly one of them active); the flags' -9999 means "no flag" and is ignored."""
+    return [
+        row
+        for row in rows_by_name(payload, what)
+        if row.get("active") is True and row.get("overall_quality") in (0, None)
     ]
-    return sorted(active, key=lambda row: parse_time(row.get("time_tag")), reverse=True)
+
+
+def _plasma(row: dict[str, Any], speed: str, density: str) -> PlasmaReading | None:
+    values = (_number(row.get(speed), speed), _number(row.get(density), density))
+    if values == (None, None):
+        return None
+    source = row.get("source")
+    return PlasmaReading(parse_time(row["time_tag"]), *values, source if source else None)
+
+
+def _mag(row: dict[str, Any]) -> MagReading | None:
+    bz = _number(row.get("bz_gsm"), "bz_gsm")
+    if bz is None:
+        return None
+    source = row.get("source")
+    return MagReading(
+        parse_time(row["time_tag"]), bz, _number(row.get("bt"), "bt"), source if source else None
+    )
 
 
 def parse_rtsw_wind(payload: Any) -> PlasmaReading | None:
-    """The newest usable plasma reading of `/json/rtsw/rtsw_wind_1m.json` (newest first, one
-    row per spacecraft a minute; only the `active` one counts). None when no row has data."""
-    for row in _rtsw_rows(payload, "rtsw_wind_1m"):
-        speed = _number(row.get("proton_speed"), "proton_speed")
-        density = _number(row.get("proton_density"), "proton_density")
-        if speed is not None or density is not None:
-            return PlasmaReading(parse_time(row["time_tag"]), speed, density, row.get("source"))
-    return None
+    """The newest usable plasma reading of `/json/rtsw/rtsw_wind_1m.json` (only the `active`
+    spacecraft counts). None when no row has data."""
+    rows = _rtsw_rows(payload, "rtsw_wind_1m")
+    return _newest(rows, lambda row: _plasma(row, "proton_speed", "proton_density"))
 
 
 def parse_rtsw_mag(payload: Any) -> MagReading | None:
-    """The newest usable field reading of `/json/rtsw/rtsw_mag_1m.json` (`max_data_flag`
-    -9999 means "no flag" and is ignored). None when no row has a Bz."""
-    for row in _rtsw_rows(payload, "rtsw_mag_1m"):
-        bz = _number(row.get("bz_gsm"), "bz_gsm")
-        if bz is not None:
-            bt = _number(row.get("bt"), "bt")
-            return MagReading(parse_time(row["time_tag"]), bz, bt, row.get("source"))
-    return None
+    """The newest usable field reading of `/json/rtsw/rtsw_mag_1m.json`. None when no row
+    has a Bz."""
+    return _newest(_rtsw_rows(payload, "rtsw_mag_1m"), _mag)
 
 
 def parse_legacy_plasma(payload: Any) -> PlasmaReading | None:
     """The newest row with data of `/products/solar-wind/plasma-*.json` (string cells)."""
-    what = "solar-wind plasma"
-    for row in sorted(rows_by_name(payload, what), key=lambda r: parse_time(r.get("time_tag")))[
-        ::-1
-    ]:
-        speed = _number(_column(row, ("speed",), what), "speed")
-        density = _number(_column(row, ("density",), what), "density")
-        if speed is not None or density is not None:
-            return PlasmaReading(parse_time(row["time_tag"]), speed, density, None)
-    return None
+    rows = rows_by_name(payload, "solar-wind plasma")
+    return _newest(rows, lambda row: _plasma(row, "speed", "density"))
 
 
 def parse_legacy_mag(payload: Any) -> MagReading | None:
     """The newest row with a Bz of `/products/solar-wind/mag-*.json` (string cells)."""
-    what = "solar-wind mag"
-    for row in sorted(rows_by_name(payload, what), key=lambda r: parse_time(r.get("time_tag")))[
-        ::-1
-    ]:
-        bz = _number(_column(row, ("bz_gsm",), what), "bz_gsm")
-        if bz is not None:
-            return MagReading(parse_time(row["time_tag"]), bz, _number(row.get("bt"), "bt"), None)
-    return None
+    return _newest(rows_by_name(payload, "solar-wind mag"), _mag)
 
 
 # ---------------------------------------------------------------------------------------------
