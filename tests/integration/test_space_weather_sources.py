@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from fakes.feed_server import FakeFeeds, gfz_fixture, noaa_fixture
 from fakes.trn_server import Reply
+from trackd.domain import space_weather as sw
 from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
 from trackd.sources.gfz_kp import GfzKpSource
@@ -134,6 +135,30 @@ async def test_legacy_kp_arrays_and_a_storm(noaa: FakeFeeds, client: httpx.Async
     assert (data["status"]["kp"], data["status"]["kp_source"]) == (6.67, "estimated_1m")
     assert (data["scales"]["0"]["g"], data["scales"]["1"]["g"]) == (2, 3)
     assert (data["xray"]["class"], data["xray"]["flux"]) == ("M1.6", 1.6234e-05)
+
+
+async def test_events_between_a_quiet_and_a_stormy_poll(
+    noaa: FakeFeeds, client: httpx.AsyncClient
+) -> None:
+    quiet = await snapshot(noaa, client)
+    noaa.serve_noaa(
+        planetary_k_index_1m_json="planetary_k_index_1m.storm.json",
+        xrays_6_hour_json="xrays-6-hour.flare.json",
+        xray_flares_latest_json="xray-flares-latest.ongoing.json",
+    )
+    noaa.serve(FEEDS["rtsw_wind"], Reply(404))
+    noaa.serve(FEEDS["rtsw_mag"], Reply(404))
+    stormy = await snapshot(noaa, client)
+    events = sw.solar_events(
+        quiet, stormy, bz_south_nt=-10.0, wind_speed_kms=600.0, flare_min_class="C1.0"
+    )
+    assert [(e["type"], e.get("to") or e.get("bz") or e.get("speed")) for e in events] == [
+        ("storm_level_changed", "G2"),
+        ("bz_south", -11.37),
+        ("wind_speed_crossed", 702.9),
+        ("major_flare", None),
+    ]
+    assert events[3]["flare"]["ongoing"] is True
 
 
 async def test_an_ongoing_flare(noaa: FakeFeeds, client: httpx.AsyncClient) -> None:

@@ -4,6 +4,7 @@ and the change detectors the solar module raises its events from."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -428,3 +429,44 @@ def test_as_dict_is_json_ready() -> None:
         "station_count": 7,
         "status": None,
     }
+
+
+def test_solar_events_between_two_snapshots() -> None:
+    quiet: dict[str, Any] = {
+        "status": {"level": "active", "kp": 4.33, "kp_source": "estimated_1m"},
+        "mag": {"bz": -3.0},
+        "wind": {"speed": 420.0},
+        "flare": {"begin_time": "2026-07-12T14:02:00+00:00", "peak_class": "C2.1"},
+    }
+    storm: dict[str, Any] = {
+        "status": {"level": "G1", "kp": 5.0, "kp_source": "estimated_1m"},
+        "mag": {"bz": -11.4},
+        "wind": {"speed": 702.9},
+        "flare": {"begin_time": "2026-07-12T14:02:00+00:00", "peak_class": "M1.6"},
+    }
+
+    def between(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+        return sw.solar_events(
+            before, after, bz_south_nt=-10.0, wind_speed_kms=600.0, flare_min_class="M1.0"
+        )
+
+    events = between(quiet, storm)
+    assert [e["type"] for e in events] == [
+        "storm_level_changed",
+        "bz_south",
+        "wind_speed_crossed",
+        "major_flare",
+    ]
+    assert events[0] == {
+        "type": "storm_level_changed",
+        "from": "active",
+        "to": "G1",
+        "kp": 5.0,
+        "kp_source": "estimated_1m",
+    }
+    assert events[2]["direction"] == "up"
+    assert between(storm, storm) == []
+    # A failed feed (a part missing) is not an event.
+    gap = {**storm, "status": None, "mag": None, "wind": None, "flare": None}
+    assert between(quiet, gap) == []
+    assert [e["type"] for e in between(None, storm)] == ["major_flare"]

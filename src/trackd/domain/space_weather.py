@@ -679,3 +679,55 @@ def new_major_flare(
         return True
     before = previous.get("peak_class")
     return not before or class_flux(str(before)) < floor
+
+
+def solar_events(
+    previous: Mapping[str, Any] | None,
+    current: Mapping[str, Any],
+    *,
+    bz_south_nt: float,
+    wind_speed_kms: float,
+    flare_min_class: str,
+) -> list[dict[str, Any]]:
+    """The events between two consecutive `noaa_swpc` snapshots' data, oldest rule first.
+
+    Each is `{"type", ...details}`: `storm_level_changed` (from, to, kp, kp_source),
+    `bz_south` (bz, threshold), `wind_speed_crossed` (direction, speed, threshold) and
+    `major_flare` (the flare). A part missing on either side raises nothing.
+    """
+    before: Mapping[str, Any] = previous or {}
+    events: list[dict[str, Any]] = []
+    old_status, new_status = _part(before, "status"), _part(current, "status")
+    if storm_level_changed(old_status.get("level"), new_status.get("level")):
+        events.append(
+            {
+                "type": "storm_level_changed",
+                "from": old_status["level"],
+                "to": new_status["level"],
+                "kp": new_status.get("kp"),
+                "kp_source": new_status.get("kp_source"),
+            }
+        )
+    new_bz = _part(current, "mag").get("bz")
+    if bz_turned_south(_part(before, "mag").get("bz"), new_bz, bz_south_nt):
+        events.append({"type": "bz_south", "bz": new_bz, "threshold": bz_south_nt})
+    new_speed = _part(current, "wind").get("speed")
+    crossing = wind_crossing(_part(before, "wind").get("speed"), new_speed, wind_speed_kms)
+    if crossing is not None:
+        events.append(
+            {
+                "type": "wind_speed_crossed",
+                "direction": crossing,
+                "speed": new_speed,
+                "threshold": wind_speed_kms,
+            }
+        )
+    flare = current.get("flare")
+    if new_major_flare(before.get("flare"), flare, flare_min_class):
+        events.append({"type": "major_flare", "flare": flare})
+    return events
+
+
+def _part(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    part = data.get(name)
+    return part if isinstance(part, Mapping) else {}
