@@ -169,6 +169,17 @@ async def test_an_ongoing_flare(noaa: FakeFeeds, client: httpx.AsyncClient) -> N
     assert flare["peak_class"] == "C1.0"
 
 
+async def test_no_latest_flare_is_not_a_missing_part(
+    noaa: FakeFeeds, client: httpx.AsyncClient
+) -> None:
+    noaa.serve(FEEDS["flare"], [])
+    data = await snapshot(noaa, client)
+    assert data["flare"] is None and data["missing"] == {}
+    noaa.serve(FEEDS["flare"], Reply(502))
+    data = await snapshot(noaa, client)
+    assert data["flare"] is None and "502" in data["missing"]["flare"]
+
+
 async def test_retired_rtsw_falls_back_to_legacy_lists(
     noaa: FakeFeeds, client: httpx.AsyncClient
 ) -> None:

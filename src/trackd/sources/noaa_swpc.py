@@ -144,7 +144,8 @@ class NoaaSwpcSource:
                 ("kp", reader.missing("kp")),
                 ("kp_1m", reader.missing("kp_1m")),
                 ("xrays", reader.missing("xrays")),
-                ("flare", reader.missing("flare")),
+                # An empty list of latest flares is an answer (no flare yet), not a gap.
+                ("flare", reader.missing("flare") if "flare" in reader.errors else None),
                 ("scales", reader.missing("scales")),
                 ("wind", reader.missing("rtsw_wind", "legacy_plasma")),
                 ("mag", reader.missing("rtsw_mag", "legacy_mag")),
