@@ -117,20 +117,20 @@ class NoaaSwpcSource:
         canonical = self.validate(target)
         taken_at = self._clock()
         reader = _Reader(client, self.base_url)
-        kp, kp_1m, xrays, flare, scales = await asyncio.gather(
+        kp, kp_1m, xrays, flare, scales, (wind, wind_feed), (mag, mag_feed) = await asyncio.gather(
             reader.read("kp", sw.parse_kp_product),
             reader.read("kp_1m", sw.parse_kp_1m),
             reader.read("xrays", sw.parse_xrays),
             reader.read("flare", sw.parse_latest_flare),
             reader.read("scales", sw.parse_scales),
-        )
-        wind, wind_feed = await reader.first(
-            ("rtsw", "rtsw_wind", sw.parse_rtsw_wind),
-            ("legacy", "legacy_plasma", sw.parse_legacy_plasma),
-        )
-        mag, mag_feed = await reader.first(
-            ("rtsw", "rtsw_mag", sw.parse_rtsw_mag),
-            ("legacy", "legacy_mag", sw.parse_legacy_mag),
+            reader.first(
+                ("rtsw", "rtsw_wind", sw.parse_rtsw_wind),
+                ("legacy", "legacy_plasma", sw.parse_legacy_plasma),
+            ),
+            reader.first(
+                ("rtsw", "rtsw_mag", sw.parse_rtsw_mag),
+                ("legacy", "legacy_mag", sw.parse_legacy_mag),
+            ),
         )
         if not reader.answered:
             raise reader.failure()
