@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # stats site is not asked for every profile in the same minute.
     tracker_refresh_cron: str = "0 2 * * *"
     tracker_refresh_jitter_s: float = Field(default=3600.0, ge=0, le=86_400)
+    # Space weather (issue 12): NOAA SWPC's JSON service and GFZ Potsdam's Kp API, no key;
+    # base URLs so a deployment can go through a proxy and tests through a local fake.
+    noaa_swpc_url: str = "https://services.swpc.noaa.gov"
+    gfz_kp_url: str = "https://kp.gfz.de"
     # Outbound HTTP (sources and notification channels). Private, loopback, link-local and
     # cloud-metadata addresses are refused unless this is on (a trusted, internal deployment).
     allow_private_fetch: bool = False
