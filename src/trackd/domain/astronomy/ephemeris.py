@@ -16,7 +16,7 @@ import functools
 import importlib.resources
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +60,13 @@ _TARGETS = {
 # on a station's instant).
 SPEED_HALF_STEP_DAYS = 0.005
 _AU_KM = 149_597_870.7
+# Before 1972, UTC was steered to stay within 0.1 s of UT1 (the Earth's rotation) by changes of
+# rate and small steps that skyfield's leap-second table does not hold: it reads such instants
+# as TAI - 10 s, up to 6 s away from the civil time of the 1960s, which is 90″ of sidereal time
+# on an Ascendant. So civil times before 1972 are read as UT1, which they were to 0.1 s.
+_LEAP_SECOND_UTC_FROM = datetime(1972, 1, 1, tzinfo=UTC)
+_J2000 = datetime(2000, 1, 1, 12, tzinfo=UTC)
+_J2000_JD = 2451545.0
 
 
 class OutOfEphemerisRange(ValueError):
@@ -98,8 +105,13 @@ def require_utc(instant: datetime) -> datetime:
 
 def tt_of(instant: datetime) -> float:
     """The TT Julian date of an aware datetime, refused outside DE421's span."""
-    eph = ephemeris()
-    tt = float(eph.timescale.from_datetime(require_utc(instant)).tt)
+    instant = require_utc(instant)
+    timescale = ephemeris().timescale
+    if instant < _LEAP_SECOND_UTC_FROM:
+        t = timescale.ut1_jd(_J2000_JD + (instant - _J2000) / timedelta(days=1))
+    else:
+        t = timescale.from_datetime(instant)
+    tt = float(t.tt)
     check_span(tt, tt)
     return tt
 
@@ -114,8 +126,12 @@ def check_span(start_tt: float, end_tt: float) -> None:
 
 
 def datetime_of(tt: float) -> datetime:
-    """The UTC datetime of a TT Julian date."""
-    value: datetime = ephemeris().timescale.tt_jd(tt).utc_datetime()
+    """The UTC datetime of a TT Julian date (UT1 before 1972, as `tt_of` reads it)."""
+    t = ephemeris().timescale.tt_jd(tt)
+    ut1 = float(t.ut1)
+    if ut1 < _J2000_JD + (_LEAP_SECOND_UTC_FROM - _J2000) / timedelta(days=1):
+        return _J2000 + timedelta(days=ut1 - _J2000_JD)
+    value: datetime = t.utc_datetime()
     return value
 
 
