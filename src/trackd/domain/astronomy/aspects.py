@@ -70,6 +70,21 @@ def check_orbs(orbs: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def _table(orbs: Mapping[str, float]) -> tuple[tuple[str, float, float], ...]:
+    return tuple((name, angle, orbs[name]) for name, angle in ASPECTS.items())
+
+
+def _match(
+    separation: float, table: tuple[tuple[str, float, float], ...]
+) -> tuple[str, float, float] | None:
+    """The aspect (name, angle, orb) a separation in [0, 180] is within the orb of, or None."""
+    for name, angle, allowed in table:
+        orb = abs(separation - angle)
+        if orb <= allowed:
+            return name, angle, orb
+    return None
+
+
 def aspect_between(
     a: float, b: float, orbs: Mapping[str, float] = DEFAULT_ORBS
 ) -> tuple[str, float] | None:
@@ -80,12 +95,8 @@ def aspect_between(
         b: another.
         orbs: the allowed orb per aspect (all five, as `check_orbs` returns).
     """
-    separation = abs(signed_difference(a, b))
-    for name, angle in ASPECTS.items():
-        orb = abs(separation - angle)
-        if orb <= orbs[name]:
-            return name, orb
-    return None
+    hit = _match(abs(signed_difference(a, b)), _table(orbs))
+    return None if hit is None else (hit[0], hit[2])
 
 
 def aspects(
@@ -105,18 +116,21 @@ def aspects(
     Returns:
         One Aspect per (body, point) pair in aspect, tightest first.
     """
+    table = _table(orbs)
+    points = list(natal.items())
     found: list[Aspect] = []
     for body in positions.bodies.values():
-        for point, natal_lon in natal.items():
-            hit = aspect_between(body.longitude, natal_lon, orbs)
+        lon, speed = body.longitude, body.speed
+        for point, natal_lon in points:
+            # Inlined signed_difference: this loop runs for every user's chart.
+            turn = (lon - natal_lon + 180.0) % 360.0 - 180.0
+            hit = _match(abs(turn), table)
             if hit is None:
                 continue
-            name, orb = hit
-            angle = ASPECTS[name]
-            turn = signed_difference(body.longitude, natal_lon)
+            name, angle, orb = hit
             # The point stands still; the separation |turn| changes at ±speed, and the orb
             # |separation - angle| shrinks when that change heads towards the angle.
-            separation_rate = body.speed if turn >= 0 else -body.speed
+            separation_rate = speed if turn >= 0 else -speed
             orb_rate = separation_rate if abs(turn) >= angle else -separation_rate
             found.append(
                 Aspect(

@@ -117,11 +117,20 @@ class PositionSeries:
     stations: tuple[Station, ...]
 
     @functools.cached_property
-    def _arrays(self) -> dict[str, tuple[Any, Any, Any]]:
-        return {
-            name: (np.array(s.tt), np.array(s.longitudes), np.array(s.speeds))
-            for name, s in self.bodies.items()
-        }
+    def _arrays(self) -> tuple[list[str], Any, Any, Any, Any, Any]:
+        """All bodies' samples end to end, so that a chart is one set of array operations.
+
+        Returns:
+            body names, the index of each sample's body, tt, longitudes, speeds, and the
+            indexes of the intervals that lie within one body's samples.
+        """
+        names = list(self.bodies)
+        owner = np.concatenate([np.full(len(s.tt), i) for i, s in enumerate(self.bodies.values())])
+        tt = np.concatenate([np.array(s.tt) for s in self.bodies.values()])
+        lon = np.concatenate([np.array(s.longitudes) for s in self.bodies.values()])
+        speed = np.concatenate([np.array(s.speeds) for s in self.bodies.values()])
+        within = np.flatnonzero(owner[:-1] == owner[1:])
+        return names, owner, tt, lon, speed, within
 
     @functools.cached_property
     def _start_tt(self) -> float:
@@ -289,34 +298,44 @@ def upcoming_exact(
     if unknown:
         raise ValueError(f"unknown aspects {sorted(unknown)}; known: {', '.join(ASPECTS)}")
     targets, labels = _targets(natal, names)
-    if not len(targets):
+    if not len(targets) or not series.bodies:
         return []
-    pieces: list[tuple[str, Any, Any, Any]] = []
-    for body, (_, lon, _) in series._arrays.items():
-        # Per sample and target, the number of whole turns the body is past the target: it
-        # changes between two samples when the body crosses the target.
-        turns = np.floor((lon[:, None] - targets[None, :]) / 360.0)
-        interval, target = np.nonzero(turns[:-1] != turns[1:])
-        if len(interval):
-            whole = np.maximum(turns[interval, target], turns[interval + 1, target])
-            pieces.append((body, interval, target, targets[target] + 360.0 * whole))
-    if not pieces:
+    bodies, owner, tt, lon, speed, within = series._arrays
+    # A body crosses target τ between two samples when some τ + 360k lies in (low, high] of
+    # their longitudes. Targets sorted over two turns, searched from each interval's turn.
+    y0, y1 = lon[within], lon[within + 1]
+    low, high = np.minimum(y0, y1), np.maximum(y0, y1)
+    base = np.floor(low / 360.0) * 360.0
+    order = np.argsort(targets)
+    ladder = np.concatenate([targets[order], targets[order] + 360.0])
+    ladder_target = np.concatenate([order, order])
+    first = np.searchsorted(ladder, low - base, side="right")
+    counts = np.searchsorted(ladder, high - base, side="right") - first
+    total = int(counts.sum())
+    if not total:
         return []
-    # One Newton solve for every crossing of every body.
-    columns = [_hermite_columns(series._arrays[b], i) for b, i, _, _ in pieces]
-    value = np.concatenate([v for _, _, _, v in pieces])
-    roots, rates = _solve_hermite([np.concatenate(c) for c in zip(*columns, strict=True)], value)
-    bodies = [b for b, i, _, _ in pieces for _ in range(len(i))]
-    target_index = np.concatenate([t for _, _, t, _ in pieces])
+    row = np.repeat(np.arange(len(within)), counts)
+    # Position of each crossing within its interval's run of targets.
+    step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    rung = first[row] + step
+    interval = within[row]
+    target = ladder_target[rung]
+    value = ladder[rung] + base[row]
+    roots, rates = _solve_hermite(tt, lon, speed, interval, value)
     found: list[ExactAspect] = []
     for body, when, idx, v, rate in zip(
-        bodies, roots.tolist(), target_index.tolist(), value.tolist(), rates.tolist(), strict=True
+        owner[interval].tolist(),
+        roots.tolist(),
+        target.tolist(),
+        value.tolist(),
+        rates.tolist(),
+        strict=True,
     ):
         point, name, angle = labels[idx]
         found.append(
             ExactAspect(
                 instant=series.utc(when),
-                transiting=body,
+                transiting=bodies[body],
                 natal=point,
                 aspect=name,
                 angle=angle,
@@ -328,22 +347,20 @@ def upcoming_exact(
     return found
 
 
-def _hermite_columns(arrays: tuple[Any, Any, Any], interval: Any) -> tuple[Any, ...]:
-    """Start, length, end values and end slopes (per unit step) of the given intervals."""
-    tt, lon, speed = arrays
-    t0 = tt[interval]
-    h = tt[interval + 1] - t0
-    return t0, h, lon[interval], lon[interval + 1], speed[interval] * h, speed[interval + 1] * h
-
-
-def _solve_hermite(columns: Sequence[Any], value: Any) -> tuple[Any, Any]:
+def _solve_hermite(tt: Any, lon: Any, speed: Any, interval: Any, value: Any) -> tuple[Any, Any]:
     """Where the cubic Hermite interpolant reaches `value` in each interval, and its rate.
 
     Args:
-        columns: what `_hermite_columns` returns, concatenated over the bodies.
+        tt: sample instants.
+        lon: longitudes at the samples.
+        speed: their rates per day.
+        interval: index of each interval's first sample.
         value: the longitude to reach in each interval.
     """
-    t0, h, y0, y1, m0, m1 = columns
+    t0 = tt[interval]
+    h = tt[interval + 1] - t0
+    y0, y1 = lon[interval], lon[interval + 1]
+    m0, m1 = speed[interval] * h, speed[interval + 1] * h
     # The interpolant minus the value as a cubic in s ∈ [0, 1]: a s³ + b s² + m0 s + c.
     a = 2 * (y0 - y1) + m0 + m1
     b = 3 * (y1 - y0) - 2 * m0 - m1
