@@ -57,10 +57,14 @@ def ephem_body(name: str, instant: datetime) -> ephem.Body:
 
 
 def ephem_longitude(name: str, instant: datetime) -> float:
-    """ephem's apparent geocentric ecliptic longitude of date, degrees."""
-    date = ephem_date(instant)
+    """ephem's apparent geocentric ecliptic longitude of date at an instant, degrees."""
+    return ephem_longitude_at(name, float(ephem_date(instant)))
+
+
+def ephem_longitude_at(name: str, date: float) -> float:
+    """The same at an ephem date (UT by ephem's ΔT)."""
     body = BODIES[name]()
-    body.compute(date)
+    body.compute(ephem.Date(date))
     place = ephem.Ecliptic(ephem.Equatorial(body.g_ra, body.g_dec, epoch=date), epoch=date)
     return math.degrees(place.lon)
 

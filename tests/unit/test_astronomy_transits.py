@@ -4,13 +4,18 @@ ephemeris itself and against a brute-force hourly scan."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import pickle
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from astronomy_ephem import ephem_date, ephem_longitude, tt_seconds_of, tt_seconds_of_ephem
+from astronomy_ephem import (
+    ephem_date,
+    ephem_longitude,
+    ephem_longitude_at,
+    tt_seconds_of,
+    tt_seconds_of_ephem,
+)
 from scipy.optimize import brentq
 
 from trackd.domain.astronomy import (
@@ -57,18 +62,9 @@ def test_mercury_stations_of_april_2024(series) -> None:  # type: ignore[no-unty
 
 
 def _ephem_speed(body: str, date: float) -> float:
-    from astronomy_ephem import BODIES as EPHEM_BODIES
-
-    def lon(d: float) -> float:
-        import ephem
-
-        b = EPHEM_BODIES[body]()
-        b.compute(ephem.Date(d))
-        place = ephem.Ecliptic(ephem.Equatorial(b.g_ra, b.g_dec, epoch=d), epoch=d)
-        return math.degrees(place.lon)
-
     h = 0.005
-    return ((lon(date + h) - lon(date - h) + 180) % 360 - 180) / (2 * h)
+    step = ephem_longitude_at(body, date + h) - ephem_longitude_at(body, date - h)
+    return ((step + 180) % 360 - 180) / (2 * h)
 
 
 @pytest.mark.parametrize(
