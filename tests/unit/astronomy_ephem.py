@@ -8,8 +8,9 @@ clocks, not of positions, so it is taken out here and the positions are compared
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 import ephem
 
@@ -71,3 +72,21 @@ def ephem_longitude_at(name: str, date: float) -> float:
 
 def arcseconds_apart(a: float, b: float) -> float:
     return abs((a - b + 180.0) % 360.0 - 180.0) * 3600.0
+
+
+def assert_native(value: object, path: str = "result") -> None:
+    """Fail unless a result holds only native values: no numpy or skyfield object leaks out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            assert_native(getattr(value, field.name), f"{path}.{field.name}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            assert type(key) is str, path
+            assert_native(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            assert_native(item, f"{path}[{index}]")
+    elif isinstance(value, datetime):
+        assert value.tzinfo is UTC, path
+    else:
+        assert type(value) in (str, float, int, bool, type(None)), (path, type(value))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from astronomy_ephem import (
+    assert_native,
     ephem_date,
     ephem_longitude,
     ephem_longitude_at,
@@ -153,7 +154,11 @@ def test_aspects_now_are_those_of_the_positions(chart) -> None:  # type: ignore[
         assert aspect.exact == (aspect.orb < 1.0)
 
 
-def test_the_series_is_native_and_travels(series) -> None:  # type: ignore[no-untyped-def]
+def test_the_series_is_native_and_travels(series, chart) -> None:  # type: ignore[no-untyped-def]
+    assert_native(series)
+    assert_native(chart)
+    assert_native(upcoming_exact(series, chart.longitudes()))
+    assert_native(aspects(planet_positions(START), chart.longitudes()))
     for body in series.bodies.values():
         for field in dataclasses.fields(body):
             assert all(type(v) is float for v in getattr(body, field.name))

@@ -20,6 +20,11 @@ ASPECTS: dict[str, float] = {
     "trine": 120.0,
     "opposition": 180.0,
 }
+# Body-minus-point longitude differences in [0, 360) at which each aspect is exact: every
+# aspect but the conjunction and the opposition is reached on either side.
+ASPECT_TURNS: dict[float, str] = {
+    a % 360.0: name for name, angle in ASPECTS.items() for a in (angle, -angle)
+}
 # DESIGN.md §10: conjunction/opposition ±8°, square/trine ±6°, sextile ±4°.
 DEFAULT_ORBS: dict[str, float] = {
     "conjunction": 8.0,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from skyfield import almanac
 
-from trackd.domain.astronomy.aspects import ASPECTS
+from trackd.domain.astronomy.aspects import ASPECT_TURNS
 from trackd.domain.astronomy.ephemeris import (
     BODIES,
     apparent,
@@ -49,9 +49,7 @@ VOID_OF_COURSE_BODIES: tuple[str, ...] = (
     "jupiter",
     "saturn",
 )
-# Moon - body longitude differences at which an aspect is exact; each separation other than 0
-# and 180 is reached on either side.
-_ASPECT_TURNS = np.array(sorted({a % 360 for v in ASPECTS.values() for a in (v, -v)}))
+_TURNS = np.array(sorted(ASPECT_TURNS))
 # The Moon keeps a sign for at most ~2.7 days: this window holds the current sign whole.
 _SIGN_WINDOW_DAYS = 3.0
 # Every quarter happens within one synodic month (29.53 days).
@@ -210,12 +208,10 @@ def lunar_aspects(start_tt: float, end_tt: float, bodies: Sequence[str]) -> list
             _, moon, _ = apparent("moon", t)
             _, other, _ = apparent(body, t)
             # The Moon outruns every body, so this index steps up by one at each aspect.
-            return np.searchsorted(_ASPECT_TURNS, (moon - other) % 360.0, side="right")
+            return np.searchsorted(_TURNS, (moon - other) % 360.0, side="right")
 
         for when, index in changes(start_tt, end_tt, 0.25, sector):
-            turn = float(_ASPECT_TURNS[index - 1])
-            angle = min(turn, 360.0 - turn)
-            name = next(n for n, a in ASPECTS.items() if a == angle)
+            name = ASPECT_TURNS[float(_TURNS[index - 1])]
             found.append((when, LunarAspect(body, name, datetime_of(when))))
     found.sort(key=lambda pair: pair[0])
     return [aspect for _, aspect in found]

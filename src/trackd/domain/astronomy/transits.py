@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trackd.domain.astronomy.aspects import ASPECTS
+from trackd.domain.astronomy.aspects import ASPECT_TURNS, ASPECTS
 from trackd.domain.astronomy.ephemeris import (
     BODIES,
     check_span,
@@ -263,14 +263,14 @@ def position_series(
 
 def _targets(natal: Mapping[str, float], aspects: Iterable[str]) -> tuple[Any, list[Any]]:
     """Longitudes at which an aspect is exact, and (point, aspect, angle) for each."""
+    wanted = set(aspects)
+    turns = [(turn, name, ASPECTS[name]) for turn, name in ASPECT_TURNS.items() if name in wanted]
     values: list[float] = []
     labels: list[Any] = []
     for point, lon in natal.items():
-        for name in aspects:
-            angle = ASPECTS[name]
-            for turn in {angle, -angle % 360.0}:
-                values.append(normalize(lon + turn))
-                labels.append((point, name, angle))
+        for turn, name, angle in turns:
+            values.append(normalize(lon + turn))
+            labels.append((point, name, angle))
     return np.array(values), labels
 
 
