@@ -243,11 +243,19 @@ def position_series(
     start_tt, end_tt = _window(start, start + timedelta(days=days))
     grid = np.linspace(start_tt, end_tt, int(np.ceil((end_tt - start_tt) / step_days)) + 1)
     found = _stations(start_tt, end_tt, [b for b in bodies if b in PLANETS])
+    # One Time for the grid, shared by every body: its nutation is most of the cost.
+    on_grid = speed_times(grid)
     series: dict[str, BodySeries] = {}
     for body in bodies:
-        turns = [tt for tt, b in found if b == body]
-        tt = np.unique(np.concatenate([grid, np.array(turns)]))
-        _, lon, _, speed = sample(body, speed_times(tt))
+        _, lon, _, speed = sample(body, on_grid)
+        tt = grid
+        turns = np.array([when for when, b in found if b == body])
+        if len(turns):
+            _, turn_lon, _, turn_speed = sample(body, speed_times(turns))
+            order = np.argsort(np.concatenate([grid, turns]), kind="stable")
+            tt = np.concatenate([grid, turns])[order]
+            lon = np.concatenate([lon, turn_lon])[order]
+            speed = np.concatenate([speed, turn_speed])[order]
         series[body] = BodySeries(
             tt=tuple(float(v) for v in tt),
             longitudes=tuple(float(v) for v in np.unwrap(lon, period=360.0)),
