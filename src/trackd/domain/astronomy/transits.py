@@ -269,17 +269,19 @@ def position_series(
     )
 
 
-def _targets(natal: Mapping[str, float], aspects: Iterable[str]) -> tuple[Any, list[Any]]:
-    """Longitudes at which an aspect is exact, and (point, aspect, angle) for each."""
+def _targets(
+    natal: Mapping[str, float], aspects: Iterable[str]
+) -> tuple[Any, list[str], list[tuple[str, float]]]:
+    """Longitudes at which an aspect is exact, point-major: target k is point k // len(turns)
+    with turn k % len(turns). Returns the targets, the point names and (aspect, angle) per turn.
+    """
     wanted = set(aspects)
-    turns = [(turn, name, ASPECTS[name]) for turn, name in ASPECT_TURNS.items() if name in wanted]
-    values: list[float] = []
-    labels: list[Any] = []
-    for point, lon in natal.items():
-        for turn, name, angle in turns:
-            values.append(normalize(lon + turn))
-            labels.append((point, name, angle))
-    return np.array(values), labels
+    turns = [(turn, name) for turn, name in ASPECT_TURNS.items() if name in wanted]
+    points = list(natal)
+    longitudes = np.array([natal[p] for p in points], dtype=float)
+    offsets = np.array([turn for turn, _ in turns], dtype=float)
+    targets = ((longitudes[:, None] + offsets[None, :]) % 360.0).ravel()
+    return targets, points, [(name, ASPECTS[name]) for _, name in turns]
 
 
 def upcoming_exact(
@@ -305,7 +307,7 @@ def upcoming_exact(
     unknown = set(names) - set(ASPECTS)
     if unknown:
         raise ValueError(f"unknown aspects {sorted(unknown)}; known: {', '.join(ASPECTS)}")
-    targets, labels = _targets(natal, names)
+    targets, points, turns = _targets(natal, names)
     if not len(targets) or not series.bodies:
         return []
     bodies, owner, tt, lon, speed, within = series._arrays
@@ -339,7 +341,8 @@ def upcoming_exact(
         rates.tolist(),
         strict=True,
     ):
-        point, name, angle = labels[idx]
+        name, angle = turns[idx % len(turns)]
+        point = points[idx // len(turns)]
         found.append(
             ExactAspect(
                 instant=series.utc(when),
