@@ -61,6 +61,8 @@ def measure(charts: int = 2_000) -> dict[str, float]:
     series_90 = position_series(INSTANT, 90)
     slow = [b for b in BODIES if b != "moon"]
     series_30_no_moon = position_series(INSTANT, 30, slow)
+    # A daily refresh only needs the day that enters the horizon.
+    series_1_no_moon = position_series(INSTANT, 1, slow)
 
     def per_chart(fn: Callable[[dict[str, float]], Any], sample: int) -> float:
         subset = natal[:sample]
@@ -81,6 +83,10 @@ def measure(charts: int = 2_000) -> dict[str, float]:
         * 1e3,
         "upcoming_30d_without_moon_per_chart_ms": per_chart(
             lambda c: upcoming_exact(series_30_no_moon, c), 200
+        )
+        * 1e3,
+        "upcoming_1d_without_moon_per_chart_ms": per_chart(
+            lambda c: upcoming_exact(series_1_no_moon, c), 1_000
         )
         * 1e3,
     }
