@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trackd.domain.jsonpolicy import DEFAULT_MAX_DEPTH, STORE_MAX_DEPTH, JsonPolicy
+
 
 class SourceRetention(BaseModel):
     """One source's snapshot retention; a field left out takes the global default."""
@@ -29,6 +31,11 @@ class Settings(BaseSettings):
     ingest_max_wait_ms: int = Field(default=20, ge=0, le=60_000)
     # How long POST /v1/events waits for its events to be stored before answering 503.
     publish_timeout_s: float = Field(default=30.0, gt=0)
+    # Every request body, on every route, counted while it is read (chunked bodies too).
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # How deeply JSON in a request may nest (trackd.domain.jsonpolicy); stored JSON columns
+    # refuse more than STORE_MAX_DEPTH whatever this says.
+    json_max_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=2, le=STORE_MAX_DEPTH)
     # League trackers (seed 002). The stats site forbids unofficial API use and sits behind bot
     # protection, so live fetching is off until a deployment turns it on; the base URL is
     # replaced as a whole to go through a proxy (FlareSolverr-style) or a test server.
@@ -74,6 +81,11 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     poll_sweep_interval_s: float = Field(default=1.0, gt=0, le=60)
     poll_max_blocks: int = Field(default=8, ge=1, le=100)
+
+    @property
+    def json_policy(self) -> JsonPolicy:
+        """The JSON policy request bodies are judged by."""
+        return JsonPolicy(max_depth=self.json_max_depth)
 
 
 @lru_cache(maxsize=1)

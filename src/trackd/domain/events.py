@@ -6,7 +6,6 @@ ways (snake_case, camelCase, CloudEvents lowercase extension names); all three a
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -18,6 +17,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from trackd.domain import jsonpolicy
+from trackd.domain.jsonpolicy import JsonPolicy, JsonRefused
+
+DEFAULT_POLICY: Final = JsonPolicy()
 
 SYSTEM_EVENTS: Final = "system-events"
 ACTION_REQUESTS: Final = "action-requests"
@@ -153,26 +157,25 @@ class ActionResultData(BaseModel):
     error: str | None = None
 
 
-def decode_envelope(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
-    """Parse and validate one envelope.
+def decode_envelope(
+    raw: bytes | str | dict[str, Any], *, policy: JsonPolicy = DEFAULT_POLICY
+) -> EventEnvelope:
+    """Parse and validate one envelope; its JSON must meet `policy` (trackd.domain.jsonpolicy).
 
     Raises:
         InvalidEventError: the input is not a valid envelope; the message says why.
     """
-    # PostgreSQL cannot store NUL in text or JSONB; such an event would be accepted here and
-    # then fail in the store, so it is refused up front on every backend alike.
-    if isinstance(raw, dict):
-        text: str | bytes = json.dumps(raw)
-        nul: tuple[str, str] | tuple[bytes, bytes] = ("\\u0000", "\x00")
-    else:
-        text = raw
-        nul = (b"\\u0000", b"\x00") if isinstance(raw, bytes) else ("\\u0000", "\x00")
-    if nul[0] in text or nul[1] in text:  # type: ignore[operator]
-        raise InvalidEventError("the event contains a NUL character (\\u0000); remove it")
+    # What the policy refuses (NUL, lone surrogates, NaN, deep nesting, wide integers) would
+    # be accepted here and then fail in the store or in every later read.
     try:
-        if isinstance(raw, dict):
-            return EventEnvelope.model_validate(raw)
-        return EventEnvelope.model_validate_json(raw)
+        value = raw if isinstance(raw, dict) else jsonpolicy.parse(raw, where="event")
+        jsonpolicy.check(value, policy)
+    except JsonRefused as exc:
+        raise InvalidEventError(str(exc)) from None
+    if not isinstance(value, dict):
+        raise InvalidEventError("an event must be a JSON object")
+    try:
+        return EventEnvelope.model_validate(value)
     except ValidationError as exc:
         raise InvalidEventError(describe_validation_error(exc)) from None
 

@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackd.bus.base import Bus
-from trackd.domain.events import TRACKED_TOPICS, EventEnvelope, InvalidEventError, decode_envelope
+from trackd.domain.events import (
+    DEFAULT_POLICY,
+    TRACKED_TOPICS,
+    EventEnvelope,
+    InvalidEventError,
+    decode_envelope,
+)
 from trackd.domain.interpret import interpret
+from trackd.domain.jsonpolicy import JsonPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +37,11 @@ class Refused:
     reason: str
 
 
-def check(items: Sequence[Any], tenant_id: str) -> tuple[list[Checked], list[Refused]]:
-    """Validate raw events; accepted ones belong to `tenant_id` whatever they claim."""
+def check(
+    items: Sequence[Any], tenant_id: str, *, policy: JsonPolicy = DEFAULT_POLICY
+) -> tuple[list[Checked], list[Refused]]:
+    """Validate raw events, each on its own against the JSON `policy`; accepted ones belong
+    to `tenant_id` whatever they claim."""
     ok: list[Checked] = []
     refused: list[Refused] = []
     for index, raw in enumerate(items):
@@ -41,7 +51,7 @@ def check(items: Sequence[Any], tenant_id: str) -> tuple[list[Checked], list[Ref
             refused.append(Refused(index, None, "an event must be a JSON object"))
             continue
         try:
-            envelope = decode_envelope(raw).with_tenant(tenant_id)
+            envelope = decode_envelope(raw, policy=policy).with_tenant(tenant_id)
             meaning = interpret(envelope)
         except InvalidEventError as exc:
             refused.append(Refused(index, event_id, str(exc)))

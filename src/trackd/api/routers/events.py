@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from trackd.api.deps import Publisher, RuntimeDep
@@ -16,7 +16,6 @@ from trackd.ingest import intake
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENTS = 500
-MAX_BODY = 5 * 1024 * 1024
 
 _EXAMPLE = {
     "id": "evt-1",
@@ -36,7 +35,6 @@ _EXAMPLE = {
     responses={207: {"model": PublishOut, "description": "Some events were rejected."}},
 )
 async def post_events(
-    request: Request,
     runtime: RuntimeDep,
     principal: Publisher,
     body: Annotated[
@@ -55,11 +53,6 @@ async def post_events(
     rejected (the others are stored); 422 when none could be accepted. The tenant is the
     token's, whatever the events say. Sending an event again is harmless: ids are idempotent.
     """
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise ApiError(
-            413, f"request body over {MAX_BODY // (1024 * 1024)} MiB; send smaller batches"
-        )
     if "events" in body:
         items = body["events"]
         if not isinstance(items, list):
@@ -74,7 +67,7 @@ async def post_events(
             )
     else:
         items = [body]
-    ok, refused = intake.check(items, principal.tenant_id)
+    ok, refused = intake.check(items, principal.tenant_id, policy=runtime.settings.json_policy)
     results = [ItemResult(index=e.index, id=e.envelope.id, status="accepted") for e in ok]
     results += [
         ItemResult(
