@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trackd.domain.events import InvalidEventError, decode_envelope
 from trackd.domain.jsonpolicy import (
     DEFAULT_MAX_DEPTH,
     INT_MAX,
@@ -126,3 +127,20 @@ def test_a_batch_key_is_left_to_the_route_item_by_item() -> None:
         check({**body, "other": math.nan}, POLICY, skip="events")
     with pytest.raises(JsonRefused):
         check({"events": math.nan}, POLICY, skip="events")
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"id": "e", "source": "s", "type": "t", "data": {"w": NaN}}', "data.w"),
+        (b'{"id": "e", "source": "s", "type": "t", "data": {"m": "\\udc00"}}', "data.m"),
+        (b'{"id": "e", "source": "s", "type": "t", "data": {"n": 18446744073709551616}}', "data.n"),
+    ],
+)
+def test_an_event_from_the_bus_is_judged_by_the_same_policy(raw: bytes, where: str) -> None:
+    # Events that reach ingest without the HTTP boundary (SDK, Celery, NATS) go to dead
+    # letters with the reason instead of failing in the store or in later reads.
+    with pytest.raises(InvalidEventError, match=where.replace(".", r"\.")):
+        decode_envelope(raw)
+    with pytest.raises(InvalidEventError, match="deeper than 32"):
+        decode_envelope({"id": "e", "source": "s", "type": "t", "data": nested(40)})

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trackd.api.errors import error_body
+from trackd.api.errors import code_for, error_body
+from trackd.api.responses import FastJSONResponse
 from trackd.domain.jsonpolicy import JsonPolicy, JsonRefused, check, parse
 
 
@@ -50,7 +50,7 @@ class RequestBoundary:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, 413, "payload_too_large", self._too_large())
+            await _refusal(413, self._too_large())(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -62,7 +62,7 @@ class RequestBoundary:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(send, 413, "payload_too_large", self._too_large())
+                await _refusal(413, self._too_large())(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -71,7 +71,7 @@ class RequestBoundary:
             try:
                 self._judge(parse(body), scope["path"])
             except JsonRefused as exc:
-                await self._refuse(send, 422, "invalid", str(exc))
+                await _refusal(422, str(exc))(scope, receive, send)
                 return
         replayed = False
 
@@ -96,20 +96,9 @@ class RequestBoundary:
             f"({self.max_bytes / (1024 * 1024):g} MiB); send less, or smaller batches"
         )
 
-    @staticmethod
-    async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-        payload = orjson.dumps(error_body(code, message))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+
+def _refusal(status: int, message: str) -> FastJSONResponse:
+    return FastJSONResponse(error_body(code_for(status), message), status_code=status)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -116,10 +116,7 @@ def _problem(item: Any) -> str | None:
         try:
             item.encode("utf-8")
         except UnicodeEncodeError:
-            return (
-                "contains a lone surrogate (an unpaired \\ud800-\\udfff escape); "
-                "send valid Unicode"
-            )
+            return "contains a lone surrogate (an unpaired \\ud800-\\udfff); send valid Unicode"
         return None
     if isinstance(item, bool) or item is None:
         return None
