@@ -13,6 +13,14 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from trackd.domain.events import (
+    ActionResultData,
+    EventEnvelope,
+    PlanEventData,
+    TaskProgressEvent,
+    TaskStateChanged,
+)
+
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _MEANINGS = {
@@ -39,6 +47,39 @@ class ErrorOut(BaseModel):
     """Every error trackd answers."""
 
     error: ErrorBody
+
+
+def event_body(max_events: int) -> dict[str, Any]:
+    """The documented body of POST /v1/events: one envelope or a batch of them, with the
+    payloads trackd folds spelled out so a client (or a fuzzer) can reach their fields.
+
+    The route takes the body as a plain object and judges each event itself (a batch may be
+    partly accepted), so this is documentation, derived from the models that validate.
+    """
+    envelope = EventEnvelope.model_json_schema()
+    payloads = (TaskProgressEvent, TaskStateChanged, PlanEventData, ActionResultData)
+    envelope["properties"]["data"] = {
+        "anyOf": [
+            *(model.model_json_schema() for model in payloads),
+            {"type": "object", "additionalProperties": True},
+            {"type": "null"},
+        ],
+        "default": None,
+    }
+    batch = {
+        "type": "object",
+        "properties": {
+            "events": {
+                "type": "array",
+                "items": envelope,
+                "minItems": 1,
+                "maxItems": max_events,
+            }
+        },
+        "required": ["events"],
+    }
+    schema = {"anyOf": [envelope, batch]}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
 
 
 def install(app: FastAPI) -> None:

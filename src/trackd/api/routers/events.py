@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from trackd.api.deps import Publisher, RuntimeDep
 from trackd.api.errors import ApiError
+from trackd.api.openapi import event_body
 from trackd.api.schemas import ItemResult, PublishOut
 from trackd.ingest import intake
 
@@ -33,6 +34,7 @@ _EXAMPLE = {
     status_code=202,
     response_model=PublishOut,
     responses={207: {"model": PublishOut, "description": "Some events were rejected."}},
+    openapi_extra=event_body(MAX_EVENTS),
 )
 async def post_events(
     runtime: RuntimeDep,
