@@ -49,6 +49,26 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+def self_contained(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` put in place, to document a field that a route
+    validates by hand (so that it can answer in its own words) as precisely as a model."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
 def event_body(max_events: int) -> dict[str, Any]:
     """The documented body of POST /v1/events: one envelope or a batch of them, with the
     payloads trackd folds spelled out so a client (or a fuzzer) can reach their fields.
