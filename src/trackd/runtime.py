@@ -81,7 +81,7 @@ class Runtime:
         sessions = session_factory(engine)
         # Ingest is what takes the agent platform's tracker's place on its bus.
         bus = from_url(settings.bus_url, platform_group=INGEST_GROUP)
-        rules = EventRules(max_future=settings.max_event_future)
+        rules = EventRules(max_future=settings.max_event_future, json=settings.json_policy)
         runtime = cls(settings, engine, sessions, bus, rules)
         if ingest:
             runtime.ingest = IngestConsumer(

@@ -8,6 +8,8 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trackd.domain.jsonpolicy import DEFAULT_MAX_DEPTH, STORE_MAX_DEPTH, JsonPolicy
+
 
 class SourceRetention(BaseModel):
     """One source's snapshot retention; a field left out takes the global default."""
@@ -33,6 +35,11 @@ class Settings(BaseSettings):
     # How far ahead of this server's clock an event may be dated (clock drift between
     # producers); an event from next year would set plans' as_of and skew metrics for good.
     max_event_future_seconds: float = Field(default=86_400.0, gt=0, le=10 * 365 * 86_400)
+    # Every request body, on every route, counted while it is read (chunked bodies too).
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # How deeply JSON in a request may nest (trackd.domain.jsonpolicy); stored JSON columns
+    # refuse more than STORE_MAX_DEPTH whatever this says.
+    json_max_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=2, le=STORE_MAX_DEPTH)
     # League trackers (seed 002). The stats site forbids unofficial API use and sits behind bot
     # protection, so live fetching is off until a deployment turns it on; the base URL is
     # replaced as a whole to go through a proxy (FlareSolverr-style) or a test server.
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
     @property
     def max_event_future(self) -> timedelta:
         return timedelta(seconds=self.max_event_future_seconds)
+
+    @property
+    def json_policy(self) -> JsonPolicy:
+        """The JSON policy request bodies are judged by."""
+        return JsonPolicy(max_depth=self.json_max_depth)
 
 
 @lru_cache(maxsize=1)

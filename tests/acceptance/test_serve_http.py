@@ -651,11 +651,11 @@ def _raw(body: bytes) -> dict[str, Any]:
 GARBAGE: dict[str, tuple[dict[str, Any], int, str]] = {
     "not JSON": (_raw(b"{not json"), 422, "invalid"),
     "empty body": (_raw(b""), 422, "invalid"),
-    "invalid UTF-8": (_raw(b'{"id": "\xff\xfe"}'), 400, "bad_request"),
+    "invalid UTF-8": (_raw(b'{"id": "\xff\xfe"}'), 422, "invalid"),
     "deeply nested": (
         _raw(b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
-        400,
-        "bad_request",
+        422,
+        "invalid",
     ),
     "a list": ({"json": [_good_event()]}, 422, "invalid"),
     "a string": ({"json": "task.progress"}, 422, "invalid"),

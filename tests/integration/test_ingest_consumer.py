@@ -423,7 +423,7 @@ async def test_malformed_events_go_to_dead_letters_and_the_rest_is_stored(
     assert all(d.message_id for d in letters.values())
     # Unreadable JSON names no tenant: it is kept under the default tenant.
     (broken,) = unattributed
-    assert "Invalid JSON" in broken.reason
+    assert "not valid JSON" in broken.reason
     assert broken.payload == '{"id": "bad-json", "source": '
     assert broken.event_id is None
 

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trackd import __version__
-from trackd.api import errors
+from trackd.api import errors, openapi
+from trackd.api.boundary import RequestBoundary
 from trackd.api.routers import (
     events,
     health,
@@ -45,6 +46,13 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     errors.install(app)
+    app.add_middleware(
+        RequestBoundary,
+        max_bytes=runtime.settings.max_request_bytes,
+        policy=runtime.settings.json_policy,
+        # POST /v1/events accepts a batch's events one by one (207): the route judges each.
+        batches={"/v1/events": "events"},
+    )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(events.router)
@@ -53,4 +61,5 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(web.router)
+    openapi.install(app)
     return app

@@ -6,8 +6,7 @@ ways (snake_case, camelCase, CloudEvents lowercase extension names); all three a
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -19,7 +18,9 @@ from pydantic import (
     ValidationError,
 )
 
+from trackd.domain import jsonpolicy
 from trackd.domain.ids import ID_MAX, Identifier, id_problem
+from trackd.domain.jsonpolicy import JsonPolicy, JsonRefused
 from trackd.domain.times import UtcTime, ahead_problem
 
 SYSTEM_EVENTS: Final = "system-events"
@@ -63,10 +64,12 @@ class EventRules:
         max_future: how far past the receiver's clock an event's time may be. Clocks drift,
             but an event dated next year would set a plan's `as_of` and skew metrics forever.
         now: the receiver's clock; None reads the current time (tests pass a fixed one).
+        json: what the event's JSON must meet (finite numbers, valid text, bounded depth).
     """
 
     max_future: timedelta = DEFAULT_MAX_FUTURE
     now: datetime | None = None
+    json: JsonPolicy = field(default_factory=JsonPolicy)
 
     def check_time(self, time: datetime) -> None:
         """Raise InvalidEventError when `time` is further ahead than `max_future`."""
@@ -196,29 +199,27 @@ class ActionResultData(BaseModel):
 def decode_envelope(
     raw: bytes | str | dict[str, Any], rules: EventRules | None = None
 ) -> EventEnvelope:
-    """Parse and validate one envelope; `rules` bounds its time (a day ahead by default).
+    """Parse and validate one envelope; `rules` bounds its time (a day ahead by default) and
+    holds the JSON policy it must meet (trackd.domain.jsonpolicy).
 
     Raises:
         InvalidEventError: the input is not a valid envelope; the message says why.
     """
-    # PostgreSQL cannot store NUL in text or JSONB; such an event would be accepted here and
-    # then fail in the store, so it is refused up front on every backend alike.
-    if isinstance(raw, dict):
-        text: str | bytes = json.dumps(raw)
-        nul: tuple[str, str] | tuple[bytes, bytes] = ("\\u0000", "\x00")
-    else:
-        text = raw
-        nul = (b"\\u0000", b"\x00") if isinstance(raw, bytes) else ("\\u0000", "\x00")
-    if nul[0] in text or nul[1] in text:  # type: ignore[operator]
-        raise InvalidEventError("the event contains a NUL character (\\u0000); remove it")
+    rules = rules or EventRules()
+    # What the policy refuses (NUL, lone surrogates, NaN, deep nesting, wide integers) would
+    # be accepted here and then fail in the store or in every later read.
     try:
-        if isinstance(raw, dict):
-            envelope = EventEnvelope.model_validate(raw)
-        else:
-            envelope = EventEnvelope.model_validate_json(raw)
+        value = raw if isinstance(raw, dict) else jsonpolicy.parse(raw, where="event")
+        jsonpolicy.check(value, rules.json)
+    except JsonRefused as exc:
+        raise InvalidEventError(str(exc)) from None
+    if not isinstance(value, dict):
+        raise InvalidEventError("an event must be a JSON object")
+    try:
+        envelope = EventEnvelope.model_validate(value)
     except ValidationError as exc:
         raise InvalidEventError(describe_validation_error(exc)) from None
-    (rules or EventRules()).check_time(envelope.time)
+    rules.check_time(envelope.time)
     return envelope
 
 

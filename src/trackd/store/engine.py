@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create
 
 from trackd.errors import ConfigError
+from trackd.store.types import read_json
 
 SQLITE_PRAGMAS = (
     # Readers do not block the writer, and the writer does not block readers.
@@ -32,6 +33,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    kwargs.setdefault("json_deserializer", read_json)
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+asyncpg")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from trackd.domain import jsonpolicy
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -37,4 +40,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+class PolicyJSON(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL, refusing what trackd's JSON policy refuses.
+
+    Defence in depth behind the API boundary: whatever path writes (ingest, a source, a
+    script), a value that could not be read back (NaN, a lone surrogate, NUL, a 100-bit
+    integer, deep nesting) fails its own write instead of every later read.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None:
+            jsonpolicy.check(value, jsonpolicy.STORE_POLICY, where="stored JSON")
+        return value
+
+
+JSONType: Any = PolicyJSON()
+
+
+def read_json(text: str | bytes) -> Any:
+    """How both engines parse stored JSON (their `json_deserializer`).
+
+    PostgreSQL's JSONB keeps numbers as `numeric` and writes a float with no fraction back
+    without its exponent: 1e308 returns as a 309-digit integer. The policy never stores an
+    integer past 64 bits, so such a number was a float and is read back as one.
+    """
+    return json.loads(text, parse_int=_stored_int)
+
+
+def _stored_int(literal: str) -> int | float:
+    value = int(literal)
+    return value if jsonpolicy.INT_MIN <= value <= jsonpolicy.INT_MAX else float(value)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from trackd.api.deps import Publisher, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
+from trackd.api.openapi import event_body
 from trackd.api.schemas import ItemResult, PublishOut
 from trackd.domain.access import publishing_user
 from trackd.ingest import intake
@@ -17,7 +18,6 @@ from trackd.ingest import intake
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENTS = 500
-MAX_BODY = 5 * 1024 * 1024
 
 _EXAMPLE = {
     "id": "evt-1",
@@ -35,9 +35,9 @@ _EXAMPLE = {
     status_code=202,
     response_model=PublishOut,
     responses={207: {"model": PublishOut, "description": "Some events were rejected."}},
+    openapi_extra=event_body(MAX_EVENTS),
 )
 async def post_events(
-    request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     principal: Publisher,
@@ -57,11 +57,6 @@ async def post_events(
     rejected (the others are stored); 422 when none could be accepted. The tenant is the
     token's, whatever the events say. Sending an event again is harmless: ids are idempotent.
     """
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise ApiError(
-            413, f"request body over {MAX_BODY // (1024 * 1024)} MiB; send smaller batches"
-        )
     if "events" in body:
         items = body["events"]
         if not isinstance(items, list):

@@ -14,7 +14,7 @@ from trackd.api.errors import ApiError
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "The database cannot be reached."}})
 async def health(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Whether trackd can reach its database; 503 when it cannot."""
     try:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from trackd.api.openapi import self_contained
+from trackd.modules.mmr import MmrConfig
 from trackd.sources.rocket_league_stats import Mode
 
 log = logging.getLogger(__name__)
@@ -78,4 +80,6 @@ class ScheduleIn(_In):
 class GuildSettingsIn(_In):
     webhook_url: Url | None = None
     webhook_kind: Literal["discord", "webhook", "apprise"] | None = None
-    mmr: dict[str, Any] | None = None
+    # Validated by the route, which answers a 400 in the rules' own words; documented as
+    # the rules' shape.
+    mmr: Annotated[dict[str, Any], WithJsonSchema(self_contained(MmrConfig))] | None = None

@@ -1,0 +1,62 @@
+"""Stored JSON columns (trackd.store.types.PolicyJSON) refuse what the JSON policy refuses,
+whatever path writes, and what they accept reads back unchanged on both backends."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from trackd.domain.jsonpolicy import INT_MAX, INT_MIN, STORE_MAX_DEPTH
+from trackd.store.models import TrackerGuild
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_values_at_the_edges_read_back_unchanged(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    stored = {
+        "max": INT_MAX,
+        "min": INT_MIN,
+        "big": 1e308,
+        "small": -5e-324,
+        "text": "é ✓ 𝄞 \u2028",
+        "deep": nested(STORE_MAX_DEPTH - 1),
+    }
+    async with sessions() as s, s.begin():
+        s.add(TrackerGuild(tenant_id="acme", guild_id="g1", mmr_config=stored))
+    async with sessions() as s:
+        row = (await s.execute(select(TrackerGuild))).scalar_one()
+    assert row.mmr_config == stored
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"w": math.nan},
+        {"w": math.inf},
+        {"s": "\ud800"},
+        {"s": "a\x00b"},
+        {"n": INT_MAX + 1},
+        nested(STORE_MAX_DEPTH + 1),
+    ],
+    ids=["nan", "infinity", "lone-surrogate", "nul", "wide-integer", "deep"],
+)
+async def test_a_value_that_could_not_be_read_back_fails_its_own_write(
+    sessions: async_sessionmaker[AsyncSession], value: Any
+) -> None:
+    with pytest.raises(StatementError, match="stored JSON"):
+        async with sessions() as s, s.begin():
+            s.add(TrackerGuild(tenant_id="acme", guild_id="g1", mmr_config=value))
+    async with sessions() as s:
+        assert (await s.execute(select(func.count()).select_from(TrackerGuild))).scalar() == 0
