@@ -47,6 +47,9 @@ NAMESPACE: Final = uuid.UUID("5b0c3f4e-8a43-4f8e-9d0b-3c1f7a2e6d11")
 FALLBACK_SOURCE: Final = "celery"
 TEXT_MAX: Final = 2000
 TRACEBACK_MAX: Final = 16_000
+# Celery's own default (Task.max_retries = 3): what trackd assumes when it cannot read the
+# task's setting from the app.
+CELERY_DEFAULT_MAX_ATTEMPTS: Final = 4
 _ID_MAX = 100
 _NAME_MAX = 255
 
@@ -72,6 +75,23 @@ class TaskInfo:
     attempt: int = 1
     root_id: str | None = None
     parent_id: str | None = None
+    max_attempts: int | None = None  # the task's max_retries + 1, when the app says
+
+
+def max_attempts(limit: int | None, attempt: int) -> int:
+    """The attempts Celery allows the task: its own limit if known, else Celery's default.
+
+    Never less than the attempt at hand, since Celery made it (a task that calls `retry`
+    with its own `max_retries`, or one with no limit at all).
+    """
+    return max(limit or CELERY_DEFAULT_MAX_ATTEMPTS, attempt)
+
+
+def limit_of(max_retries: object) -> int | None:
+    """Attempts allowed for Celery's `max_retries` setting, or None (unknown or unlimited)."""
+    if isinstance(max_retries, int) and not isinstance(max_retries, bool) and max_retries >= 0:
+        return max_retries + 1
+    return None
 
 
 def event_id(task_id: str, attempt: int, kind: str) -> str:
@@ -163,10 +183,10 @@ def to_envelope(
         ident = f"{ident}\x1f{event.get('timestamp')}"
     if state is not None:
         data["new_state"] = state
-    if attempt > 1:
-        # Celery enforces its own retry limit; this only lets trackd accept every attempt
-        # Celery makes (trackd's default limit is 3, Celery's is 4 attempts).
-        data["max_attempts"] = attempt
+    # Celery enforces its own retry limit; trackd records it, and it lets trackd accept every
+    # attempt Celery makes (trackd's own default limit is 3).
+    limit = limit_of(event.get("max_retries")) or info.max_attempts
+    data["max_attempts"] = max_attempts(limit, attempt)
     return build_envelope(
         event_id=_first_id(task_id, attempt, kind, ident),
         task_id=task_id,
