@@ -7,7 +7,8 @@ of each retry, published by the retrying task on a connection of its own. Each s
 messages arrive in the order it sent them, but the senders interleave in any way, and within
 one worker the events of consecutive attempts race (the next attempt can be received before
 the worker reports the previous one started, and can start, or even end, before the worker
-reports the previous one retried).
+reports the previous one retried). The last attempt succeeds, fails, or is revoked before it
+starts.
 
 The property: whatever the interleaving, with any events delivered again, the task's final
 record (folded as ingest folds it: duplicates by id dropped) is the one in-order delivery
@@ -85,12 +86,17 @@ def _scenario(attempts: int, ending: str, with_sent: bool, hosts: list[str]) -> 
             },
             (last.get(f"{host}:r", -1),),
         )
+        kind = "task-retried" if k < attempts - 1 else ending
+        if kind == "task-revoked":  # revoked before it started: the worker refuses it
+            end = {"type": kind, "timestamp": at + 3, **base}
+            ended = add(host, end, (received, last.get(f"{host}:e", -1)))
+            last.update({f"{host}:r": received, f"{host}:e": ended})
+            continue
         started = add(
             host,
             {"type": "task-started", "timestamp": at + 2, **base},
             (received, last.get(f"{host}:s", -1)),
         )
-        kind = "task-retried" if k < attempts - 1 else ending
         end = {"type": kind, "timestamp": at + 3, **base}
         if kind != "task-succeeded":
             end["exception"] = "FlakyError('x')"
@@ -104,7 +110,7 @@ def _scenario(attempts: int, ending: str, with_sent: bool, hosts: list[str]) -> 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     attempts = draw(st.integers(1, 4))
-    ending = draw(st.sampled_from(["task-succeeded", "task-failed"]))
+    ending = draw(st.sampled_from(["task-succeeded", "task-failed", "task-revoked"]))
     hosts = draw(st.lists(st.sampled_from(HOSTS), min_size=attempts, max_size=attempts))
     scenario = _scenario(attempts, ending, draw(st.booleans()), hosts)
     limit = draw(st.none() | st.integers(attempts, attempts + 2))
@@ -173,7 +179,11 @@ def test_any_interleaving_and_redelivery_ends_the_task_in_its_last_attempt(
     expected = ingest(in_order)
     rec = ingest(got)
 
-    want_state = TaskState.COMPLETED if scenario.ending == "task-succeeded" else TaskState.FAILED
+    want_state = {
+        "task-succeeded": TaskState.COMPLETED,
+        "task-failed": TaskState.FAILED,
+        "task-revoked": TaskState.CANCELLED,
+    }[scenario.ending]
     limit = scenario.limit or max(CELERY_DEFAULT_MAX_ATTEMPTS, scenario.attempts)
     assert (expected.state, expected.attempt, expected.max_attempts) == (
         want_state,

@@ -170,7 +170,9 @@ class TaskBook:
         if envelope is None:
             return []
         if again is None:  # a second delivery says nothing new: the same envelope again
-            entry = self._advance(replace(entry, info=info), kind, event, envelope)
+            # The limit is kept; the attempt only ever grows (in _advance).
+            known = replace(entry.info, max_attempts=info.max_attempts)
+            entry = self._advance(replace(entry, info=known), kind, event, envelope)
             seen = (*entry.seen, (mark, envelope.attempt or 1))[-_SEEN_MAX:]
             entry = replace(entry, seen=seen)
         self._remember(task_id, entry)
