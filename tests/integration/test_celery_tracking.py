@@ -291,9 +291,12 @@ async def test_trackd_celery_agrees_with_the_result_backend_across_its_own_resta
         assert len(first) == 129
         await wait_recorded(database, first)
         # Six tasks still running when trackd celery stops; they end while it is away.
-        sleepers = [app.slow.delay(2.0) for _ in range(6)]
+        gate = f"gate-{uuid.uuid4().hex}"
+        sleepers = [app.gated.delay(gate) for _ in range(6)]
         await wait_running(database, {r.id for r in sleepers})
         assert trackd.stop() == 0
+        with Redis.from_url(celery_env["TRACKD_TEST_CELERY_BACKEND"]) as client:
+            client.set(gate, 1)
         missed = send_mix(app, 65)
         wait_ready([*sleepers, *missed])
 
@@ -389,13 +392,13 @@ async def test_reconcile_ends_a_task_the_store_has_unfinished_in_a_later_attempt
     assert after is not None and (after.state, after.attempt) == (TaskState.COMPLETED, 2)
 
 
-async def wait_running(database: str, ids: set[str], within: float = 20.0) -> None:
+async def wait_running(database: str, ids: set[str], within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while True:
         found = await records(database)
         if all(i in found and found[i].state is TaskState.RUNNING for i in ids):
             return
-        assert time.monotonic() < deadline, "the slow tasks were never seen running"
+        assert time.monotonic() < deadline, "the gated tasks were never seen running"
         await asyncio.sleep(0.1)
 
 
