@@ -26,7 +26,7 @@ from trackd.jobs.celery.mapping import (
 
 DEFAULT_MAX_TASKS = 10_000
 _OPEN_MAX = 8  # attempts of one task tracked as waiting or running at most
-_SEEN_MAX = 32  # events of one task remembered to recognise a second delivery
+_SEEN_MAX = 24  # events of one task remembered to recognise a second delivery
 
 Open = tuple[tuple[str, int], ...]  # (worker hostname, attempt), sorted
 
@@ -38,12 +38,13 @@ class _Entry:
     beat_at: datetime | None = None  # time of the last heartbeat sent for it
     waiting: Open = ()  # attempts received and not yet started, by worker
     running: Open = ()  # attempts started and not yet ended, by worker
-    seen: tuple[tuple[tuple[Any, ...], int], ...] = ()  # event fingerprint -> its attempt
+    seen: tuple[tuple[int, int], ...] = ()  # event fingerprint -> the attempt it was given
 
 
-def _fingerprint(event: Mapping[str, Any]) -> tuple[Any, ...]:
+def _fingerprint(event: Mapping[str, Any]) -> int:
     """What tells one Celery event from another of the same task (a redelivery is equal)."""
-    return tuple(repr(event.get(k)) for k in ("type", "timestamp", "hostname", "clock", "retries"))
+    fields = ("type", "timestamp", "hostname", "clock", "retries")
+    return hash(tuple(repr(event.get(k)) for k in fields))
 
 
 def _attempt_of(kind: str, host: str, entry: _Entry) -> int | None:
