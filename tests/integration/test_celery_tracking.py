@@ -325,7 +325,7 @@ async def test_tasks_celery_retries_end_completed_at_their_last_attempt(
 ) -> None:
     """autoretry_for with max_retries=2: each task fails once, then succeeds on attempt 2."""
     app = load_app()
-    worker = start_worker(celery_env, tmp_path / "worker.log", pool="prefork")
+    worker = start_worker(celery_env, tmp_path / "worker.log")
     # -A: trackd celery reads each task's max_retries from the app's own task registry.
     trackd = trackd_celery(celery_env, database, tmp_path / "trackd.log", "-A", "celery_app")
     try:

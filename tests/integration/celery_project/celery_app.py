@@ -57,7 +57,7 @@ def flaky(self: Task, n: int, fails: int) -> int:
     return int(self.request.retries)
 
 
-@app.task(bind=True, autoretry_for=(FlakyError,), max_retries=2, default_retry_delay=1)
+@app.task(bind=True, autoretry_for=(FlakyError,), max_retries=2, default_retry_delay=0)
 def retried_once(self: Task, n: int) -> int:
     """Fails on its first attempt and succeeds on its second (of the 3 Celery allows)."""
     if self.request.retries < 1:

@@ -85,14 +85,18 @@ def _drop(opened: Open, attempt: int, host: str | None = None) -> Open:
     return tuple(o for o in opened if not (o[1] == attempt and host in (None, o[0])))
 
 
-def app_task_limits(app: Any) -> Callable[[str], int | None]:
+def app_task_limits(app: Any, *, finalize: bool = False) -> Callable[[str], int | None]:
     """The attempts each task of a Celery app allows (its max_retries + 1), by task name.
 
     None for a task the app does not have (an app made from the broker's URL alone knows
-    only Celery's own tasks) and for one with no limit.
+    only Celery's own tasks), for one with no limit, and, unless `finalize`, while the app
+    is not finalized yet: reading its registry would finalize it from inside whatever Celery
+    is doing (a signal handler runs in the middle of publishing).
     """
 
     def limit(name: str) -> int | None:
+        if not (finalize or getattr(app, "finalized", False)):
+            return None
         task = app.tasks.get(name)
         return None if task is None else limit_of(getattr(task, "max_retries", None))
 

@@ -41,15 +41,13 @@ from trackd.domain.events import (
     TASK_STATE_CHANGED,
     EventEnvelope,
 )
+from trackd.domain.tasks import DEFAULT_MAX_ATTEMPTS
 
 # Fixed forever: changing it would give every Celery event a new id and defeat deduplication.
 NAMESPACE: Final = uuid.UUID("5b0c3f4e-8a43-4f8e-9d0b-3c1f7a2e6d11")
 FALLBACK_SOURCE: Final = "celery"
 TEXT_MAX: Final = 2000
 TRACEBACK_MAX: Final = 16_000
-# Celery's own default (Task.max_retries = 3): what trackd assumes when it cannot read the
-# task's setting from the app.
-CELERY_DEFAULT_MAX_ATTEMPTS: Final = 4
 _ID_MAX = 100
 _NAME_MAX = 255
 
@@ -78,13 +76,13 @@ class TaskInfo:
     max_attempts: int | None = None  # the task's max_retries + 1, when the app says
 
 
-def max_attempts(limit: int | None, attempt: int) -> int:
-    """The attempts Celery allows the task: its own limit if known, else Celery's default.
-
-    Never less than the attempt at hand, since Celery made it (a task that calls `retry`
-    with its own `max_retries`, or one with no limit at all).
-    """
-    return max(limit or CELERY_DEFAULT_MAX_ATTEMPTS, attempt)
+def max_attempts(limit: int | None, attempt: int) -> int | None:
+    """The attempts Celery allows the task, as far as trackd knows: its own limit when the app
+    says (never less than the attempt at hand, which Celery made); else none is stated until
+    an attempt goes past trackd's default limit, so that trackd accepts every attempt."""
+    if limit is not None:
+        return max(limit, attempt)
+    return attempt if attempt > DEFAULT_MAX_ATTEMPTS else None
 
 
 def limit_of(max_retries: object) -> int | None:
@@ -185,8 +183,9 @@ def to_envelope(
         data["new_state"] = state
     # Celery enforces its own retry limit; trackd records it, and it lets trackd accept every
     # attempt Celery makes (trackd's own default limit is 3).
-    limit = limit_of(event.get("max_retries")) or info.max_attempts
-    data["max_attempts"] = max_attempts(limit, attempt)
+    allowed = max_attempts(info.max_attempts, attempt)
+    if allowed is not None:
+        data["max_attempts"] = allowed
     return build_envelope(
         event_id=_first_id(task_id, attempt, kind, ident),
         task_id=task_id,

@@ -63,7 +63,7 @@ class CeleryMonitor:
             options.max_tasks,
             heartbeat_every=options.heartbeat_every,
             tenant_id=options.tenant_id,
-            task_limits=app_task_limits(app),
+            task_limits=app_task_limits(app, finalize=True),
         )
         self.forwarder = Forwarder(
             bus_sender(bus), batch_size=options.batch_size, max_pending=options.max_pending

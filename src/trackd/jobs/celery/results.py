@@ -67,7 +67,9 @@ def from_result(
     else:
         topic, etype = SYSTEM_EVENTS, TASK_STATE_CHANGED
         data.update(new_state="cancelled", reason=f"revoked: {exception_text(result)}")
-    data["max_attempts"] = max_attempts(limit, attempt)
+    allowed = max_attempts(limit, attempt)
+    if allowed is not None:
+        data["max_attempts"] = allowed
     root_id = meta.get("root_id") if isinstance(meta.get("root_id"), str) else None
     parent_id = meta.get("parent_id") if isinstance(meta.get("parent_id"), str) else None
     return build_envelope(
