@@ -56,6 +56,7 @@ from trackd.domain.trackers import PLATFORMS, profile
 from trackd.modules.trackers import scrapes
 from trackd.scheduling.requests import POLL_REQUESTS, decode_request
 from trackd.settings import Settings
+from trackd.sources.registry import registry as source_registry
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 from trackd.store.models import PollRow, ScheduleRow, SnapshotRow
@@ -318,6 +319,8 @@ async def measure(
     time_limit = time_limit if time_limit is not None else 120 + 0.05 * trackers
     await upgrade(database_url)
     settings = Settings(database_url=database_url)
+    # Registering trackers validates their targets with the sources this process runs with.
+    source_registry.configure(settings)
     children: list[Child] = []
     observer = Observer(bus_url)
     with StatsSite() as site, tempfile.TemporaryDirectory(prefix="trackd-bench-") as tmp:

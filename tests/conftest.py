@@ -24,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,6 +38,18 @@ NATS_URL_VAR = "TRACKD_TEST_NATS_URL"
 
 def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+# Hypothesis, for every property test: no test may depend on the machine's speed. A deadline
+# per example, or the too_slow health check (generation time measured on the wall clock),
+# fails tests on a busy 2-core machine though nothing is wrong; strategies are kept cheap
+# instead (bounded sizes, few nested levels, a drawn seed for details). Examples stay random
+# (not derandomized) so that runs keep finding new cases; CI prints how to reproduce one.
+settings.register_profile("trackd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("trackd"), print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if running_in_ci() else "trackd")
+)
 
 
 def postgres_admin_url() -> str | None:

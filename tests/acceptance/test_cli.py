@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -119,11 +120,15 @@ def test_plans_show_an_unknown_plan_fails_with_one_line(database_file: str) -> N
 def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
     port = free_port()
     console = tmp_path / "demo.out"
+    # `make run` starts .venv/bin/trackd from a shell that has not activated the virtualenv.
+    venv_bin = str(Path(trackd_executable()).parent)
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d != venv_bin)
+    env = clean_env(PATH=path)
     with console.open("wb") as out:
         demo = subprocess.Popen(
             [trackd_executable(), "demo", "--no-live", "--port", str(port)],
             cwd=tmp_path,
-            env=clean_env(),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -142,8 +147,22 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
         assert len(plans) == 6, text
         curls = re.findall(r"curl -H \"Authorization: Bearer (\S+)\" (\S+)", text)
         assert len(curls) == 3, text
-        assert "trackd plans show data-pipeline-005 --database-url sqlite+aiosqlite:///" in text
+        shown = re.search(r"^  (\S+ plans show data-pipeline-005 --database-url \S+)$", text, re.M)
+        assert shown is not None, text
         assert (tmp_path / "trackd-demo.db").exists()
+        # As a user pastes it, in a shell whose PATH does not have the virtualenv's bin.
+        pasted = subprocess.run(  # noqa: S602 - the point is to run the line as printed
+            shown.group(1),
+            shell=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert pasted.returncode == 0, (shown.group(1), pasted.stderr)
+        assert "data-pipeline-005" in pasted.stdout
 
         headers = {"Authorization": f"Bearer {token.group(1)}"}
         with httpx.Client(timeout=30.0, headers=headers) as client:

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,10 +29,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from trackd.bus.memory import MemoryBus
 from trackd.bus.urls import from_url
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
+from trackd.jobs.celery.book import TaskBook
+from trackd.jobs.celery.forwarder import bus_sender
+from trackd.jobs.celery.reconcile import Store, reconcile
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.models import TaskExecution
 from trackd.store.repos import tasks
@@ -150,11 +155,12 @@ def start_worker(
     return worker
 
 
-def trackd_celery(env: dict[str, str], database: str, log: Path) -> Proc:
+def trackd_celery(env: dict[str, str], database: str, log: Path, *options: str) -> Proc:
     trackd = Proc(
         [
             str(Path(sys.executable).parent / "trackd"),
             "celery",
+            *options,
             "--broker",
             env["TRACKD_TEST_CELERY_BROKER"],
             "--result-backend",
@@ -285,9 +291,12 @@ async def test_trackd_celery_agrees_with_the_result_backend_across_its_own_resta
         assert len(first) == 129
         await wait_recorded(database, first)
         # Six tasks still running when trackd celery stops; they end while it is away.
-        sleepers = [app.slow.delay(2.0) for _ in range(6)]
+        gate = f"gate-{uuid.uuid4().hex}"
+        sleepers = [app.gated.delay(gate) for _ in range(6)]
         await wait_running(database, {r.id for r in sleepers})
         assert trackd.stop() == 0
+        with Redis.from_url(celery_env["TRACKD_TEST_CELERY_BACKEND"]) as client:
+            client.set(gate, 1)
         missed = send_mix(app, 65)
         wait_ready([*sleepers, *missed])
 
@@ -311,13 +320,85 @@ async def test_trackd_celery_agrees_with_the_result_backend_across_its_own_resta
     assert "reconciled from the result backend" in trackd.output()
 
 
-async def wait_running(database: str, ids: set[str], within: float = 20.0) -> None:
+async def test_tasks_celery_retries_end_completed_at_their_last_attempt(
+    celery_env: dict[str, str], database: str, tmp_path: Path
+) -> None:
+    """autoretry_for with max_retries=2: each task fails once, then succeeds on attempt 2."""
+    app = load_app()
+    worker = start_worker(celery_env, tmp_path / "worker.log")
+    # -A: trackd celery reads each task's max_retries from the app's own task registry.
+    trackd = trackd_celery(celery_env, database, tmp_path / "trackd.log", "-A", "celery_app")
+    try:
+        results = [app.retried_once.delay(i) for i in range(30)]
+        wait_ready(results)
+        assert [r.get() for r in results] == list(range(30))
+        ids = {r.id for r in results}
+        recs = await wait_recorded(database, ids)
+        got = {(recs[i].state, recs[i].attempt, recs[i].max_attempts) for i in ids}
+        assert got == {(TaskState.COMPLETED, 2, 3)}
+        assert_agrees_with_backend(app, recs, ids)
+    finally:
+        trackd.stop()
+        worker.stop()
+
+
+async def test_reconcile_ends_a_task_the_store_has_unfinished_in_a_later_attempt(
+    celery_env: dict[str, str], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The retry's own events were missed; a restarted receiver remembers nothing; the result
+    backend (without result_extended, so without `retries`) says SUCCESS."""
+    from celery import Celery
+
+    task_id = str(uuid.uuid4())
+    worker = {"uuid": task_id, "hostname": "w1@trackd-test"}
+    seen = [
+        {"type": "task-received", "name": "celery_app.add", "retries": 0, **worker},
+        {"type": "task-started", **worker},
+        {"type": "task-retried", "exception": "FlakyError('x')", **worker},
+        {"type": "task-received", "name": "celery_app.add", "retries": 1, **worker},
+    ]
+    for at, event in enumerate(seen):
+        event["timestamp"] = time.time() - 60 + at
+    bus = MemoryBus()
+    publish = bus_sender(bus)
+    consumer = IngestConsumer(bus, sessions, IngestOptions(idle_wait=0.05))
+    running = asyncio.create_task(consumer.run())
+    try:
+        live = TaskBook()
+        await publish([env for event in seen for env in live.translate(event)])
+        await bus.drain()
+        async with sessions() as session:
+            before = await tasks.get(session, "default", task_id)
+        assert before is not None and (before.state, before.attempt) == (TaskState.PENDING, 2)
+
+        app = Celery("trackd-reconcile", backend=celery_env["TRACKD_TEST_CELERY_BACKEND"])
+        backend = app.backend
+        # What the worker stored (written as Celery's Redis backend writes it: its own
+        # store_result calls a redis-py method that warns as deprecated).
+        meta = {"status": "SUCCESS", "result": 7, "traceback": None, "children": []}
+        meta.update(task_id=task_id, date_done=datetime.now(UTC).isoformat())
+        backend.client.set(backend.get_key_for_task(task_id), backend.encode(meta))
+        restarted = TaskBook()
+        store = Store(sessions, "default")
+        stats = await reconcile(backend, restarted, publish, window=timedelta(hours=1), store=store)
+        await bus.drain()
+    finally:
+        consumer.stop()
+        await running
+        await bus.close()
+    assert stats.published == 1
+    async with sessions() as session:
+        after = await tasks.get(session, "default", task_id)
+    assert after is not None and (after.state, after.attempt) == (TaskState.COMPLETED, 2)
+
+
+async def wait_running(database: str, ids: set[str], within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while True:
         found = await records(database)
         if all(i in found and found[i].state is TaskState.RUNNING for i in ids):
             return
-        assert time.monotonic() < deadline, "the slow tasks were never seen running"
+        assert time.monotonic() < deadline, "the gated tasks were never seen running"
         await asyncio.sleep(0.1)
 
 

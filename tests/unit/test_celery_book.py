@@ -130,3 +130,36 @@ def test_attempts_follow_what_happened_not_the_order_events_arrive_in() -> None:
         )
     ]
     assert [e.attempt for e in envs] == [1, 2, 2, 1, 2, 2, 2]
+
+
+def test_a_retry_on_another_worker_whose_events_all_come_first_ends_in_its_own_attempt() -> None:
+    book = TaskBook()
+    w2 = "celery@w2"
+    envs = [
+        book.translate(e)[0]
+        for e in (
+            received("t1"),
+            {**received("t1", retries=1, at=11.0), "hostname": w2},
+            started("t1", 12.0, host=w2),
+            {"type": "task-succeeded", "uuid": "t1", "timestamp": T0 + 13, "hostname": w2},
+            # The first worker's events of attempt 1, sent in a batch, come last.
+            started("t1", 2.0),
+            {"type": "task-retried", "uuid": "t1", "timestamp": T0 + 3, "hostname": "celery@w1"},
+        )
+    ]
+    assert [e.attempt for e in envs] == [1, 2, 2, 2, 1, 2]
+    info = book.info("t1")
+    assert info is not None and info.attempt == 2
+
+
+def test_a_redelivered_event_keeps_the_attempt_it_was_given() -> None:
+    book = TaskBook()
+    first_start = started("t1", 1.0)
+    book.translate(received("t1"))
+    [once] = book.translate(first_start)
+    book.translate({"type": "task-retried", "uuid": "t1", "timestamp": T0 + 2})
+    book.translate(received("t1", retries=1, at=3.0))
+    [again] = book.translate(first_start)  # delivered a second time
+    assert (again.id, again.attempt) == (once.id, 1)
+    [second_start] = book.translate(started("t1", 4.0))
+    assert second_start.attempt == 2

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackd.domain.events import (
@@ -43,11 +43,8 @@ from trackd.domain.tasks import (
     new_record,
 )
 
-PROPS = settings(
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# Deadlines and the too_slow check are off for every property test (tests/conftest.py).
+PROPS = settings(max_examples=200)
 T0 = datetime(2026, 1, 11, 8, 0, tzinfo=UTC)
 TENANT = "tenant-1"
 

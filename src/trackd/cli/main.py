@@ -10,8 +10,8 @@ import typer
 from trackd.bus.urls import in_process
 from trackd.cli import celery, demo, ingest, jobs, notify, plans, replay, scheduler, tokens, worker
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
+from trackd.cli.serving import serve_runtime
 from trackd.runtime import Runtime
-from trackd.settings import Settings
 from trackd.store.migrate import upgrade
 
 app = typer.Typer(
@@ -34,23 +34,6 @@ app.command("celery")(celery.celery)
 class ServeRole(StrEnum):
     ALL = "all"
     API = "api"
-
-
-async def serve_runtime(runtime: Runtime, settings: Settings) -> None:
-    """Serve the API over a runtime until interrupted."""
-    # Imported here so that commands which do not serve start quickly.
-    import uvicorn
-
-    from trackd.api.app import create_app
-
-    config = uvicorn.Config(
-        create_app(runtime),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-    await uvicorn.Server(config).serve()
 
 
 @app.command()

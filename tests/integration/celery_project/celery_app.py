@@ -57,7 +57,23 @@ def flaky(self: Task, n: int, fails: int) -> int:
     return int(self.request.retries)
 
 
+@app.task(bind=True, autoretry_for=(FlakyError,), max_retries=2, default_retry_delay=0)
+def retried_once(self: Task, n: int) -> int:
+    """Fails on its first attempt and succeeds on its second (of the 3 Celery allows)."""
+    if self.request.retries < 1:
+        raise FlakyError(f"retried once {n}")
+    return n
+
+
 @app.task
-def slow(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+def gated(gate: str) -> str:
+    """Runs until the key `gate` exists in the result backend's Redis (at most a minute), so
+    a test decides when it ends instead of guessing how long the machine takes to see it."""
+    from redis import Redis
+
+    with Redis.from_url(os.environ["TRACKD_TEST_CELERY_BACKEND"]) as client:
+        for _ in range(1200):
+            if client.exists(gate):
+                return gate
+            time.sleep(0.05)
+    raise TimeoutError(f"{gate} was never opened")

@@ -41,6 +41,7 @@ from trackd.domain.events import (
     TASK_STATE_CHANGED,
     EventEnvelope,
 )
+from trackd.domain.tasks import DEFAULT_MAX_ATTEMPTS
 
 # Fixed forever: changing it would give every Celery event a new id and defeat deduplication.
 NAMESPACE: Final = uuid.UUID("5b0c3f4e-8a43-4f8e-9d0b-3c1f7a2e6d11")
@@ -72,6 +73,23 @@ class TaskInfo:
     attempt: int = 1
     root_id: str | None = None
     parent_id: str | None = None
+    max_attempts: int | None = None  # the task's max_retries + 1, when the app says
+
+
+def max_attempts(limit: int | None, attempt: int) -> int | None:
+    """The attempts Celery allows the task, as far as trackd knows: its own limit when the app
+    says (never less than the attempt at hand, which Celery made); else none is stated until
+    an attempt goes past trackd's default limit, so that trackd accepts every attempt."""
+    if limit is not None:
+        return max(limit, attempt)
+    return attempt if attempt > DEFAULT_MAX_ATTEMPTS else None
+
+
+def limit_of(max_retries: object) -> int | None:
+    """Attempts allowed for Celery's `max_retries` setting, or None (unknown or unlimited)."""
+    if isinstance(max_retries, int) and not isinstance(max_retries, bool) and max_retries >= 0:
+        return max_retries + 1
+    return None
 
 
 def event_id(task_id: str, attempt: int, kind: str) -> str:
@@ -163,10 +181,11 @@ def to_envelope(
         ident = f"{ident}\x1f{event.get('timestamp')}"
     if state is not None:
         data["new_state"] = state
-    if attempt > 1:
-        # Celery enforces its own retry limit; this only lets trackd accept every attempt
-        # Celery makes (trackd's default limit is 3, Celery's is 4 attempts).
-        data["max_attempts"] = attempt
+    # Celery enforces its own retry limit; trackd records it, and it lets trackd accept every
+    # attempt Celery makes (trackd's own default limit is 3).
+    allowed = max_attempts(info.max_attempts, attempt)
+    if allowed is not None:
+        data["max_attempts"] = allowed
     return build_envelope(
         event_id=_first_id(task_id, attempt, kind, ident),
         task_id=task_id,

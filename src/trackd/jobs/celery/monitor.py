@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from trackd.bus.base import Bus
-from trackd.jobs.celery.book import DEFAULT_MAX_TASKS, TaskBook
+from trackd.jobs.celery.book import DEFAULT_MAX_TASKS, TaskBook, app_task_limits
 from trackd.jobs.celery.forwarder import Forwarder, ForwarderStats, bus_sender
 from trackd.jobs.celery.reconcile import ReconcileStats, Store, reconcile
 
@@ -63,6 +63,7 @@ class CeleryMonitor:
             options.max_tasks,
             heartbeat_every=options.heartbeat_every,
             tenant_id=options.tenant_id,
+            task_limits=app_task_limits(app, finalize=True),
         )
         self.forwarder = Forwarder(
             bus_sender(bus), batch_size=options.batch_size, max_pending=options.max_pending

@@ -9,6 +9,10 @@ from the result backend:
 - any other backend is asked about the tasks the store still has as unfinished (this needs
   the database).
 
+A task the store has unfinished is corrected when the backend says it ended: its end takes
+the attempt the backend keeps (`result_extended`), else the later of the store's and the
+receiver's, so a retry whose live events were missed still ends where the store has it.
+
 Ended states become envelopes with the ids of the live events they stand for
 (`results.from_result`), so whatever trackd already had is dropped by ingest as a duplicate;
 with the database at hand, tasks the store already has as ended are not sent at all. Memory
@@ -29,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.domain.events import EventEnvelope
 from trackd.domain.states import TERMINAL_STATES
+from trackd.domain.tasks import TaskRecord
 from trackd.jobs.celery.book import TaskBook
 from trackd.jobs.celery.results import done_at, from_result
 from trackd.store.models import TaskExecution
@@ -90,22 +95,29 @@ async def reconcile(
         )
         return stats
     async for metas in pages:
+        stats.examined += len(metas)
+        if since is not None:
+            metas = [m for m in metas if done_at(m.get("date_done")) >= since]
+        ids = [m["task_id"] for m in metas if isinstance(m.get("task_id"), str)]
+        stored = await _records(store, ids) if store is not None else {}
         envelopes = []
         for meta in metas:
-            stats.examined += 1
-            if since is not None and done_at(meta.get("date_done")) < since:
-                continue
             task_id = meta.get("task_id")
-            info = book.info(task_id) if isinstance(task_id, str) else None
+            if not isinstance(task_id, str):
+                continue
             env = from_result(
-                meta, known_attempt=info.attempt if info else None, tenant_id=tenant_id
+                meta,
+                known_attempt=_known_attempt(book, stored.get(task_id), task_id),
+                limit=book.task_limit(meta.get("name")),
+                tenant_id=tenant_id,
             )
-            if env is not None:
-                envelopes.append(env)
-        if store is not None and envelopes:
-            fresh = await _not_ended(store, envelopes)
-            stats.already_known += len(envelopes) - len(fresh)
-            envelopes = fresh
+            if env is None:
+                continue
+            rec = stored.get(task_id)
+            if rec is not None and rec.terminal and rec.attempt >= (env.attempt or 1):
+                stats.already_known += 1
+                continue
+            envelopes.append(env)
         if envelopes:
             await publish(envelopes)
             stats.published += len(envelopes)
@@ -185,14 +197,20 @@ async def _unfinished_ids(store: Store, after: str) -> list[str]:
         return list(rows)
 
 
-async def _not_ended(store: Store, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
-    keys = {(store.tenant_id, e.correlation_id or "") for e in envelopes}
+async def _records(store: Store, ids: list[str]) -> dict[str, TaskRecord]:
+    """The store's records of `ids`, by task id."""
     async with store.sessions() as session:
-        known = await tasks.load_many(session, keys)
-    out = []
-    for env in envelopes:
-        rec = known.get((store.tenant_id, env.correlation_id or ""))
-        if rec is not None and rec.terminal and rec.attempt >= (env.attempt or 1):
-            continue
-        out.append(env)
-    return out
+        found = await tasks.load_many(session, {(store.tenant_id, i) for i in ids})
+    return {task_id: rec for (_, task_id), rec in found.items()}
+
+
+def _known_attempt(book: TaskBook, rec: TaskRecord | None, task_id: str) -> int | None:
+    """The attempt trackd has for a task, for a backend that does not keep `retries`.
+
+    The later of the receiver's and the store's: a task the store has unfinished in attempt 2
+    (its retry's events were missed) ends in attempt 2, where a restarted receiver
+    remembers nothing. A backend that keeps `retries` (result_extended) is exact and wins.
+    """
+    info = book.info(task_id)
+    known = [a for a in (info.attempt if info else None, rec.attempt if rec else None) if a]
+    return max(known) if known else None

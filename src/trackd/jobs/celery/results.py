@@ -23,6 +23,7 @@ from trackd.jobs.celery.mapping import (
     build_envelope,
     clip,
     event_id,
+    max_attempts,
 )
 
 ENDED: Final = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -32,11 +33,14 @@ def from_result(
     meta: Mapping[str, Any],
     *,
     known_attempt: int | None = None,
+    limit: int | None = None,
     tenant_id: str | None = None,
 ) -> EventEnvelope | None:
     """The envelope for a result backend entry (`backend.get_task_meta`), or None.
 
-    None when the entry is not an ended task or lacks its id.
+    None when the entry is not an ended task or lacks its id. `known_attempt` is the attempt
+    trackd has for the task (used when the backend does not keep `retries`), `limit` the
+    task's max_retries + 1 when the app says.
     """
     status = meta.get("status")
     task_id = meta.get("task_id")
@@ -63,8 +67,9 @@ def from_result(
     else:
         topic, etype = SYSTEM_EVENTS, TASK_STATE_CHANGED
         data.update(new_state="cancelled", reason=f"revoked: {exception_text(result)}")
-    if attempt > 1:
-        data["max_attempts"] = attempt
+    allowed = max_attempts(limit, attempt)
+    if allowed is not None:
+        data["max_attempts"] = allowed
     root_id = meta.get("root_id") if isinstance(meta.get("root_id"), str) else None
     parent_id = meta.get("parent_id") if isinstance(meta.get("parent_id"), str) else None
     return build_envelope(

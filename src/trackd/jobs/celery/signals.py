@@ -30,7 +30,7 @@ from typing import Any
 
 from trackd.bus.urls import from_url
 from trackd.errors import ConfigError
-from trackd.jobs.celery.book import TaskBook
+from trackd.jobs.celery.book import TaskBook, app_task_limits
 from trackd.jobs.celery.forwarder import Forwarder, Send, bus_sender, sink_sender
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,9 @@ class Instrumentation:
             from_url(url)  # a wrong URL or a missing extra fails now, not in a worker
         self.app = app
         self.dropped = 0
-        self._book = TaskBook(max_tasks, heartbeat_every=0, tenant_id=tenant_id)
+        self._book = TaskBook(
+            max_tasks, heartbeat_every=0, tenant_id=tenant_id, task_limits=app_task_limits(app)
+        )
         self._book_lock = threading.Lock()
         self._sender = _Sender(url, token, max_pending)
         self._emit_timeout = emit_timeout
