@@ -18,12 +18,20 @@ from trackd.api.routers import (
     metrics,
     tracker,
 )
+from trackd.jobs.api import DomainRegistry, tasks_router, trackd_bearer
 from trackd.runtime import Runtime, freeze_startup_heap
 from trackd.web import pages as web
+from trackd.web import pages_jobs, pages_sources, pages_trackers
 
 
-def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
-    """The app over a runtime; with `manage`, the app starts and stops the runtime."""
+def create_app(
+    runtime: Runtime, *, manage: bool = True, jobs: DomainRegistry | None = None
+) -> FastAPI:
+    """The app over a runtime; with `manage`, the app starts and stops the runtime.
+
+    `jobs` are `trackd.jobs` domains to serve under `/v1/tasks/{domain}` with trackd's tokens
+    (tenants kept apart) and to show on the dashboard under `/ui/jobs`.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,4 +61,10 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(web.router)
+    app.include_router(pages_trackers.router)
+    app.include_router(pages_sources.router)
+    app.include_router(pages_jobs.router)
+    app.state.job_domains = jobs or DomainRegistry()
+    if jobs is not None:
+        app.include_router(tasks_router(jobs, caller=trackd_bearer()))
     return app
