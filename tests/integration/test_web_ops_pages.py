@@ -9,7 +9,6 @@ job tasks created over `/v1/tasks` and run by the domain's service.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,29 +17,29 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from jobs_support import ReportTracking, create_app_tables
+from jobs_support import create_app_tables
+from ops_support import (
+    HOOK_SECRET,
+    STEAM,
+    notify_with_failures,
+    register,
+    report_chain,
+    report_domain,
+    rescrape,
+)
 from trackers_support import League, league, site, url
 
 from fakes.trn_server import Reply
 from trackd.api.app import create_app
-from trackd.bus.memory import MemoryBus
 from trackd.domain.access import Role
-from trackd.domain.events import SYSTEM_EVENTS
-from trackd.domain.retry import Backoff
-from trackd.jobs.api import DomainRegistry, JobDomain
-from trackd.notify.notifier import Notifier
-from trackd.settings import Settings
 from trackd.store.repos import tokens
 from trackd.web.auth import COOKIE
-from webfakes import Receiver, serve
 
 __all__ = ["league", "site"]  # fixtures
 
 pytestmark = pytest.mark.timeout(90)
 
 BASE = "http://trackd.test"
-STEAM = "76561198000000001"
-HOOK_SECRET = "s3cr3t-hook-path"
 
 
 @dataclass
@@ -59,7 +58,7 @@ class Dashboard:
 @pytest_asyncio.fixture
 async def dashboard(league: League) -> AsyncIterator[Dashboard]:
     await create_app_tables(league.runtime.engine)
-    registry = DomainRegistry([JobDomain(ReportTracking, league.runtime.sessions)])
+    registry = report_domain(league)
     app = create_app(league.runtime, manage=False, jobs=registry)
     async with league.runtime.sessions() as s, s.begin():
         issued = {"globex-reader": await tokens.create(s, "globex", user_id=None, role=Role.READER)}
@@ -75,22 +74,6 @@ async def dashboard(league: League) -> AsyncIterator[Dashboard]:
     finally:
         for client in [*browsers.values(), api]:
             await client.aclose()
-
-
-async def register(league: League, who: str, *urls: str) -> list[dict[str, Any]]:
-    response = await league.post("/api/trackers/register", who, {"urls": list(urls)})
-    assert response.status_code == 201, response.text
-    trackers: list[dict[str, Any]] = response.json()["trackers"]
-    return trackers
-
-
-async def rescrape(league: League, tracker_id: str, player: str, rating: int) -> None:
-    """The player's ratings change on the stats site, and the tracker is scraped again."""
-    league.profile(player, rating=rating)
-    league.clock.advance(3600)
-    refreshed = await league.post(f"/api/trackers/{tracker_id}/refresh", "alice")
-    assert refreshed.status_code == 202, refreshed.text
-    assert await league.work() >= 1
 
 
 def table_rows(html: str, caption: str) -> list[str]:
@@ -218,35 +201,7 @@ async def test_outbox_page_pending_retrying_dead_and_sent(dashboard: Dashboard) 
     league = dashboard.league
     [tracker] = await register(league, "alice", league.profile(STEAM, rating=1500))
     assert await league.work() == 1
-    receiver = Receiver()
-    async with serve(receiver.app()) as hooks:
-        for name in ("a", "b"):
-            made = await league.post(
-                "/v1/me/channels",
-                "alice",
-                {"kind": "webhook", "url": f"{hooks}/{HOOK_SECRET}/{name}", "name": f"hook {name}"},
-            )
-            assert made.status_code == 201, made.text
-        await rescrape(league, tracker["id"], STEAM, 1600)
-        receiver.script = [500, 404]  # one receiver fails for now, the other is gone
-        bus = MemoryBus()  # where the change's event goes, taken by a consumer as ingest would
-        taken = await bus.subscribe([SYSTEM_EVENTS], "ingest", "c1")
-
-        async def consume() -> None:
-            while True:
-                await taken.ack(await taken.fetch(10, 0.05))
-
-        consumer = asyncio.create_task(consume())
-        settings = Settings(allow_private_fetch=True, notify_lease_s=5)
-        notifier = Notifier(
-            league.runtime.sessions, bus, settings, backoff=Backoff(base=600, jitter=0)
-        )
-        try:
-            await notifier.drain()
-        finally:
-            await notifier.aclose()
-            consumer.cancel()
-    await rescrape(league, tracker["id"], STEAM, 1550)  # queued, not delivered yet
+    await notify_with_failures(league, tracker["id"])
 
     html = (await dashboard.get("reader", "/ui/outbox")).text
     counts = dict(re.findall(r'data-state="(\w+)">\w+</mark> (\d+)', html))
@@ -276,23 +231,7 @@ async def test_outbox_page_pending_retrying_dead_and_sent(dashboard: Dashboard) 
 
 async def test_jobs_pages_show_domains_tasks_and_chains(dashboard: Dashboard) -> None:
     league = dashboard.league
-    bot = league.auth["bot"]
-
-    async def create(body: dict[str, Any]) -> int:
-        made = await dashboard.api.post("/v1/tasks/report", json=body, headers=bot)
-        assert made.status_code == 201, made.text
-        return int(made.json()["id"])
-
-    root = await create({"title": "monthly"})
-    first = await create({"title": "gather", "parent_id": root})
-    second = await create({"title": "render", "parent_id": root, "depends_on": [first]})
-    domain = DomainRegistry([JobDomain(ReportTracking, league.runtime.sessions)]).get("report")
-    async with league.runtime.sessions() as session:
-        service = domain.make_service(session, "acme")
-        await service.start(first)
-        await service.complete(first)
-        await service.start(second)
-        await service.fail(second, "the template <b>is</b> missing")
+    root, first, second = await report_chain(league, dashboard.api)
 
     listing = (await dashboard.get("reader", "/ui/jobs")).text
     [row] = table_rows(listing, "Job domains")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 WIDTH = 640
 HEIGHT = 260
 LEFT = 56  # room for the value labels
-RIGHT = 16
+RIGHT = 24  # half a time label right of the last point
 TOP = 12
 BOTTOM = 28  # room for the time labels
 X_TICKS = 4

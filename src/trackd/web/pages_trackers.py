@@ -127,6 +127,7 @@ async def tracker(
         "principal": principal,
         "tracker": row,
         "state": state.as_json(),
+        "scrape": state,
         "heads": heads,
         "season": shown,
         "series": series,
