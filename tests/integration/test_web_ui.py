@@ -28,7 +28,7 @@ from trackd.store.models import ApiToken
 from trackd.store.repos import tokens
 from trackd.testing import EventFactory
 from trackd.web import tree
-from trackd.web.auth import COOKIE
+from trackd.web.auth import COOKIE, CSRF_COOKIE
 
 ACME, GLOBEX = "acme", "globex"
 BASE = "http://trackd.test"
@@ -106,11 +106,35 @@ async def seeded(runtime: Runtime) -> None:
     await publish(runtime, GLOBEX, [other.plan_started(), other.request("gx-1", "secret.job")])
 
 
-async def log_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+async def csrf_of(client: httpx.AsyncClient) -> str:
+    """Open the login page as a browser would: its form and cookie carry one CSRF value."""
+    page = (await client.get("/ui/login")).text
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    assert client.cookies.get(CSRF_COOKIE) == found.group(1)
+    return found.group(1)
+
+
+async def log_in(
+    client: httpx.AsyncClient, token: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    csrf = await csrf_of(client)
     return await client.post(
         "/ui/login",
-        content=f"token={token}",
-        headers={"content-type": "application/x-www-form-urlencoded"},
+        content=f"token={token}&csrf={csrf}",
+        headers={**FORM, **(headers or {})},
+    )
+
+
+async def log_out(
+    client: httpx.AsyncClient, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    csrf = client.cookies.get(CSRF_COOKIE, "")
+    return await client.post(
+        "/ui/logout", content=f"csrf={csrf}", headers={**FORM, **(headers or {})}
     )
 
 
@@ -151,7 +175,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
     assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
     assert "tenant <code>acme</code>" in assert_page(await client.get("/ui"), 200)
 
-    response = await client.post("/ui/logout")
+    response = await log_out(client)
     assert response.status_code == 303
     assert response.headers["location"] == "/ui/login"
     assert "Max-Age=0" in response.headers["set-cookie"]
@@ -178,16 +202,74 @@ async def test_login_refuses_unknown_empty_and_cross_site_tokens(
         assert_page(response, response.status_code)
     assert "unknown or revoked token" in (await log_in(client, "trk_nope")).text
 
-    response = await client.post(
-        "/ui/login",
-        content=f"token={issued['reader']}",
-        headers={
-            "content-type": "application/x-www-form-urlencoded",
-            "origin": "https://evil.example",
-        },
-    )
+
+OWN = BASE
+OWN_PAGE = f"{BASE}/ui/login"
+FOREIGN = "https://evil.example"
+# (Origin, Referer) as browsers send them with a form post, and whether the post is ours.
+# Current engines send the page's origin (Referrer-Policy: same-origin); `null` comes from
+# sandboxed frames, data: pages or a no-referrer policy; older engines send only a Referer.
+ORIGIN_CASES = [
+    ({"origin": OWN}, True),
+    ({"origin": OWN, "referer": OWN_PAGE}, True),
+    ({}, True),  # no header at all (not a browser): the CSRF pair alone decides
+    ({"referer": OWN_PAGE}, True),
+    ({"origin": "null", "referer": OWN_PAGE}, True),
+    ({"origin": "null"}, False),
+    ({"origin": "null", "referer": f"{FOREIGN}/attack"}, False),
+    ({"referer": f"{FOREIGN}/attack"}, False),
+    ({"origin": FOREIGN}, False),
+    ({"origin": FOREIGN, "referer": OWN_PAGE}, False),
+    ({"origin": "http://trackd.test:8080"}, False),  # another port is another origin
+    ({"origin": "http://trackd.test.evil.example"}, False),
+]
+
+
+@pytest.mark.parametrize(("headers", "ours"), ORIGIN_CASES)
+async def test_login_takes_posts_from_its_own_pages_only(
+    client: httpx.AsyncClient, issued: dict[str, str], headers: dict[str, str], ours: bool
+) -> None:
+    response = await log_in(client, issued["reader"], headers)
+    if ours:
+        assert response.status_code == 303, response.text
+        assert response.headers["set-cookie"].startswith(f"{COOKIE}=")
+    else:
+        assert "cross-site posts are refused" in assert_page(response, 403)
+        assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize(("headers", "ours"), ORIGIN_CASES)
+async def test_logout_takes_posts_from_its_own_pages_only(
+    client: httpx.AsyncClient, issued: dict[str, str], headers: dict[str, str], ours: bool
+) -> None:
+    await log_in(client, issued["reader"])
+    response = await log_out(client, headers)
+    assert response.status_code == (303 if ours else 403)
+    assert (await client.get("/ui")).status_code == (303 if ours else 200)
+
+
+async def test_login_and_logout_need_the_login_pages_csrf_pair(
+    client: httpx.AsyncClient, issued: dict[str, str]
+) -> None:
+    token = issued["reader"]
+    csrf = await csrf_of(client)
+    for body in (f"token={token}", f"token={token}&csrf=forged", f"token={token}&csrf="):
+        response = await client.post("/ui/login", content=body, headers=FORM)
+        assert "came from another site" in assert_page(response, 403)
+    client.cookies.delete(CSRF_COOKIE)  # a post from a browser that never opened the form
+    response = await client.post("/ui/login", content=f"token={token}&csrf={csrf}", headers=FORM)
     assert_page(response, 403)
-    assert "set-cookie" not in response.headers
+
+    await log_in(client, token)
+    response = await client.post("/ui/logout", content="csrf=forged", headers=FORM)
+    assert_page(response, 403)
+    assert (await client.get("/ui")).status_code == 200  # still logged in
+    assert (await log_out(client)).status_code == 303
+
+
+async def test_pages_send_their_origin_with_form_posts(client: httpx.AsyncClient) -> None:
+    # no-referrer made browsers send `Origin: null` with the login form: refused, no login.
+    assert (await client.get("/ui/login")).headers["referrer-policy"] == "same-origin"
 
 
 async def test_a_revoked_token_logs_the_browser_out(

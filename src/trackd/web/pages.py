@@ -21,11 +21,15 @@ from trackd.store import views
 from trackd.store.repos import tokens
 from trackd.web import chart, tree
 from trackd.web.auth import (
+    CSRF_FIELD,
     MAX_TOKEN_CHARS,
     LoginRequired,
     Viewer,
     clear_login,
+    csrf_matches,
+    new_csrf,
     same_origin,
+    set_csrf,
     set_login,
 )
 from trackd.web.render import PageError, error_page, page
@@ -80,18 +84,30 @@ async def static(name: str) -> Response:
 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
-    return page(request, "login.html", {"principal": None, "problem": None})
+    """The login form, with a fresh CSRF value in the form and in a cookie."""
+    csrf = new_csrf()
+    response = page(request, "login.html", {"problem": None, "csrf": csrf})
+    set_csrf(response, request, csrf)
+    return response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form post from one of trackd's pages, or a 403/413 page."""
+    if not same_origin(request):
+        raise PageError(403, "post this form from trackd's own page (cross-site posts are refused)")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PageError(413, "the form is larger than trackd's forms make it")
+    fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    if not csrf_matches(request, fields.get(CSRF_FIELD)):
+        raise PageError(403, "the form has expired or came from another site: reload the page")
+    return fields
 
 
 @router.post("/login")
 async def login(request: Request, session: SessionDep) -> Response:
     """Check the token as the API would; keep it in the browser's cookie when it is live."""
-    if not same_origin(request):
-        raise PageError(403, "log in from trackd's own login page")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PageError(413, "the login form is larger than a token could make it")
-    token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0].strip()
+    token = (await _form(request)).get("token", "").strip()
     if not token:
         problem = "paste a token from `trackd token create --tenant T --role reader`"
     elif len(token) > MAX_TOKEN_CHARS or await tokens.resolve(session, token) is None:
@@ -100,11 +116,13 @@ async def login(request: Request, session: SessionDep) -> Response:
         response = RedirectResponse("/ui", status_code=303)
         set_login(response, request, token)
         return response
-    return page(request, "login.html", {"principal": None, "problem": problem}, status=401)
+    return page(request, "login.html", {"problem": problem}, status=401)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Forget the login; posted from trackd's own pages only, like the login."""
+    await _form(request)
     response = RedirectResponse(LOGIN, status_code=303)
     clear_login(response, request)
     return response

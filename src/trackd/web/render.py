@@ -11,17 +11,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from trackd.web.auth import CSRF_FIELD, csrf_of
+
 # Pages show one tenant's data: no caching by proxies, no framing, and nothing loaded or run
 # that does not come from trackd itself, so an escaping slip still could not run a script.
+# same-origin, not no-referrer: with no-referrer browsers send `Origin: null` with the login
+# form's post, which the same-origin check must refuse; other sites still learn nothing.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+# The navigation of every page, in order: (label, path). A new page adds its line here.
+NAV: list[tuple[str, str]] = [
+    ("Plans", "/ui"),
+    ("Tasks", "/ui/tasks"),
+    ("Metrics", "/ui/metrics"),
+]
 
 
 class PageError(Exception):
@@ -70,11 +82,15 @@ templates = Jinja2Templates(env=_env)
 def page(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> Response:
-    """Render a template as a page with the dashboard's security headers."""
+    """Render a template as a page with the dashboard's security headers, its navigation and
+    the CSRF value its forms post back."""
+    full = {"nav": NAV, "csrf_field": CSRF_FIELD, "csrf": csrf_of(request), "principal": None}
+    full.update(context or {})
     return templates.TemplateResponse(
-        request, name, context or {}, status_code=status, headers=SECURITY_HEADERS
+        request, name, full, status_code=status, headers=SECURITY_HEADERS
     )
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
+    """An error as a page of the dashboard: the same layout and navigation as the others."""
     return page(request, "error.html", {"status": status, "message": message}, status=status)
