@@ -98,6 +98,7 @@ def handmade_plan(now: datetime) -> list[Envelope]:
     ps = events[0]
 
     def then(seconds: float, event: Envelope) -> Envelope:
+        """Keep an event (made at the clock's time), then move the clock on."""
         f.advance(seconds)
         events.append(event)
         return event

@@ -19,6 +19,7 @@ from trackd.api.routers import (
     tracker,
 )
 from trackd.runtime import Runtime, freeze_startup_heap
+from trackd.web import docs as web_docs
 from trackd.web import pages as web
 
 
@@ -42,6 +43,10 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
         summary="Tracks background work and the outside world: events in; plans, tasks, "
         "timelines and metrics out.",
         lifespan=lifespan,
+        # /docs is served from the package (trackd.web.docs), not from a CDN; no ReDoc, which
+        # would need one.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -53,4 +58,5 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(web.router)
+    app.include_router(web_docs.router)
     return app

@@ -20,6 +20,7 @@ from trackd.web.auth import CSRF_FIELD, csrf_of
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        "connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -62,6 +63,41 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+MAX_LINE = 200
+
+
+def first_line(value: str | None) -> str:
+    """The first line of a message, cut at MAX_LINE characters: a traceback's first line
+    says little, so its last line (the exception) is taken instead."""
+    if not value:
+        return ""
+    lines = [line for line in value.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    line = line.strip()
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def event_message(data: dict[str, Any] | None) -> str:
+    """What an event's payload says, in a few words: its message, state, progress or error."""
+    if not data:
+        return ""
+    parts = []
+    if data.get("new_state"):
+        parts.append(f"→ {data['new_state']}")
+    elif data.get("state"):
+        parts.append(str(data["state"]))
+    if isinstance(data.get("progress"), int | float):
+        parts.append(percent(float(data["progress"])))
+    for key in ("message", "reason"):
+        if data.get(key):
+            parts.append(str(data[key]))
+    if data.get("success") is False:
+        parts.append("failed: " + first_line(str(data.get("error") or "")))
+    return first_line(" · ".join(parts))
+
+
 def segment(value: str) -> str:
     """A value as one URL path segment (a '/' in a plan id included)."""
     return quote(value, safe="")
@@ -75,7 +111,14 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, seconds=seconds, percent=percent, segment=segment)
+_env.filters.update(
+    when=when,
+    seconds=seconds,
+    percent=percent,
+    segment=segment,
+    first_line=first_line,
+    event_message=event_message,
+)
 templates = Jinja2Templates(env=_env)
 
 
