@@ -79,6 +79,7 @@ class Served:
 
     url: str
     token: str  # a reader token of TENANT
+    service_token: str  # may publish events to TENANT
     backend: str  # "sqlite" or "postgres"
     database_url: str
     now: datetime  # when the data was seeded: the demo's plans ran in the hour before
@@ -136,13 +137,14 @@ def handmade_plan(now: datetime) -> list[Envelope]:
     return events
 
 
-async def seed_all(settings: Settings, now: datetime, extra: list[Seed]) -> str:
+async def seed_all(settings: Settings, now: datetime, extra: list[Seed]) -> tuple[str, str]:
     """Store the demo's plans and the handmade one as producers would send them; return a
-    reader token."""
+    reader token and a service token."""
     runtime = Runtime.build(settings)
     try:
         async with runtime.sessions() as session, session.begin():
-            token = await tokens.create(session, TENANT, user_id="browser", role=Role.READER)
+            reader = await tokens.create(session, TENANT, user_id="browser", role=Role.READER)
+            service = await tokens.create(session, TENANT, user_id=None, role=Role.SERVICE)
         _, past = demo.simulate(DEMO_PLANS, now)
         await demo.seed(runtime, [*past, *handmade_plan(now)])
         for more in extra:
@@ -150,7 +152,7 @@ async def seed_all(settings: Settings, now: datetime, extra: list[Seed]) -> str:
     finally:
         await runtime.bus.close()
         await runtime.engine.dispose()
-    return token
+    return reader, service
 
 
 async def publish(runtime: Runtime, events: list[Envelope], tenant: str = TENANT) -> None:

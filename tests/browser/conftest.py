@@ -39,11 +39,11 @@ def served(module_database_url: str, browser_seeds: list[Seed]) -> Iterator[Serv
     """trackd serving the module's database (SQLite, then PostgreSQL) from a thread."""
     settings = Settings(database_url=module_database_url, publish_timeout_s=15)
     now = datetime.now(UTC).replace(microsecond=0)
-    token = run_aside(seed_all(settings, now, browser_seeds))
+    reader, service = run_aside(seed_all(settings, now, browser_seeds))
     runtime = Runtime.build(settings)
     backend = "sqlite" if module_database_url.startswith("sqlite") else "postgres"
     with LocalServer(create_app(runtime), lifespan="on") as server:
-        yield Served(server.url, token, backend, module_database_url, now)
+        yield Served(server.url, reader, service, backend, module_database_url, now)
 
 
 @pytest.fixture(scope="session")
