@@ -1,26 +1,25 @@
-"""The operators' and users' pages in a real browser: Debian's Chromium driven by Playwright
-against trackd served on 127.0.0.1, on SQLite and PostgreSQL data seeded through trackd's
-own flows (tests/integration/ops_support.py).
+"""The operators' and users' pages in Chromium: a tracker's rating chart, the polls page with
+its blocked host and filters, the outbox, a jobs domain and a failed task's chain; a phone
+screen that never scrolls sideways; a user who sees only their own trackers.
 
-Each page is opened at a desktop width and at 390 px: the page must not scroll sideways
-(wide tables scroll in their own box), and no script error or refused resource (a CSP
-violation is a console error) may occur. With TRACKD_SCREENSHOTS=docs/screenshots the
-pages' screenshots are written there for the README.
+The data comes through trackd's own flows (tests/integration/ops_support.py): trackers
+registered over the API and scraped by a real poller from the local fake stats site, ratings
+changed and scraped again, notifications delivered by the notifier to a local receiver, job
+tasks created over `/v1/tasks` and run by the domain's service.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
+from browser_support import PHONE, TENANT, Browse, Screenshot, Seed
+from playwright.sync_api import Page, expect
 
-# The seeding helpers live with the integration tests that use them too.
+# The seeding helpers live with the integration tests, which use them too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from jobs_support import create_app_tables
@@ -32,209 +31,164 @@ from ops_support import (
     report_domain,
     rescrape,
 )
-from trackers_support import League, league, site
+from trackers_support import Clock, League
 
-from fakes.trn_server import Reply
+from fakes.trn_server import FakeStatsSite, Reply
 from trackd.api.app import create_app
-from trackd.web.auth import COOKIE
-from webfakes import serve
+from trackd.domain.access import Role
+from trackd.runtime import Runtime
+from trackd.store.repos import tokens
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
-__all__ = ["league", "site"]  # fixtures
-
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium"),
-]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+BLOCKED_PLAYER = "76561198000000004"
+# What the seed made, for the tests of the module's trackd (one backend at a time).
+seeded: dict[str, Any] = {}
 
 
-class Seeded:
-    """trackd served over HTTP with the pages' data, and the ids the tests open."""
-
-    def __init__(self, base_url: str, tokens: dict[str, str], ids: dict[str, Any]) -> None:
-        self.base_url = base_url
-        self.tokens = tokens
-        self.ids = ids
-
-
-@pytest_asyncio.fixture
-async def served(league: League) -> AsyncIterator[Seeded]:
-    await create_app_tables(league.runtime.engine)
-    app = create_app(league.runtime, manage=False, jobs=report_domain(league))
-    [steam] = await register(league, "alice", league.profile(STEAM, rating=1480))
-    assert await league.work() == 1
-    await rescrape(league, steam["id"], STEAM, 1530)
-    await notify_with_failures(league, steam["id"])
-    await rescrape(league, steam["id"], STEAM, 1610)
-    # Last, so that no later work() runs it again once its host's wait is over.
-    [blocked] = await register(league, "bob", league.profile("76561198000000004"))
-    league.site.script(
-        "steam", "76561198000000004", Reply(429, "slow down", headers={"Retry-After": "900"})
+async def seed_ops(runtime: Runtime) -> None:
+    await create_app_tables(runtime.engine)
+    async with runtime.sessions() as s, s.begin():
+        issued = {
+            "alice": await tokens.create(s, TENANT, user_id="alice", role=Role.USER),
+            "bob": await tokens.create(s, TENANT, user_id="bob", role=Role.USER),
+            "bot": await tokens.create(s, TENANT, user_id=None, role=Role.SERVICE),
+        }
+    auth = {who: {"Authorization": f"Bearer {token}"} for who, token in issued.items()}
+    app = create_app(runtime, manage=False, jobs=report_domain(runtime))
+    transport = httpx.ASGITransport(app=app)
+    with FakeStatsSite() as site:
+        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as api:
+            league = League(runtime, api, site, auth, Clock())
+            [steam] = await register(league, "alice", league.profile(STEAM, rating=1480))
+            assert await league.work() == 1
+            await rescrape(league, steam["id"], STEAM, 1530)
+            await notify_with_failures(league, steam["id"])
+            await rescrape(league, steam["id"], STEAM, 1610)
+            # Last, so that no later work() retries it once its host's wait is over.
+            [blocked] = await register(league, "bob", league.profile(BLOCKED_PLAYER))
+            league.site.script(
+                "steam", BLOCKED_PLAYER, Reply(429, "slow down", headers={"Retry-After": "900"})
+            )
+            assert await league.work() == 1
+            *_, failed_task = await report_chain(league, api, TENANT)
+    seeded.update(
+        tokens=issued, tracker=steam["id"], blocked=blocked["id"], failed_task=failed_task
     )
-    assert await league.work() == 1
-    async with serve(app) as base_url:
-        async with httpx.AsyncClient(base_url=base_url) as api:
-            *_, failed_task = await report_chain(league, api)
-        tokens = {who: h["Authorization"].removeprefix("Bearer ") for who, h in league.auth.items()}
-        ids = {"tracker": steam["id"], "blocked": blocked["id"], "failed_task": failed_task}
-        yield Seeded(base_url, tokens, ids)
 
 
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+@pytest.fixture(scope="module")
+def browser_seeds() -> list[Seed]:
+    return [seed_ops]
 
 
-async def open_as(
-    browser: Any, seeded: Seeded, who: str, viewport: dict[str, int]
-) -> tuple[Any, list[str]]:
-    """A page logged in as `who` (the login cookie set as the login form sets it), and the
-    script errors and console errors it records."""
-    context = await browser.new_context(viewport=viewport, service_workers="block")
-    host = seeded.base_url.split("//", 1)[1].split(":")[0]
-    await context.add_cookies(
-        [
-            {
-                "name": COOKIE,
-                "value": seeded.tokens[who],
-                "domain": host,
-                "path": "/ui",
-                "httpOnly": True,
-                "sameSite": "Strict",
-            }
-        ]
-    )
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"script error: {exc}"))
-
-    def console(msg: Any) -> None:
-        # The browser asks for /favicon.ico by itself; trackd has none, which is no page's fault.
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
-            errors.append(f"console: {msg.text} at {msg.location.get('url')}")
-
-    page.on("console", console)
-    return page, errors
+@pytest.fixture(scope="module")
+def browser_jobs() -> Any:
+    return report_domain
 
 
-async def visit(page: Any, seeded: Seeded, path: str) -> None:
-    response = await page.goto(seeded.base_url + path)
-    assert response is not None and response.status == 200, path
-    await page.wait_for_load_state("load")
-
-
-async def sideways_overflow(page: Any) -> int:
-    """How many pixels the page is wider than the window (0 when it does not scroll sideways)."""
-    overflow: int = await page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    return overflow
-
-
-def screenshot_dir(tmp_path: Path) -> Path:
-    wanted = os.environ.get("TRACKD_SCREENSHOTS")
-    return Path(wanted) if wanted else tmp_path
-
-
-async def test_ops_pages_in_chromium(served: Seeded, browser: Any, tmp_path: Path) -> None:
-    shots = screenshot_dir(tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    page, errors = await open_as(browser, served, "admin", DESKTOP)
-
-    # The trackers list, then a tracker's chart by clicking through.
-    await visit(page, served, "/ui/trackers")
-    await page.screenshot(path=str(shots / "trackers.png"), full_page=True)
-    await page.get_by_role("link", name=STEAM).click()
-    await page.wait_for_load_state("load")
+def test_a_trackers_rating_chart(browse: Browse, screenshot: Screenshot) -> None:
+    page = browse.page()
+    page.goto(browse.url("/ui/trackers"))
+    expect(page.get_by_role("heading", name="League trackers")).to_be_visible()
+    screenshot(page, "trackers")
+    page.get_by_role("link", name=STEAM).click()
     chart = page.locator('svg[data-chart="rating"]')
-    await chart.wait_for()
-    assert await chart.locator("polyline").count() == 2  # 2v2 and 3v3
-    assert await chart.locator("circle").count() == 2 * 5  # five scrapes of season 34
-    box = await chart.bounding_box()
+    expect(chart).to_be_visible()
+    expect(chart.locator("polyline")).to_have_count(2)  # 2v2 and 3v3
+    expect(chart.locator("circle")).to_have_count(2 * 5)  # five scrapes of season 34
+    box = chart.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 100
-    await page.screenshot(path=str(shots / "tracker.png"), full_page=True)
-    await page.get_by_role("link", name="season 33").click()
-    await page.wait_for_load_state("load")
-    assert "Rating in season 33" in await page.locator("h2#chart-title").inner_text()
+    screenshot(page, "tracker")
+    page.get_by_role("link", name="season 33").click()
+    expect(page.locator("h2#chart-title")).to_have_text("Rating in season 33")
 
-    # Polls: the blocked one and the host it waits for; filtering by status.
-    await visit(page, served, "/ui/polls")
+
+def test_polls_with_the_blocked_host_and_a_status_filter(
+    browse: Browse, screenshot: Screenshot
+) -> None:
+    page = browse.page()
+    page.goto(browse.url("/ui/polls"))
     hosts = page.get_by_role("table", name="Hosts that refused polls", exact=False)
-    assert "127.0.0.1" in await hosts.inner_text()
-    await page.screenshot(path=str(shots / "polls.png"), full_page=True)
-    await page.get_by_label("status", exact=True).select_option("blocked")
-    await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_load_state("load")
-    assert page.url.endswith("status=blocked&source=")
+    expect(hosts).to_contain_text("127.0.0.1")
+    screenshot(page, "polls")
+    page.get_by_label("status", exact=True).select_option("blocked")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/ui/polls?status=blocked*")
     rows = page.get_by_role("table", name="Polls, newest first").locator("tbody tr")
-    assert await rows.count() == 1
-    assert "rate limiting" in await rows.first.inner_text()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("rate limiting")
 
-    # The outbox: pending, retrying and dead with their errors, and masked URLs.
-    await visit(page, served, "/ui/outbox")
-    text = await page.locator("main").inner_text()
-    assert "HTTP 404" in text and "HTTP 500" in text and "s3cr3t" not in text
-    await page.screenshot(path=str(shots / "outbox.png"), full_page=True)
 
-    # Jobs: the domain's tasks, a failed one's page with its error and chain.
-    await visit(page, served, "/ui/jobs")
-    await page.get_by_role("link", name="report").click()
-    await page.wait_for_load_state("load")
-    await page.screenshot(path=str(shots / "jobs.png"), full_page=True)
-    failed = served.ids["failed_task"]
-    await page.get_by_role("link", name=f"#{failed}", exact=True).first.click()
-    await page.wait_for_load_state("load")
-    assert "the template <b>is</b> missing" in await page.get_by_role("alert").inner_text()
-    assert "runs after" in await page.locator("main").inner_text()
-    await page.screenshot(path=str(shots / "job_task.png"), full_page=True)
-    assert errors == []
+def test_the_outbox_with_errors_and_masked_urls(browse: Browse, screenshot: Screenshot) -> None:
+    page = browse.page()
+    page.goto(browse.url("/ui/outbox"))
+    main = page.locator("main")
+    expect(main).to_contain_text("HTTP 404")
+    expect(main).to_contain_text("HTTP 500")
+    assert "s3cr3t" not in main.inner_text()
+    screenshot(page, "outbox")
 
-    # A phone: nothing scrolls sideways; the wide tables scroll in their own boxes.
-    phone, phone_errors = await open_as(browser, served, "admin", PHONE)
-    for path in (
+
+def test_a_jobs_domain_and_a_failed_tasks_chain(browse: Browse, screenshot: Screenshot) -> None:
+    page = browse.page()
+    page.goto(browse.url("/ui/jobs"))
+    page.get_by_role("link", name="report", exact=True).click()
+    expect(page.get_by_role("heading", name="Jobs: report")).to_be_visible()
+    screenshot(page, "jobs")
+    failed = seeded["failed_task"]
+    page.get_by_role("link", name=f"#{failed}", exact=True).first.click()
+    expect(page.get_by_role("alert")).to_have_text("the template <b>is</b> missing")
+    expect(page.locator("main")).to_contain_text("runs after")
+    screenshot(page, "job_task")
+
+
+def phone_pages() -> list[str]:
+    return [
         "/ui/trackers",
-        f"/ui/trackers/{served.ids['tracker']}",
+        f"/ui/trackers/{seeded['tracker']}",
         "/ui/polls",
         "/ui/schedules",
         "/ui/outbox",
         "/ui/jobs",
         "/ui/jobs/report",
-        f"/ui/jobs/report/{failed}",
-    ):
-        await visit(phone, served, path)
-        assert await sideways_overflow(phone) == 0, path
+        f"/ui/jobs/report/{seeded['failed_task']}",
+    ]
+
+
+def sideways_overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0 when it does not scroll sideways)."""
+    overflow: int = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return overflow
+
+
+def test_no_page_scrolls_sideways_on_a_phone(browse: Browse, screenshot: Screenshot) -> None:
+    page = browse.page(viewport=PHONE)
+    for path in phone_pages():
+        response = page.goto(browse.url(path))
+        assert response is not None and response.status == 200, path
+        assert sideways_overflow(page) == 0, path
         if path.startswith("/ui/trackers/"):
-            await phone.screenshot(path=str(shots / "tracker-390.png"), full_page=True)
-    assert phone_errors == []
+            screenshot(page, "phone-tracker")
 
 
-async def test_a_user_sees_only_their_own(served: Seeded, browser: Any) -> None:
-    page, errors = await open_as(browser, served, "alice", DESKTOP)
-    await visit(page, served, "/ui/trackers")
+def log_in_as(browse: Browse, who: str) -> Page:
+    page = browse.page(logged_in=False)
+    page.goto(browse.url("/ui/login"))
+    page.get_by_label("API token").fill(seeded["tokens"][who])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(browse.url("/ui"))
+    return page
+
+
+def test_a_user_sees_only_their_own_trackers(browse: Browse) -> None:
+    page = log_in_as(browse, "alice")
+    page.goto(browse.url("/ui/trackers"))
     links = page.get_by_role("table", name="Trackers").get_by_role("link")
-    assert await links.all_inner_texts() == [STEAM]
-    response = await page.goto(f"{served.base_url}/ui/trackers/{served.ids['blocked']}")
+    assert links.all_inner_texts() == [STEAM]
+    browse.allow("status of 403")  # the two pages refused below, on purpose
+    response = page.goto(browse.url(f"/ui/trackers/{seeded['blocked']}"))
     assert response is not None and response.status == 403
-    assert "another user's" in await page.locator("main").inner_text()
-    response = await page.goto(f"{served.base_url}/ui/polls")
+    expect(page.locator("main")).to_contain_text("another user's")
+    response = page.goto(browse.url("/ui/polls"))
     assert response is not None and response.status == 403
-    # The browser reports each refused page as a failed load; nothing else may go wrong.
-    assert [e for e in errors if "status of 403" not in e] == []
-    assert len(errors) == 2

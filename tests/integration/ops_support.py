@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 from jobs_support import ReportTracking
-from trackers_support import League
+from trackers_support import ACME, League
 
 from trackd.bus.memory import MemoryBus
 from trackd.domain.events import SYSTEM_EVENTS
 from trackd.domain.retry import Backoff
 from trackd.jobs.api import DomainRegistry, JobDomain
 from trackd.notify.notifier import Notifier
+from trackd.runtime import Runtime
 from trackd.settings import Settings
 from webfakes import Receiver, serve
 
@@ -22,9 +23,9 @@ STEAM = "76561198000000001"
 HOOK_SECRET = "s3cr3t-hook-path"
 
 
-def report_domain(league: League) -> DomainRegistry:
+def report_domain(runtime: Runtime) -> DomainRegistry:
     """The jobs_support application's report tasks, kept in trackd's own database."""
-    return DomainRegistry([JobDomain(ReportTracking, league.runtime.sessions)])
+    return DomainRegistry([JobDomain(ReportTracking, runtime.sessions)])
 
 
 async def register(league: League, who: str, *urls: str) -> list[dict[str, Any]]:
@@ -78,7 +79,9 @@ async def notify_with_failures(league: League, tracker_id: str) -> None:
     await rescrape(league, tracker_id, STEAM, 1550)
 
 
-async def report_chain(league: League, api: httpx.AsyncClient) -> tuple[int, int, int]:
+async def report_chain(
+    league: League, api: httpx.AsyncClient, tenant: str = ACME
+) -> tuple[int, int, int]:
     """A report (root) with two steps, "render" after "gather": gather completes and render
     fails. Created over `/v1/tasks` by the league's bot, run by the domain's service."""
 
@@ -90,9 +93,9 @@ async def report_chain(league: League, api: httpx.AsyncClient) -> tuple[int, int
     root = await create({"title": "monthly"})
     first = await create({"title": "gather", "parent_id": root})
     second = await create({"title": "render", "parent_id": root, "depends_on": [first]})
-    domain = report_domain(league).get("report")
+    domain = report_domain(league.runtime).get("report")
     async with league.runtime.sessions() as session:
-        service = domain.make_service(session, "acme")
+        service = domain.make_service(session, tenant)
         await service.start(first)
         await service.complete(first)
         await service.start(second)

@@ -20,6 +20,7 @@ from trackd.api.routers import (
 )
 from trackd.jobs.api import DomainRegistry, tasks_router, trackd_bearer
 from trackd.runtime import Runtime, freeze_startup_heap
+from trackd.web import docs as web_docs
 from trackd.web import pages as web
 from trackd.web import pages_jobs, pages_sources, pages_trackers
 
@@ -50,6 +51,10 @@ def create_app(
         summary="Tracks background work and the outside world: events in; plans, tasks, "
         "timelines and metrics out.",
         lifespan=lifespan,
+        # /docs is served from the package (trackd.web.docs), not from a CDN; no ReDoc, which
+        # would need one.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -61,6 +66,7 @@ def create_app(
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(web.router)
+    app.include_router(web_docs.router)
     app.include_router(pages_trackers.router)
     app.include_router(pages_sources.router)
     app.include_router(pages_jobs.router)
