@@ -9,6 +9,7 @@
 #
 # SERVICE is postgres, redis or nats; none means all three. `start` prints one line per service,
 # e.g. TRACKD_TEST_REDIS_URL=redis://127.0.0.1:56379/0, that the tests read from the environment.
+# `start` also installs Debian's chromium when it is missing (the browser tests drive it).
 #
 # Everything runs from throwaway directories on local ports, so it never touches a system
 # PostgreSQL, Redis or NATS. Works on a fresh Debian machine as root (CI) and as an ordinary user.
@@ -161,6 +162,8 @@ ensure_installed() {
                     || missing+=(redis-server redis-tools)
                 ;;
             nats) command -v "$NATS_BIN" >/dev/null || missing+=(nats-server) ;;
+            # Not a server: the browser the dashboard's tests drive (Playwright never downloads one).
+            chromium) [[ -x /usr/bin/chromium ]] || missing+=(chromium) ;;
         esac
     done
     [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
@@ -289,8 +292,9 @@ main() {
     done
     case "$action" in
         start)
-            # One apt-get run for everything missing, before anything starts.
-            ensure_installed "${services[@]}"
+            # One apt-get run for everything missing, before anything starts; Chromium too,
+            # for the browser tests that `make test` runs next to the services' tests.
+            ensure_installed "${services[@]}" chromium
             for service in "${services[@]}"; do "start_${service}"; done
             ;;
         stop) for service in "${services[@]}"; do "stop_${service}"; done ;;

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from loops import run_aside
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 
@@ -192,6 +193,29 @@ def database_url(request: pytest.FixtureRequest) -> str:
     # Looked up by name so that a SQLite run never needs, or waits for, PostgreSQL.
     url: str = request.getfixturevalue(f"_{request.param}_database")
     return url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like `database_url`, but one database for a whole module: for a served trackd that the
+    module's tests share (the browser tests). Sync, so that a module may use it outside any
+    event loop (a server in a thread, Playwright's sync API)."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("module-db") / "trackd.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    cloned: str = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex}"
+    run_aside(_admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{cloned}"'))
+    try:
+        yield _database_url(server, name)
+    finally:
+        run_aside(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)

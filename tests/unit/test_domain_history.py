@@ -110,3 +110,12 @@ def test_masked_urls_keep_no_credential() -> None:
     assert mask_url(hook) == "https://discord.com/…"
     assert mask_url("https://user:pw@hooks.example/x?key=SECRET") == "https://hooks.example/…"
     assert mask_url("tgram://123:SECRET/456") == "tgram://…"
+
+
+def test_urls_inside_a_text_are_masked() -> None:
+    from trackd.domain.channels import mask_urls
+
+    text = "webhook failed: POST https://hooks.example/T0K3N?key=abc refused; retry apprise://tok@x"
+    masked = mask_urls(text)
+    assert masked == "webhook failed: POST https://hooks.example/… refused; retry apprise://…"
+    assert mask_urls("HTTP 500") == "HTTP 500"

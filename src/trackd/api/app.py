@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from trackd import __version__
 from trackd.api import errors, openapi
 from trackd.api.boundary import RequestBoundary
+from trackd.api.job_caller import trackd_bearer
 from trackd.api.routers import (
     events,
     health,
@@ -19,12 +20,21 @@ from trackd.api.routers import (
     metrics,
     tracker,
 )
+from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
+from trackd.web import docs as web_docs
 from trackd.web import pages as web
+from trackd.web import pages_jobs, pages_sources, pages_trackers
 
 
-def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
-    """The app over a runtime; with `manage`, the app starts and stops the runtime."""
+def create_app(
+    runtime: Runtime, *, manage: bool = True, jobs: DomainRegistry | None = None
+) -> FastAPI:
+    """The app over a runtime; with `manage`, the app starts and stops the runtime.
+
+    `jobs` are `trackd.jobs` domains to serve under `/v1/tasks/{domain}` with trackd's tokens
+    (tenants kept apart) and to show on the dashboard under `/ui/jobs`.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +53,10 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
         summary="Tracks background work and the outside world: events in; plans, tasks, "
         "timelines and metrics out.",
         lifespan=lifespan,
+        # /docs is served from the package (trackd.web.docs), not from a CDN; no ReDoc, which
+        # would need one.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -61,5 +75,12 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(web.router)
+    app.include_router(web_docs.router)
+    app.include_router(pages_trackers.router)
+    app.include_router(pages_sources.router)
+    app.include_router(pages_jobs.router)
+    app.state.job_domains = jobs or DomainRegistry()
+    if jobs is not None:
+        app.include_router(tasks_router(jobs, caller=trackd_bearer()))
     openapi.install(app)
     return app

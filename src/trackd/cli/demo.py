@@ -58,7 +58,7 @@ async def publish(bus: Bus, events: list[Envelope]) -> None:
     await intake.publish(bus, ok)
 
 
-async def _seed(runtime: Runtime, events: list[Envelope]) -> None:
+async def seed(runtime: Runtime, events: list[Envelope]) -> None:
     """Fold the past: a burst consumer stores what is published, then steps aside for serve."""
     if runtime.ingest is None:
         raise RuntimeError("the demo needs a runtime that ingests")
@@ -144,21 +144,26 @@ def banner(
     return "\n".join(lines)
 
 
+def simulate(plans: int, now: datetime) -> tuple[Workload, list[Envelope]]:
+    """The demo's workload (the same for every run) and the events that happened by `now`:
+    earlier plans spread over the last hour and have ended; the last one is still running."""
+    rng = random.Random(SEED)
+    workload = Workload(rng)
+    slot = (HISTORY - timedelta(minutes=12)) / max(1, plans - 1)
+    for n in range(plans - 1):
+        workload.add_plan(now - HISTORY + slot * (n + rng.uniform(0.0, 0.5)))
+    workload.add_plan(now - timedelta(minutes=2))
+    return workload, workload.happened(now)
+
+
 async def _demo(settings: Settings, plans: int, live: bool) -> None:
     runtime = Runtime.build(settings)
     await upgrade(runtime.engine)
     async with runtime.sessions() as session, session.begin():
         token = await tokens.create(session, TENANT, user_id=None, role=Role.ADMIN)
-    rng = random.Random(SEED)
     now = datetime.now(UTC)
-    workload = Workload(rng)
-    # Earlier plans spread over the hour and have ended; the last one is still running.
-    slot = (HISTORY - timedelta(minutes=12)) / max(1, plans - 1)
-    for n in range(plans - 1):
-        workload.add_plan(now - HISTORY + slot * (n + rng.uniform(0.0, 0.5)))
-    workload.add_plan(now - timedelta(minutes=2))
-    past = workload.happened(now)
-    await _seed(runtime, past)
+    workload, past = simulate(plans, now)
+    await seed(runtime, past)
     typer.echo(banner(settings, token, workload, len(past), live=live, now=now))
     setup_logging(settings.log_level)
 

@@ -124,3 +124,11 @@ def wants(options: Mapping[str, Any], paths: Iterable[str]) -> bool:
     if not fields:
         return True
     return any(p == f or p.startswith(f"{f}.") for p in paths for f in fields)
+
+
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+
+
+def mask_urls(text: str) -> str:
+    """`text` (a delivery error, say) with every URL in it masked as `mask_url` does."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)

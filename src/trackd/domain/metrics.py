@@ -7,7 +7,8 @@ then succeeded counts as one completed task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,13 @@ PERIODS: dict[str, timedelta] = {
     "30d": timedelta(days=30),
 }
 UNKNOWN_AGENT = "unknown"
+# The step of a period's duration chart: about 12 to 30 points whatever the period.
+CHART_STEPS: dict[str, timedelta] = {
+    "1h": timedelta(minutes=5),
+    "24h": timedelta(hours=1),
+    "7d": timedelta(hours=6),
+    "30d": timedelta(days=1),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +158,39 @@ def summarize(agent_id: str, period: str, buckets: Iterable[BucketDelta]) -> Age
         avg_duration_seconds=round(duration / count, 3) if count else 0.0,
         success_rate=round(completed / total, 4) if total else 0.0,
     )
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile `q` (0 < q <= 1) of values sorted ascending (not empty)."""
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class DurationPoint:
+    """The durations of the tasks that ended in one step of time."""
+
+    start: datetime
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+def duration_series(
+    ended: Iterable[tuple[datetime, float]], since: datetime, until: datetime, step: timedelta
+) -> list[DurationPoint]:
+    """p50 and p95 of task durations per step from `since` to `until`, by when tasks ended;
+    a step where no task ended has no percentiles (a gap, not a zero)."""
+    steps = max(1, math.ceil((until - since) / step))
+    found: list[list[float]] = [[] for _ in range(steps)]
+    for end, seconds in ended:
+        n = int((end - since) / step)
+        if 0 <= n < steps:
+            found[n].append(seconds)
+    out = []
+    for n, values in enumerate(found):
+        values.sort()
+        p50 = percentile(values, 0.5) if values else None
+        p95 = percentile(values, 0.95) if values else None
+        out.append(DurationPoint(since + step * n, len(values), p50, p95))
+    return out

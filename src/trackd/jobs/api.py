@@ -293,11 +293,18 @@ def task_json(view: TaskView[Any]) -> dict[str, Any]:
             k: v for k, v in (t.task_metadata or {}).items() if k not in ("depends_on", "parent_id")
         },
     }
-    for column in type(t).__table__.columns:
-        if column.key not in STANDARD_COLUMNS:
-            attr = _attribute_of(type(t), column.key)
-            body[attr] = _jsonable(getattr(t, attr))
+    body.update(domain_fields(t))
     return body
+
+
+def domain_fields(task: BaseTaskTracking) -> dict[str, Any]:
+    """A task's own columns (those its domain adds), by attribute name, as JSON values."""
+    fields: dict[str, Any] = {}
+    for column in type(task).__table__.columns:
+        if column.key not in STANDARD_COLUMNS:
+            attr = _attribute_of(type(task), column.key)
+            fields[attr] = _jsonable(getattr(task, attr))
+    return fields
 
 
 # -- errors in trackd's shape, whatever the app's handlers ---------------------------------------

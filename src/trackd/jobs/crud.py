@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.jobs import OPEN_STATES, STALE_STATES, parse_status
@@ -157,6 +158,39 @@ class BaseTaskTrackingCRUD(Generic[M]):
             .order_by(m.id)
             .limit(_limit(limit))
         )
+        return list((await session.execute(stmt)).scalars())
+
+    async def get_newest(
+        self,
+        session: AsyncSession,
+        *,
+        status: str | TaskState | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[M]:
+        """Rows, optionally in one status, newest first; `before_id` continues after the last
+        row of the previous page (a keyset page: rows added meanwhile do not shift it)."""
+        stmt = self.query()
+        if status is not None:
+            stmt = stmt.where(self.model.status == parse_status(status)[0].value)
+        if before_id is not None:
+            stmt = stmt.where(self.model.id < before_id)
+        stmt = stmt.order_by(self.model.id.desc()).limit(_limit(limit))
+        return list((await session.execute(stmt)).scalars())
+
+    async def get_dependents(
+        self, session: AsyncSession, tracking_id: int, *, limit: int = 100
+    ) -> list[M]:
+        """Rows that name `tracking_id` among their prerequisites, oldest first."""
+        m = self.model
+        names: ColumnElement[bool]
+        if session.get_bind().dialect.name == "postgresql":
+            names = m.task_metadata.op("@>")(type_coerce({"depends_on": [tracking_id]}, JSONB))
+        else:
+            each = func.json_each(m.task_metadata, "$.depends_on").table_valued("value")
+            names = exists(select(1).select_from(each).where(each.c.value == tracking_id))
+        # A prerequisite exists when its dependent is made, so dependents have higher ids.
+        stmt = self.query().where(m.id > tracking_id, names).order_by(m.id).limit(_limit(limit))
         return list((await session.execute(stmt)).scalars())
 
     async def _page(

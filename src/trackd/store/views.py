@@ -7,18 +7,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.domain.metrics import PERIODS, AgentMetrics, hour_of, summarize
+from trackd.domain.metrics import (
+    CHART_STEPS,
+    PERIODS,
+    UNKNOWN_AGENT,
+    AgentMetrics,
+    DurationPoint,
+    duration_series,
+    hour_of,
+    summarize,
+)
 from trackd.domain.plans import PlanRecord, plan_started_at
-from trackd.domain.tasks import TaskRecord
+from trackd.domain.states import TaskState
+from trackd.domain.tasks import TaskRecord, duration_between
 from trackd.domain.timeline import TimelineNode, build_tree
 from trackd.errors import NotFoundError
 from trackd.store.models import AnomalyRow, StateTransition
 from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
-from trackd.store.repos.tasks import TaskSummary
-from trackd.store.repos.timeline import TimelineEntry
+from trackd.store.repos.tasks import TaskFilter, TaskListRow, TaskSummary
+from trackd.store.repos.timeline import TaskEventEntry, TimelineEntry
 
 MAX_TASKS = 5000
 MAX_TIMELINE = 10_000
@@ -191,3 +202,201 @@ async def recent_plans(session: AsyncSession, tenant_id: str, *, limit: int) -> 
         for plan in await plans.list_recent(session, tenant_id, limit=limit)
     ]
     return RecentPlansView(found, _newest(*(p.as_of for p in found)))
+
+
+# --- the dashboard's reads ------------------------------------------------------------------
+
+MAX_TASK_EVENTS = 2000
+MAX_CHILDREN = 500
+MAX_DURATIONS = 50_000  # tasks read for the duration percentiles of one period
+MAX_AGENTS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a task: how it went, and its error when it failed."""
+
+    number: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    state: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPageView:
+    history: TaskHistoryView
+    attempts: list[Attempt]
+    events: list[TaskEventEntry]
+    parent_task_id: str | None
+    children: list[TaskSummary]
+    ran_from: datetime | None
+
+    @property
+    def task(self) -> TaskRecord:
+        return self.history.task
+
+    @property
+    def ran_seconds(self) -> float | None:
+        return duration_between(self.ran_from, self.task.completed_at)
+
+
+def attempts_of(transitions: list[StateTransition]) -> list[Attempt]:
+    """Each attempt's first and last transition; a failed attempt's error is the reason its
+    move to `failed` gave (a failed result's error)."""
+    out: dict[int, Attempt] = {}
+    for t in transitions:
+        seen = out.get(t.attempt)
+        ended = t.transitioned_at if t.to_state in TERMINAL else None
+        error = t.reason if t.to_state == TaskState.FAILED.value else None
+        if seen is None:
+            started = t.transitioned_at if t.to_state != TaskState.PENDING.value else None
+            out[t.attempt] = Attempt(t.attempt, started, ended, t.to_state, error)
+        else:
+            started = seen.started_at
+            if started is None and t.to_state not in (TaskState.PENDING.value, *TERMINAL):
+                started = t.transitioned_at
+            out[t.attempt] = Attempt(
+                t.attempt, started, ended or seen.ended_at, t.to_state, error or seen.error
+            )
+    return [out[n] for n in sorted(out)]
+
+
+TERMINAL = tuple(s.value for s in TaskState if s.terminal)
+
+
+async def task_page(session: AsyncSession, tenant_id: str, task_id: str) -> TaskPageView:
+    """A task with its attempts, its events, the task it runs under and the tasks under it."""
+    history = await task_history(session, tenant_id, task_id)
+    record = history.task
+    events = await timeline.for_task(session, tenant_id, task_id, limit=MAX_TASK_EVENTS)
+    parent = None
+    if record.parent_event_id:
+        parent = await timeline.task_of_event(session, tenant_id, record.parent_event_id)
+    children = await tasks.children_of(
+        session, tenant_id, [e.event_id for e in events], limit=MAX_CHILDREN
+    )
+    return TaskPageView(
+        history,
+        attempts_of(history.transitions),
+        events,
+        parent if parent != task_id else None,
+        [c for c in children if c.task_id != task_id],
+        tasks.ran_from(record.state.value, record.started_at, record.completed_at),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskListView:
+    rows: list[TaskListRow]
+    next_cursor: tuple[datetime, UUID] | None  # where the next page starts; None on the last
+    agents: list[str]  # every agent name, for the filter's choices
+    as_of: datetime | None
+
+
+async def task_list(
+    session: AsyncSession,
+    tenant_id: str,
+    where: TaskFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+) -> TaskListView:
+    """One page of the tenant's tasks across plans, newest event first."""
+    found = await tasks.list_across_plans(session, tenant_id, where, limit=limit + 1, after=after)
+    rows = found[:limit]
+    last = rows[-1] if rows and len(found) > limit else None
+    return TaskListView(
+        rows,
+        (last.last_event_at, last.row_id) if last and last.row_id else None,
+        await tasks.agents(session, tenant_id, limit=MAX_AGENTS),
+        _newest(*(r.last_event_at for r in rows)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """One agent's tasks: ended in the period (by outcome) and open now (by state)."""
+
+    agent_id: str
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    pending: int = 0
+    running: int = 0
+    delegated: int = 0
+    waiting: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, state.value) for state in TaskState)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomesView:
+    period: str
+    agents: list[Outcomes]  # by agent id
+    totals: Outcomes
+    durations: list[DurationPoint]
+    as_of: datetime | None
+
+
+async def outcomes(
+    session: AsyncSession, tenant_id: str, period: str, *, now: datetime | None = None
+) -> OutcomesView:
+    """Every task of the period counted once under one outcome or state, so totals add up:
+    tasks that ended in the period (the hourly buckets, as the API counts them) and tasks that
+    have not ended, as they stand now; and duration percentiles over time."""
+    now = now or datetime.now(UTC)
+    since = period_start(period, now)
+    counts: dict[str, dict[str, int]] = {}
+    found = await metrics.buckets_by_agent_since(session, tenant_id, since)
+    for agent, buckets in found.items():
+        by_outcome = counts.setdefault(agent, {})
+        for b in buckets:
+            for name, n in (
+                ("completed", b.completed_tasks),
+                ("failed", b.failed_tasks),
+                ("cancelled", b.cancelled_tasks),
+            ):
+                by_outcome[name] = by_outcome.get(name, 0) + n
+    for (agent, state), n in (
+        await tasks.open_counts_by_agent(session, tenant_id, UNKNOWN_AGENT)
+    ).items():
+        mine = counts.setdefault(agent, {})
+        mine[state] = mine.get(state, 0) + n
+    agents = [Outcomes(agent, **c) for agent, c in sorted(counts.items())]
+    agents = [a for a in agents if a.total]  # a retried task's take-back can leave zeros
+    totals = Outcomes(
+        "all", **{s.value: sum(getattr(a, s.value) for a in agents) for s in TaskState}
+    )
+    durations = await tasks.ended_durations_since(session, tenant_id, since, limit=MAX_DURATIONS)
+    step = CHART_STEPS[period]
+    series = duration_series(durations, since, now + step / 1000, step)
+    return OutcomesView(
+        period,
+        agents,
+        totals,
+        series,
+        await metrics.newest_update(session, tenant_id, since, None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPageView:
+    status: PlanStatusView
+    tasks: list[TaskListRow]
+    timeline: TimelineView
+    anomalies: list[AnomalyRow]
+
+
+async def plan_page(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanPageView:
+    """A plan with its tasks (errors included), its timeline and its tasks' anomalies."""
+    status = await plan_status(session, tenant_id, plan_id)
+    rows = await tasks.rows_for_plan(session, tenant_id, plan_id, limit=MAX_TASKS)
+    return PlanPageView(
+        status,
+        rows,
+        await plan_timeline(session, tenant_id, plan_id),
+        await anomalies.for_tasks(session, tenant_id, [r.task_id for r in rows]),
+    )

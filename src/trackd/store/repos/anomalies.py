@@ -38,3 +38,17 @@ async def for_task(session: AsyncSession, tenant_id: str, task_id: str) -> list[
         .order_by(AnomalyRow.occurred_at, AnomalyRow.id)
     )
     return list(rows)
+
+
+async def for_tasks(
+    session: AsyncSession, tenant_id: str, task_ids: Sequence[str]
+) -> list[AnomalyRow]:
+    """The anomalies of several tasks (a plan's), oldest first."""
+    if not task_ids:
+        return []
+    rows = await session.scalars(
+        select(AnomalyRow)
+        .where(AnomalyRow.tenant_id == tenant_id, AnomalyRow.task_id.in_(list(task_ids)))
+        .order_by(AnomalyRow.occurred_at, AnomalyRow.id)
+    )
+    return list(rows)

@@ -20,7 +20,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.store.models import OutboxRow, new_id, table_of, utcnow
+from trackd.store.models import NotificationChannel, OutboxRow, new_id, table_of, utcnow
 from trackd.store.upsert import chunked, insert_ignore
 
 PENDING: Final = "pending"
@@ -229,3 +229,64 @@ async def prune_finished(session: AsyncSession, before: datetime, *, batch: int 
     if ids:
         await session.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids)))
     return len(ids)
+
+
+# -- reads for the dashboard ----------------------------------------------------------------
+
+RETRYING: Final = "retrying"  # not a status: pending after a failed delivery
+VIEWS: Final = (PENDING, RETRYING, DEAD, SENT)
+
+
+def _in_view(view: str) -> Any:
+    """The condition of a dashboard view: "pending" is a message not yet tried or in its
+    first try, "retrying" one that failed before and waits for another."""
+    if view == PENDING:
+        return (OutboxRow.status == PENDING) & OutboxRow.last_error.is_(None)
+    if view == RETRYING:
+        return (OutboxRow.status == PENDING) & OutboxRow.last_error.is_not(None)
+    return OutboxRow.status == view
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    view: str | None = None,
+    owner_user_id: str | None = None,
+    limit: int = 50,
+    before: uuid.UUID | None = None,
+) -> list[tuple[OutboxRow, NotificationChannel | None]]:
+    """A tenant's messages with their channels, newest first, optionally in one of `VIEWS`
+    and only to the channels of one user; `before` continues after the previous page."""
+    query = (
+        select(OutboxRow, NotificationChannel)
+        .outerjoin(NotificationChannel, NotificationChannel.id == OutboxRow.channel_id)
+        .where(OutboxRow.tenant_id == tenant_id)
+    )
+    if view is not None:
+        query = query.where(_in_view(view))
+    if owner_user_id is not None:
+        query = query.where(NotificationChannel.owner_user_id == owner_user_id)
+    if before is not None:
+        query = query.where(OutboxRow.id < before)
+    rows = await session.execute(query.order_by(OutboxRow.id.desc()).limit(limit))
+    return [(message, channel) for message, channel in rows.all()]
+
+
+async def view_counts(
+    session: AsyncSession, tenant_id: str, *, owner_user_id: str | None = None
+) -> dict[str, int]:
+    """How many of a tenant's messages (to one user's channels, if given) are in each view."""
+    counts: dict[str, int] = {}
+    for view in VIEWS:
+        query = (
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(OutboxRow.tenant_id == tenant_id, _in_view(view))
+        )
+        if owner_user_id is not None:
+            query = query.join(
+                NotificationChannel, NotificationChannel.id == OutboxRow.channel_id
+            ).where(NotificationChannel.owner_user_id == owner_user_id)
+        counts[view] = int(await session.scalar(query) or 0)
+    return counts

@@ -366,3 +366,80 @@ def _still_held(poll: PollRow, owner: str) -> tuple[ColumnElement[bool], ...]:
         PollRow.lease_owner == owner,
         PollRow.attempt == poll.attempt,
     )
+
+
+# -- reads for the dashboard ----------------------------------------------------------------
+
+DUE = "due"  # not a status: pending or blocked polls whose wait has ended
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    source: str | None = None,
+    now: datetime,
+    limit: int = 50,
+    before: uuid.UUID | None = None,
+) -> list[PollRow]:
+    """A tenant's polls, newest first, optionally in one status (or `DUE`) and of one
+    source; `before` continues after the last poll of the previous page (ids are
+    time-ordered)."""
+    query = select(PollRow).where(PollRow.tenant_id == tenant_id)
+    if status == DUE:
+        query = query.where(
+            PollRow.status.in_([s.value for s in CLAIMABLE]), PollRow.not_before <= now
+        )
+    elif status is not None:
+        query = query.where(PollRow.status == status)
+    if source is not None:
+        query = query.where(PollRow.source == source)
+    if before is not None:
+        query = query.where(PollRow.id < before)
+    return list(await session.scalars(query.order_by(PollRow.id.desc()).limit(limit)))
+
+
+async def status_counts(session: AsyncSession, tenant_id: str, *, now: datetime) -> dict[str, int]:
+    """How many of a tenant's polls are in each status, and how many are `DUE`."""
+    rows = await session.execute(
+        select(PollRow.status, func.count())
+        .where(PollRow.tenant_id == tenant_id)
+        .group_by(PollRow.status)
+    )
+    counts = {status: int(n) for status, n in rows.all()}
+    due = await session.scalar(
+        select(func.count())
+        .select_from(PollRow)
+        .where(
+            PollRow.tenant_id == tenant_id,
+            PollRow.status.in_([s.value for s in CLAIMABLE]),
+            PollRow.not_before <= now,
+        )
+    )
+    counts[DUE] = int(due or 0)
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedHost:
+    """A host that refused polls of the tenant: how many wait for it and until when."""
+
+    host: str
+    polls: int
+    until: datetime | None
+
+
+async def blocked_hosts(session: AsyncSession, tenant_id: str) -> list[BlockedHost]:
+    """The hosts the tenant's blocked polls wait for, the longest wait first."""
+    rows = await session.execute(
+        select(PollRow.blocked_host, func.count(), func.max(PollRow.not_before))
+        .where(
+            PollRow.tenant_id == tenant_id,
+            PollRow.status == PollStatus.BLOCKED.value,
+            PollRow.blocked_host.is_not(None),
+        )
+        .group_by(PollRow.blocked_host)
+    )
+    hosts = [BlockedHost(str(host), int(n), until) for host, n, until in rows.all()]
+    return sorted(hosts, key=lambda h: (h.until is None, h.until), reverse=True)

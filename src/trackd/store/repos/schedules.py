@@ -180,3 +180,24 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(await session.scalars(query))
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: ScheduleStatus | None = None,
+    source: str | None = None,
+    limit: int = 50,
+    before: uuid.UUID | None = None,
+) -> list[ScheduleRow]:
+    """A tenant's schedules for the dashboard, newest first (ids are time-ordered), in one
+    status and of one source if given; `before` continues after the previous page."""
+    query = select(ScheduleRow).where(ScheduleRow.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(ScheduleRow.status == status.value)
+    if source is not None:
+        query = query.where(ScheduleRow.source == source)
+    if before is not None:
+        query = query.where(ScheduleRow.id < before)
+    return list(await session.scalars(query.order_by(ScheduleRow.id.desc()).limit(limit)))

@@ -172,3 +172,28 @@ async def page(
 async def count(session: AsyncSession, key: HistoryKey) -> int:
     total = await session.scalar(select(func.count()).select_from(SnapshotRow).where(key._where()))
     return int(total or 0)
+
+
+async def seasons(session: AsyncSession, tenant_id: str, source: str, subject: str) -> list[str]:
+    """The seasons a subject has snapshots of ("" for a source without seasons)."""
+    rows = await session.scalars(
+        select(SnapshotRow.season)
+        .where(
+            SnapshotRow.tenant_id == tenant_id,
+            SnapshotRow.source == source,
+            SnapshotRow.subject == subject,
+        )
+        .distinct()
+    )
+    return list(rows)
+
+
+async def history(session: AsyncSession, key: HistoryKey, *, limit: int) -> list[SnapshotRow]:
+    """The newest `limit` snapshots of one history, oldest first (for a chart over time)."""
+    rows = list(
+        await session.scalars(
+            select(SnapshotRow).where(key._where()).order_by(SnapshotRow.seq.desc()).limit(limit)
+        )
+    )
+    rows.reverse()
+    return rows

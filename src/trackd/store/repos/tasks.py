@@ -6,8 +6,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.states import TaskState
@@ -158,6 +159,166 @@ class TaskSummary:
     @property
     def duration_seconds(self) -> float | None:
         return duration_between(self.started_at, self.completed_at)
+
+    @property
+    def ran_from(self) -> datetime | None:
+        """When the task really started: None for one cancelled before it ever ran (the fold
+        takes the cancel itself as its first non-pending event, so its start is its end)."""
+        return ran_from(self.state, self.started_at, self.completed_at)
+
+    @property
+    def ran_seconds(self) -> float | None:
+        return duration_between(self.ran_from, self.completed_at)
+
+
+def ran_from(
+    state: str, started_at: datetime | None, completed_at: datetime | None
+) -> datetime | None:
+    """A task's start as a page shows it: none for a task cancelled before it ran."""
+    if state == TaskState.CANCELLED.value and started_at is not None and started_at == completed_at:
+        return None
+    return started_at
+
+
+@dataclass(frozen=True, slots=True)
+class TaskListRow(TaskSummary):
+    """A row of the tasks across plans: a summary and where the task belongs."""
+
+    plan_id: str | None = None
+    error: str | None = None
+    parent_event_id: str | None = None
+    row_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """What the list of tasks across plans is narrowed to; None means any."""
+
+    state: str | None = None
+    agent: str | None = None  # the agent, or the requester for a task no agent took
+    event_type: str | None = None  # a prefix: `report.` takes every report task
+    search: str | None = None  # part of a task id
+    since: datetime | None = None  # last event at or after
+    until: datetime | None = None  # last event before
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_across_plans(
+    session: AsyncSession,
+    tenant_id: str,
+    where: TaskFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+) -> list[TaskListRow]:
+    """The tenant's tasks, newest event first, narrowed by `where`; `after` is the (last event,
+    row id) of the last row of the page before: keyset paging, stable while tasks arrive."""
+    match = [_T.c.tenant_id == tenant_id]
+    if where.state:
+        match.append(_T.c.state == where.state)
+    if where.agent:
+        match.append(
+            or_(
+                _T.c.agent_id == where.agent,
+                and_(_T.c.agent_id.is_(None), _T.c.requester == where.agent),
+            )
+        )
+    if where.event_type:
+        match.append(_T.c.event_type.like(_escape_like(where.event_type) + "%", escape="\\"))
+    if where.search:
+        match.append(_T.c.task_id.like("%" + _escape_like(where.search) + "%", escape="\\"))
+    if where.since:
+        match.append(_T.c.last_event_at >= where.since)
+    if where.until:
+        match.append(_T.c.last_event_at < where.until)
+    if after is not None:
+        at, row_id = after
+        match.append(or_(_T.c.last_event_at < at, and_(_T.c.last_event_at == at, _T.c.id < row_id)))
+    rows = await session.execute(
+        select(*_SUMMARY, _T.c.plan_id, _T.c.error, _T.c.parent_event_id, _T.c.id)
+        .where(*match)
+        .order_by(_T.c.last_event_at.desc(), _T.c.id.desc())
+        .limit(limit)
+    )
+    return [TaskListRow(*r) for r in rows]
+
+
+async def rows_for_plan(
+    session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int
+) -> list[TaskListRow]:
+    """A plan's tasks with their errors and parent events, in the order they were first seen."""
+    rows = await session.execute(
+        select(*_SUMMARY, _T.c.plan_id, _T.c.error, _T.c.parent_event_id, _T.c.id)
+        .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        .order_by(_T.c.first_seen_at, _T.c.task_id)
+        .limit(limit)
+    )
+    return [TaskListRow(*r) for r in rows]
+
+
+async def agents(session: AsyncSession, tenant_id: str, *, limit: int) -> list[str]:
+    """The names tasks are grouped by (agent, else requester), for a filter's choices."""
+    name = func.coalesce(_T.c.agent_id, _T.c.requester)
+    rows = await session.scalars(
+        select(name)
+        .where(_T.c.tenant_id == tenant_id, name.is_not(None))
+        .distinct()
+        .order_by(name)
+        .limit(limit)
+    )
+    return [r for r in rows if r]
+
+
+async def open_counts_by_agent(
+    session: AsyncSession, tenant_id: str, unknown: str
+) -> dict[tuple[str, str], int]:
+    """How many tasks are in each state that has not ended, per (agent, state); a task with
+    no agent counts under its requester, or `unknown`, as the metrics' buckets count it."""
+    name = func.coalesce(_T.c.agent_id, _T.c.requester, unknown)
+    ended = [s.value for s in TaskState if s.terminal]
+    rows = await session.execute(
+        select(name, _T.c.state, func.count())
+        .where(_T.c.tenant_id == tenant_id, _T.c.state.not_in(ended))
+        .group_by(name, _T.c.state)
+    )
+    return {(agent, state): n for agent, state, n in rows}
+
+
+async def ended_durations_since(
+    session: AsyncSession, tenant_id: str, since: datetime, *, limit: int
+) -> list[tuple[datetime, float]]:
+    """(end, seconds) of the tasks that completed or failed since `since`, newest first, at
+    most `limit`: the raw rows kept (the hourly buckets keep sums, not percentiles)."""
+    rows = await session.execute(
+        select(_T.c.completed_at, _T.c.started_at)
+        .where(
+            _T.c.tenant_id == tenant_id,
+            _T.c.completed_at >= since,
+            _T.c.started_at.is_not(None),
+            _T.c.state.in_([TaskState.COMPLETED.value, TaskState.FAILED.value]),
+        )
+        .order_by(_T.c.completed_at.desc())
+        .limit(limit)
+    )
+    return [(end, max(0.0, (end - start).total_seconds())) for end, start in rows]
+
+
+async def children_of(
+    session: AsyncSession, tenant_id: str, event_ids: Sequence[str], *, limit: int
+) -> list[TaskSummary]:
+    """Tasks whose request named one of `event_ids` as its parent event."""
+    if not event_ids:
+        return []
+    rows = await session.execute(
+        select(*_SUMMARY)
+        .where(_T.c.tenant_id == tenant_id, _T.c.parent_event_id.in_(list(event_ids)))
+        .order_by(_T.c.first_seen_at, _T.c.task_id)
+        .limit(limit)
+    )
+    return [TaskSummary(*r) for r in rows]
 
 
 _SUMMARY = [_T.c[f.name] for f in fields(TaskSummary)]

@@ -81,3 +81,40 @@ async def for_plan(
         .limit(limit)
     )
     return [TimelineEntry(*r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEventEntry:
+    """An event of one task, with its payload: a task's page shows messages and errors."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    parent_event_id: str | None
+    source: str
+    data: dict[str, Any] | None
+    attributes: dict[str, Any]
+
+
+_TASK_ENTRY = [_T.c[f.name] for f in fields(TaskEventEntry)]
+
+
+async def for_task(
+    session: AsyncSession, tenant_id: str, task_id: str, *, limit: int
+) -> list[TaskEventEntry]:
+    """A task's events in the order they happened (at most `limit`, the first ones)."""
+    rows = await session.execute(
+        select(*_TASK_ENTRY)
+        .where(_T.c.tenant_id == tenant_id, _T.c.task_id == task_id)
+        .order_by(_T.c.occurred_at, _T.c.event_id)
+        .limit(limit)
+    )
+    return [TaskEventEntry(*r) for r in rows]
+
+
+async def task_of_event(session: AsyncSession, tenant_id: str, event_id: str) -> str | None:
+    """The task an event belongs to, if any."""
+    found: str | None = await session.scalar(
+        select(_T.c.task_id).where(_T.c.tenant_id == tenant_id, _T.c.event_id == event_id)
+    )
+    return found

@@ -180,6 +180,22 @@ async def search(
     return list(rows), int(total or 0)
 
 
+async def page(
+    session: AsyncSession,
+    tenant_id: str,
+    where: TrackerFilter,
+    *,
+    limit: int = 50,
+    before: uuid.UUID | None = None,
+) -> list[TrackerRow]:
+    """Live trackers, newest registration first (ids are time-ordered); `before` continues
+    after the last tracker of the previous page, so a page stays right while trackers come."""
+    query = _filtered(tenant_id, where, session.get_bind().dialect.name)
+    if before is not None:
+        query = query.where(TrackerRow.id < before)
+    return list(await session.scalars(query.order_by(TrackerRow.id.desc()).limit(limit)))
+
+
 async def soft_delete(session: AsyncSession, row: TrackerRow, *, now: datetime) -> None:
     row.deleted_at = now
     row.updated_at = now
