@@ -19,7 +19,7 @@ from browser_support import (
     Served,
     seed_all,
 )
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from loops import run_aside
 from trackd.api.app import create_app
@@ -53,6 +53,11 @@ def _templates_first(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("sqlite_template")
     if os.environ.get("TRACKD_TEST_POSTGRES_URL"):
         request.getfixturevalue("postgres_template")
+
+
+# Assertions wait for the page to show what they expect; on a busy machine (CI shares cores)
+# a page may take longer than Playwright's default 5 s to get there.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
