@@ -60,9 +60,14 @@ def _templates_first(request: pytest.FixtureRequest) -> None:
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_templates_first: None) -> Iterator[Browser]:
-    """Debian's Chromium, headless, started once for the whole run."""
+    """Debian's Chromium, headless, shared by a module's tests.
+
+    Per module, not per session: while Playwright's sync API is open it keeps an event loop
+    marked running in this thread, and every async test after it (pytest-asyncio runs them
+    in this thread) would fail. Closing it when the module ends gives the thread back.
+    """
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium package"
         if os.environ.get("CI", "").lower() not in ("", "0", "false"):
