@@ -162,8 +162,17 @@ ensure_installed() {
                     || missing+=(redis-server redis-tools)
                 ;;
             nats) command -v "$NATS_BIN" >/dev/null || missing+=(nats-server) ;;
-            # Not a server: the browser the dashboard's tests drive (Playwright never downloads one).
-            chromium) [[ -x /usr/bin/chromium ]] || missing+=(chromium) ;;
+            # Not a server: the browser the dashboard's tests drive (Playwright never downloads
+            # one). Only root installs it here; others are told, and those tests skip.
+            chromium)
+                if [[ ! -x /usr/bin/chromium ]]; then
+                    if [[ $(id -u) -eq 0 ]]; then
+                        missing+=(chromium)
+                    else
+                        log "no /usr/bin/chromium: browser tests skip (sudo apt-get install -y chromium)"
+                    fi
+                fi
+                ;;
         esac
     done
     [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"

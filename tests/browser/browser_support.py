@@ -1,7 +1,7 @@
 """Browser tests' helpers: a served trackd with demo-like data, driven by Playwright in Chromium.
 
 One trackd per test module and backend (`served`, on SQLite and PostgreSQL), one browser per
-session (`browser`), a fresh browser context per test. Every context:
+module (`browser`), a fresh browser context per test. Every context:
 
 - blocks the network beyond 127.0.0.1, so a page that needs the internet shows it;
 - fails the test on any JavaScript error or console error (`Browse.allow` lets a test name a

@@ -19,7 +19,7 @@ from browser_support import (
     Served,
     seed_all,
 )
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from loops import run_aside
 from trackd.api.app import create_app
@@ -69,12 +69,19 @@ def _templates_first(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("postgres_template")
 
 
-# Module scope, not session: while Playwright's sync API runs, its event loop is the thread's
-# running loop, and every async test collected after the browser tests (tests/integration in
-# `make test`) would fail to start its own.
+# Assertions wait for the page to show what they expect; on a busy machine (CI shares cores)
+# a page may take longer than Playwright's default 5 s to get there.
+expect.set_options(timeout=20_000)
+
+
 @pytest.fixture(scope="module")
 def browser(_templates_first: None) -> Iterator[Browser]:
-    """Debian's Chromium, headless, started once per browser test module."""
+    """Debian's Chromium, headless, shared by a module's tests.
+
+    Per module, not per session: while Playwright's sync API is open it keeps an event loop
+    marked running in this thread, and every async test after it (pytest-asyncio runs them
+    in this thread) would fail. Closing it when the module ends gives the thread back.
+    """
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium package"
         if os.environ.get("CI", "").lower() not in ("", "0", "false"):

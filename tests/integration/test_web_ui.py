@@ -406,6 +406,9 @@ async def test_plan_page_nests_tasks_under_the_task_that_started_them(
     parent = row_of(page, "parent")
     assert '<mark data-state="anomaly" title="conflicting terminal events in attempt 1' in parent
     assert "1 anomaly" in page
+    listing = assert_page(await client.get("/ui"), 200)
+    plan_row = listing[listing.index('href="/ui/plans/plan-3"') :]
+    assert re.findall(r"<td>(.*?)</td>", plan_row)[5] == '<mark data-state="anomaly">1</mark>'
 
 
 @pytest.mark.usefixtures("seeded_3")

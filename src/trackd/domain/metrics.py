@@ -184,7 +184,7 @@ def duration_series(
     steps = max(1, math.ceil((until - since) / step))
     found: list[list[float]] = [[] for _ in range(steps)]
     for end, seconds in ended:
-        n = int((end - since) / step)
+        n = math.floor((end - since) / step)  # floor: a task just before `since` is out
         if 0 <= n < steps:
             found[n].append(seconds)
     out = []

@@ -193,6 +193,7 @@ async def metrics_by_agent(
 class RecentPlansView:
     plans: list[PlanStatusView]  # newest event first
     as_of: datetime | None
+    anomalies: dict[str, int]  # per plan id, for plans whose tasks have any
 
 
 async def recent_plans(session: AsyncSession, tenant_id: str, *, limit: int) -> RecentPlansView:
@@ -201,7 +202,8 @@ async def recent_plans(session: AsyncSession, tenant_id: str, *, limit: int) -> 
         await _status_of(session, tenant_id, plan)
         for plan in await plans.list_recent(session, tenant_id, limit=limit)
     ]
-    return RecentPlansView(found, _newest(*(p.as_of for p in found)))
+    counted = await anomalies.counts_by_plan(session, tenant_id, [p.plan.plan_id for p in found])
+    return RecentPlansView(found, _newest(*(p.as_of for p in found)), counted)
 
 
 # --- the dashboard's reads ------------------------------------------------------------------

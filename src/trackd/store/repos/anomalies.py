@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.tasks import Anomaly
-from trackd.store.models import AnomalyRow, new_id, table_of
+from trackd.store.models import AnomalyRow, TaskExecution, new_id, table_of
 
 
 async def add(session: AsyncSession, tenant_id: str, anomalies: Sequence[Anomaly]) -> None:
@@ -52,3 +52,23 @@ async def for_tasks(
         .order_by(AnomalyRow.occurred_at, AnomalyRow.id)
     )
     return list(rows)
+
+
+async def counts_by_plan(
+    session: AsyncSession, tenant_id: str, plan_ids: Sequence[str]
+) -> dict[str, int]:
+    """How many anomalies the tasks of each plan have (plans with none are left out)."""
+    if not plan_ids:
+        return {}
+    tasks = table_of(TaskExecution)
+    rows = await session.execute(
+        select(tasks.c.plan_id, func.count())
+        .select_from(AnomalyRow)
+        .join(
+            tasks,
+            (tasks.c.tenant_id == AnomalyRow.tenant_id) & (tasks.c.task_id == AnomalyRow.task_id),
+        )
+        .where(AnomalyRow.tenant_id == tenant_id, tasks.c.plan_id.in_(list(plan_ids)))
+        .group_by(tasks.c.plan_id)
+    )
+    return {plan_id: n for plan_id, n in rows}
