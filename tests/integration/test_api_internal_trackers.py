@@ -342,17 +342,23 @@ async def test_guild_mmr_rules(league: League) -> None:
     assert put.status_code == 200 and put.json()["mmrConfigured"] is True
     detail = (await league.get(f"/api/trackers/{tracker['id']}/detail", "alice")).json()
     assert detail["mmr"]["value"] == 1500 + 100  # season 33 had 100 games of 2v2
-    for body, expected in (
-        ({"mmr": {"algorithm": "CUSTOM", "formula": "rating_9v9"}}, "unknown name 'rating_9v9'"),
-        ({"mmr": {"algorithm": "CUSTOM"}}, "needs a formula"),
-        ({"mmr": {"weights": {"2v2": -1}}}, "weight of 2v2"),
-        ({"mmr": {"weights": {"2v2": 1e308, "3v3": 1e308}}}, "mmr: weights: "),
-        ({"mmr": {"min_games": {"2v2": 2**70}}}, "min_games"),
+    for body, status, expected in (
+        (
+            {"mmr": {"algorithm": "CUSTOM", "formula": "rating_9v9"}},
+            400,
+            "unknown name 'rating_9v9'",
+        ),
+        ({"mmr": {"algorithm": "CUSTOM"}}, 400, "needs a formula"),
+        ({"mmr": {"weights": {"2v2": -1}}}, 400, "weight of 2v2"),
+        ({"mmr": {"weights": {"2v2": 1e308, "3v3": 1e308}}}, 400, "mmr: weights: "),
+        ({"mmr": {"min_games": {"2v2": 2**40}}}, 400, "min_games"),
+        # Wider than any store holds: the request boundary's JSON policy refuses it first.
+        ({"mmr": {"min_games": {"2v2": 2**70}}}, 422, "min_games"),
     ):
         bad = await league.client.put(
             "/internal/trackers/guilds/g1", json=body, headers=league.auth["bot"]
         )
-        assert bad.status_code == 400 and expected in message(bad)
+        assert bad.status_code == status and expected in message(bad), message(bad)
     reset = await league.client.put(
         "/internal/trackers/guilds/g1", json={"mmr": None}, headers=league.auth["bot"]
     )
