@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import clean_env, free_port
+from procs import clean_env
 from test_scale_out import (
     WITHIN,
     Process,
@@ -25,8 +24,12 @@ from test_scale_out import (
     processes,
     redis_prefixes,
     start,
-    wait_healthy,
+    start_api,
+    stop_api,
     wait_until_consumed,
+)
+from test_scale_out import (
+    assert_stopped_cleanly as assert_ingest_stopped_cleanly,
 )
 from test_serve_http import (
     Server,
@@ -131,25 +134,7 @@ async def test_the_api_role_publishes_what_each_mode_accepted(
 ) -> None:
     bus = bus_url(redis_url, redis_prefixes[0])
     token = await asyncio.to_thread(create_token, database_url, "acme")
-    port = free_port()
-    api = start(
-        "api",
-        [
-            "serve",
-            "--role",
-            "api",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--bus-url",
-            bus,
-        ],
-        tmp_path,
-    )
-    processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, api)
+    api, url = await start_api(database_url, bus, tmp_path, processes)
 
     t0 = recent_start()
     auth = {"Authorization": f"Bearer {token}"}
@@ -193,9 +178,5 @@ async def test_the_api_role_publishes_what_each_mode_accepted(
                 prefix=prefix,
                 t0=t0,
             )
-    assert ingest.stop() == 0, ingest.output()
-    assert "Traceback" not in ingest.output()
-    code = api.stop()
-    # uvicorn re-raises the SIGTERM it handled after a clean shutdown.
-    assert code in (0, -signal.SIGTERM), api.output()
-    assert "Traceback" not in api.output(), api.output()
+    assert_ingest_stopped_cleanly(ingest)
+    stop_api(api)

@@ -16,33 +16,19 @@ import pytest_asyncio
 from cloudevents.core.bindings.http import HTTPMessage
 from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import select
+from test_api_interop import runtime
 
 from ce_client import MODES, batched, binary, cloud_event, structured
 from trackd.api.app import create_app
 from trackd.domain.access import Role
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
-from trackd.settings import Settings
 from trackd.store.models import TimelineEvent
 from trackd.store.repos import tokens
 from trackd.testing import EventFactory, research_workflow
 
 TENANT = "acme"
+__all__ = ["runtime"]  # the fixture, shared with the interop tests
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
-
-
-@pytest_asyncio.fixture
-async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    settings = Settings(database_url=database_url, publish_timeout_s=15)
-    runtime = Runtime.build(settings)
-    runtime.ingest = IngestConsumer(
-        runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05, rules=runtime.event_rules)
-    )
-    await runtime.start(migrate=False)
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest_asyncio.fixture
