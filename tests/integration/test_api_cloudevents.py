@@ -266,6 +266,8 @@ BATCH = "application/cloudevents-batch+json"
         (BATCH, b'{"events": []}', 422, "must be a JSON array"),
         (BATCH, b"[1, 2", 422, "not valid JSON"),
         ("application/cloudevents+json", b"", 422, "the body is empty"),
+        ("application/cloudevents+json", b"[{}]", 422, "a structured event must be a JSON object"),
+        ("application/json", b'"task.progress"', 422, "an event must be a JSON object"),
         ("application/cloudevents+xml", b"<event/>", 415, "not a CloudEvents format"),
         ("text/plain", b"hello", 415, "text/plain is not JSON"),
         ("application/json", b"[]", 422, "a JSON array of events is a batch"),

@@ -33,6 +33,7 @@ HEADER_PREFIX: Final = "ce-"
 # as text, which the envelope (strict about numbers) would refuse.
 _INTEGERS: Final = frozenset({"sequence", "attempt"})
 _BOOLEANS: Final = {"true": True, "false": False}
+_NOT_AN_OBJECT: Final = "{what} must be a JSON object"
 
 
 class UnreadableRequest(ValueError):
@@ -76,7 +77,7 @@ def read(headers: Mapping[str, str], body: bytes, batch_key: str) -> Received:
             raise UnreadableRequest(422, f"a {BATCHED} body must be a JSON array of events")
         return Received(items, batch=True)
     if media == STRUCTURED:
-        return Received([_json(body)], batch=False)
+        return Received([_object(body, "a structured event")], batch=False)
     if media.startswith("application/cloudevents"):
         raise UnreadableRequest(
             415,
@@ -108,6 +109,8 @@ def read(headers: Mapping[str, str], body: bytes, batch_key: str) -> Received:
             f"a JSON array of events is a batch: send it as {BATCHED}, "
             f'or as {{"{batch_key}": [...]}}',
         )
+    if not isinstance(value, dict):
+        raise UnreadableRequest(422, _NOT_AN_OBJECT.format(what="an event"))
     return Received([value], batch=False)
 
 
@@ -130,6 +133,13 @@ def _binary(attributes: dict[str, Any], content_type: str | None, body: bytes) -
         else:
             attributes["data_base64"] = base64.b64encode(body).decode("ascii")
     return attributes
+
+
+def _object(body: bytes, what: str) -> dict[str, Any]:
+    value = _json(body)
+    if not isinstance(value, dict):
+        raise UnreadableRequest(422, _NOT_AN_OBJECT.format(what=what))
+    return value
 
 
 def _json(body: bytes) -> Any:
