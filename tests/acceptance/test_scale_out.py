@@ -405,6 +405,26 @@ async def wait_healthy(url: str, process: Process) -> None:
             await asyncio.sleep(0.1)
 
 
+async def start_api(
+    database: str, bus: str, logs: Path, processes: list[Process]
+) -> tuple[Process, str]:
+    """`trackd serve --role api` on `database` and `bus`, healthy; its process and URL."""
+    port = free_port()
+    args = ["serve", "--role", "api", "--port", str(port)]
+    api = start("api", [*args, "--database-url", database, "--bus-url", bus], logs)
+    processes.append(api)
+    url = f"http://127.0.0.1:{port}"
+    await wait_healthy(url, api)
+    return api, url
+
+
+def stop_api(api: Process) -> None:
+    code = api.stop()
+    # uvicorn re-raises the SIGTERM it handled after a clean shutdown.
+    assert code in (0, -signal.SIGTERM), api.output()
+    assert "Traceback" not in api.output(), api.output()
+
+
 async def test_api_role_publishes_and_an_ingest_process_writes(
     redis_url: str,
     databases: list[str],
@@ -415,25 +435,7 @@ async def test_api_role_publishes_and_an_ingest_process_writes(
     database = databases[0]
     bus = bus_url(redis_url, redis_prefixes[0])
     token = await asyncio.to_thread(create_token, database, "acme")
-    port = free_port()
-    api = start(
-        "api",
-        [
-            "serve",
-            "--role",
-            "api",
-            "--port",
-            str(port),
-            "--database-url",
-            database,
-            "--bus-url",
-            bus,
-        ],
-        tmp_path,
-    )
-    processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, api)
+    api, url = await start_api(database, bus, tmp_path, processes)
 
     t0 = recent_start()
     events = research_workflow(EventFactory(now=t0, id_prefix="roles"))
@@ -468,7 +470,4 @@ async def test_api_role_publishes_and_an_ingest_process_writes(
             t0=t0,
         )
     assert_stopped_cleanly(ingest)
-    code = api.stop()
-    # uvicorn re-raises the SIGTERM it handled after a clean shutdown.
-    assert code in (0, -signal.SIGTERM), api.output()
-    assert "Traceback" not in api.output(), api.output()
+    stop_api(api)

@@ -47,3 +47,20 @@ def test_bodies_are_typed_down_to_their_fields() -> None:
     guild = schema["components"]["schemas"]["GuildSettingsIn"]["properties"]["mmr"]["anyOf"][0]
     assert "algorithm" in guild["properties"]
     assert "$ref" not in str(guild)
+
+
+def test_events_document_every_cloudevents_mode() -> None:
+    operation = document()["paths"]["/v1/events"]["post"]
+    content = operation["requestBody"]["content"]
+    assert {
+        "application/json",
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+        "text/plain",
+        "application/octet-stream",
+    } <= set(content)
+    assert content["application/cloudevents-batch+json"]["schema"]["maxItems"] == 500
+    assert "id" in content["application/cloudevents+json"]["schema"]["properties"]
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert {"ce-id", "ce-source", "ce-type", "ce-time", "ce-specversion", "ce-traceid"} <= headers
+    assert {"202", "207", "400", "413", "415", "422"} <= set(operation["responses"])

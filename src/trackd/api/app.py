@@ -65,7 +65,7 @@ def create_app(
         max_bytes=runtime.settings.max_request_bytes,
         policy=runtime.settings.json_policy,
         # POST /v1/events accepts a batch's events one by one (207): the route judges each.
-        batches={"/v1/events": "events"},
+        batches={"/v1/events": events.BATCH_KEY},
     )
     app.include_router(health.router)
     app.include_router(metrics.router)

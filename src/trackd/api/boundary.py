@@ -26,8 +26,9 @@ class RequestBoundary:
         max_bytes: the largest body accepted, on every route.
         policy: the JSON policy request bodies must meet.
         batches: path → key of routes that take a batch under that key (`{"events": [...]}`)
-            and accept or refuse its items one by one; the boundary leaves those items to
-            the route, which judges each by the same policy.
+            or as a JSON array (CloudEvents' batched mode), and accept or refuse its items
+            one by one; the boundary leaves those items to the route, which judges each by
+            the same policy.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class RequestBoundary:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and _is_json(headers.get("content-type")):
+        if body and is_json(headers.get("content-type")):
             try:
                 self._judge(parse(body), scope["path"])
             except JsonRefused as exc:
@@ -88,6 +89,8 @@ class RequestBoundary:
         batch_key = self.batches.get(path)
         if batch_key is not None and isinstance(value, dict) and batch_key not in value:
             return  # a batch route's single item: the route judges it as it judges items
+        if batch_key is not None and isinstance(value, list):
+            return  # a batch route's array of items: the route judges each
         check(value, self.policy, skip=batch_key)
 
     def _too_large(self) -> str:
@@ -101,8 +104,9 @@ def _refusal(status: int, message: str) -> FastJSONResponse:
     return FastJSONResponse(error_body(code_for(status), message), status_code=status)
 
 
-def _is_json(content_type: str | None) -> bool:
-    # The same test FastAPI applies before parsing a body as JSON: none given, or a JSON type.
+def is_json(content_type: str | None) -> bool:
+    """Whether a body of this content type is JSON: the test FastAPI applies before parsing
+    a body as JSON (none given, `application/json`, or a `+json` type)."""
     if not content_type:
         return True
     media = content_type.split(";", 1)[0].strip().lower()

@@ -29,6 +29,8 @@ _MEANINGS = {
     403: "The token's role or user may not do this.",
     404: "No such object in the token's tenant.",
     409: "The request conflicts with the object's current state.",
+    415: "The content type is neither JSON (`application/json`, CloudEvents structured or "
+    "batched) nor a binary-mode event (`ce-*` headers).",
     413: "The request body is over the size limit (TRACKD_MAX_REQUEST_BYTES).",
     422: "Malformed: a parameter or the body does not validate, or its JSON breaks the JSON "
     "policy (NaN or Infinity, a lone surrogate, NUL, an integer past 64 bits, deeper than "
@@ -69,37 +71,75 @@ def self_contained(model: type[BaseModel]) -> dict[str, Any]:
     return result
 
 
-def event_body(max_events: int) -> dict[str, Any]:
-    """The documented body of POST /v1/events: one envelope or a batch of them, with the
-    payloads trackd folds spelled out so a client (or a fuzzer) can reach their fields.
+def event_body(max_events: int, example: dict[str, Any]) -> dict[str, Any]:
+    """The documented body of POST /v1/events in every mode: one envelope or a batch of them
+    as JSON or as CloudEvents (structured, batched), or binary mode (`ce-*` headers, the data
+    as the body), with the payloads trackd folds spelled out so a client (or a fuzzer) can
+    reach their fields.
 
-    The route takes the body as a plain object and judges each event itself (a batch may be
-    partly accepted), so this is documentation, derived from the models that validate.
+    The route reads the body itself and judges each event (a batch may be partly accepted),
+    so this is documentation, derived from the models that validate.
     """
     envelope = EventEnvelope.model_json_schema()
     payloads = (TaskProgressEvent, TaskStateChanged, PlanEventData, ActionResultData)
-    envelope["properties"]["data"] = {
+    data = {
         "anyOf": [
             *(model.model_json_schema() for model in payloads),
             {"type": "object", "additionalProperties": True},
-            {"type": "null"},
-        ],
-        "default": None,
+        ]
     }
-    batch = {
-        "type": "object",
-        "properties": {
-            "events": {
-                "type": "array",
-                "items": envelope,
-                "minItems": 1,
-                "maxItems": max_events,
+    envelope["properties"]["data"] = {"anyOf": [*data["anyOf"], {"type": "null"}], "default": None}
+    events = {"type": "array", "items": envelope, "minItems": 1, "maxItems": max_events}
+    batch = {"type": "object", "properties": {"events": events}, "required": ["events"]}
+    binary = "Binary mode: the event's data, its attributes in `ce-*` headers."
+    return {
+        "parameters": [
+            {
+                "name": f"ce-{name}",
+                "in": "header",
+                "required": False,
+                "description": f"Binary mode: the event's `{name}` attribute, percent-encoded.",
+                "schema": {"type": "string"},
+            }
+            for name in _BINARY_ATTRIBUTES
+        ],
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {"anyOf": [envelope, batch]},
+                    "examples": {
+                        "one": {"summary": "One envelope", "value": example},
+                        "batch": {"summary": "A batch", "value": {"events": [example]}},
+                    },
+                },
+                "application/cloudevents+json": {
+                    "schema": envelope,
+                    "example": example,
+                },
+                "application/cloudevents-batch+json": {"schema": events, "example": [example]},
+                "text/plain": {"schema": {"type": "string"}, "example": binary},
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                },
             }
         },
-        "required": ["events"],
     }
-    schema = {"anyOf": [envelope, batch]}
-    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+# The attributes binary mode is documented with; any other `ce-<name>` header is read too.
+_BINARY_ATTRIBUTES = (
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "topic",
+    "subject",
+    "correlationid",
+    "traceid",
+    "parenteventid",
+    "planid",
+)
 
 
 def install(app: FastAPI) -> None:

@@ -6,16 +6,20 @@ ways (snake_case, camelCase, CloudEvents lowercase extension names); all three a
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from trackd.domain import jsonpolicy
@@ -78,6 +82,17 @@ class EventRules:
             raise InvalidEventError(f"time: {problem} (TRACKD_MAX_EVENT_FUTURE_SECONDS)")
 
 
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("not valid base64") from None
+    return value
+
+
+Base64Text = Annotated[str, AfterValidator(_base64)]
+
+
 def _aliases(snake: str, *others: str) -> AliasChoices:
     parts = snake.split("_")
     camel = parts[0] + "".join(p.title() for p in parts[1:])
@@ -106,6 +121,10 @@ class EventEnvelope(BaseModel):
     type: str = Field(min_length=1, max_length=255)
     time: UtcTime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] | None = None
+    # Data that is not JSON (CloudEvents' binary mode with e.g. text/plain, or the SDK's
+    # bytes), kept exactly as the CloudEvents JSON format carries it; trackd folds only `data`.
+    datacontenttype: str | None = Field(default=None, max_length=255)
+    data_base64: Base64Text | None = None
     topic: str | None = Field(default=None, max_length=100)
     subject: str | None = Field(default=None, max_length=255)
     correlation_id: Identifier | None = _opt_id("correlation_id")
@@ -126,6 +145,12 @@ class EventEnvelope(BaseModel):
     # Set by trackd when an event comes through its HTTP API: the user whose `user` token
     # published it (task ownership). Whatever a producer writes here over HTTP is replaced.
     published_by: str | None = Field(default=None, max_length=ID_MAX)
+
+    @model_validator(mode="after")
+    def _one_kind_of_data(self) -> EventEnvelope:
+        if self.data is not None and self.data_base64 is not None:
+            raise ValueError("data and data_base64 are exclusive; send one of them")
+        return self
 
     @property
     def effective_topic(self) -> str | None:

@@ -138,6 +138,9 @@ ENVELOPE_ATTRIBUTES = (
     "sequence",
     "attempt",
     "specversion",
+    # Data that is not JSON, kept as it came (CloudEvents binary mode).
+    "datacontenttype",
+    "data_base64",
     # The plan the producer named, as opposed to the row's plan_id (the plan the task
     # turned out to be in): replay must send the event as it came.
     "plan_id",

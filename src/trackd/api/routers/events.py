@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from trackd.api import cloudevents
 from trackd.api.deps import Publisher, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.openapi import event_body
@@ -18,6 +19,7 @@ from trackd.ingest import intake
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENTS = 500
+BATCH_KEY = "events"
 
 _EXAMPLE = {
     "id": "evt-1",
@@ -34,43 +36,47 @@ _EXAMPLE = {
     "/events",
     status_code=202,
     response_model=PublishOut,
-    responses={207: {"model": PublishOut, "description": "Some events were rejected."}},
-    openapi_extra=event_body(MAX_EVENTS),
+    responses={
+        207: {"model": PublishOut, "description": "Some events were rejected."},
+        415: {"description": "A content type that is neither JSON nor binary mode."},
+    },
+    openapi_extra=event_body(MAX_EVENTS, _EXAMPLE),
 )
 async def post_events(
     runtime: RuntimeDep,
     session: SessionDep,
     principal: Publisher,
-    body: Annotated[
-        dict[str, Any],
-        Body(
-            openapi_examples={
-                "one": {"summary": "One envelope", "value": _EXAMPLE},
-                "batch": {"summary": "A batch (at most 500)", "value": {"events": [_EXAMPLE]}},
-            }
-        ),
-    ],
+    request: Request,
 ) -> Any:
-    """Accept one envelope or `{"events": [...]}`.
+    """Accept events in every CloudEvents HTTP mode, and trackd's own JSON forms.
+
+    - structured: `application/cloudevents+json`, one event;
+    - binary: the attributes as `ce-<name>` headers (`ce-id`, `ce-source`, `ce-type`,
+      `ce-time`, `ce-specversion`, extensions such as `ce-traceid`, `ce-correlationid`,
+      `ce-topic`), percent-encoded; the body is the data. JSON data is parsed, any other
+      content type is kept base64-encoded in `data_base64`;
+    - batched: `application/cloudevents-batch+json`, a JSON array of events (at most 500);
+    - `application/json`: one envelope, or `{"events": [...]}` (at most 500).
 
     202 once every event is durably stored; 207 with a result per event when some were
     rejected (the others are stored); 422 when none could be accepted. The tenant is the
-    token's, whatever the events say. Sending an event again is harmless: ids are idempotent.
+    token's, whatever the events or headers say. Sending an event again is harmless: ids
+    are idempotent.
     """
-    if "events" in body:
-        items = body["events"]
-        if not isinstance(items, list):
-            raise ApiError(422, "events must be a list of event objects")
+    try:
+        received = cloudevents.read(request.headers, await request.body(), BATCH_KEY)
+    except cloudevents.UnreadableRequest as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    items = received.items
+    if received.batch:
         if not items:
-            raise ApiError(422, "events is empty; send at least one event")
+            raise ApiError(422, "the batch is empty; send at least one event")
         if len(items) > MAX_EVENTS:
             raise ApiError(
                 400,
                 f"{len(items)} events in one request; the limit is {MAX_EVENTS}",
                 code="too_many_events",
             )
-    else:
-        items = [body]
     publisher = publishing_user(principal)
     ok, refused = intake.check(items, principal.tenant_id, runtime.event_rules, publisher)
     if publisher is not None:
@@ -92,13 +98,13 @@ async def post_events(
     results.sort(key=lambda r: r.index)
     out = PublishOut(accepted=len(ok), rejected=len(refused), results=results)
     if not ok:
-        message = refused[0].reason if len(items) == 1 else "no event was accepted"
+        message = refused[0].reason if not received.batch else "no event was accepted"
         forbidden = all(r.forbidden for r in refused)
         raise ApiError(
             403 if forbidden else 422,
             message,
             code="forbidden" if forbidden else "invalid_event",
-            details=[r.model_dump() for r in results] if len(items) > 1 else None,
+            details=[r.model_dump() for r in results] if received.batch else None,
         )
     try:
         async with asyncio.timeout(runtime.settings.publish_timeout_s):

@@ -1,0 +1,182 @@
+"""CloudEvents in every mode to a served trackd (issue 15): the README's curls as documented,
+and the CloudEvents Python SDK as the client of `trackd serve` and of `trackd serve --role api`
+on a Redis bus with `trackd ingest` behind it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from procs import clean_env
+from test_scale_out import (
+    WITHIN,
+    Process,
+    bus_url,
+    create_token,
+    ingest_args,
+    processes,
+    redis_prefixes,
+    start,
+    start_api,
+    stop_api,
+    wait_until_consumed,
+)
+from test_scale_out import (
+    assert_stopped_cleanly as assert_ingest_stopped_cleanly,
+)
+from test_serve_http import (
+    Server,
+    assert_stopped_cleanly,
+    check_research_plan,
+    recent_start,
+    start_server,
+    trackd_env,
+)
+from test_serve_http import create_token as create_local_token
+
+from ce_client import MODES, batched, cloud_event
+from trackd.testing import EventFactory, research_workflow
+
+__all__ = ["processes", "redis_prefixes"]  # fixtures used here, defined with the scale-out tests
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "### CloudEvents over HTTP"
+
+
+def readme_curls() -> list[str]:
+    """The curl commands of the README's CloudEvents section, one per mode, as written."""
+    text = README.read_text()
+    section = text[text.index(SECTION) :]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    commands = re.split(r"\n(?=# )", block.group(1).strip())
+    return [c.split("\n", 1)[1] for c in commands]
+
+
+def sdk_requests(mode: str, events: list[dict[str, Any]]) -> list[tuple[dict[str, str], bytes]]:
+    """The requests a producer using the SDK sends for `events` in `mode`."""
+    if mode == "batched":
+        message = batched([cloud_event(e) for e in events])
+        return [(message.headers, message.body)]
+    return [(m.headers, m.body) for m in (MODES[mode](cloud_event(e)) for e in events)]
+
+
+ALL_MODES = [*MODES, "batched"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("serve-ce")
+    env = trackd_env(root / "trackd.db")
+    running = start_server(
+        env, root / "serve.log", {"acme": create_local_token(env, "acme", "service")}
+    )
+    try:
+        yield running
+    finally:
+        assert_stopped_cleanly(running)
+
+
+def test_the_readme_curls_work_as_documented(server: Server) -> None:
+    curls = readme_curls()
+    assert len(curls) == 3
+    env = clean_env(TRACKD_URL=server.url, TOKEN=server.tokens["acme"])
+    for command in curls:
+        done = subprocess.run(
+            ["bash", "-c", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["accepted"] == 1, done.stdout
+    headers = {"Authorization": f"Bearer {server.tokens['acme']}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30.0) as client:
+        task = client.get("/v1/tracker/tasks/ce-task").json()["task"]
+        assert (task["state"], task["progress"], task["plan_id"]) == ("completed", 1.0, "ce-plan")
+        timeline = client.get("/v1/tracker/plans/ce-plan/timeline").json()
+        assert [e["event_id"] for e in timeline["events"]] == ["ce-1", "ce-2", "ce-3"]
+        assert timeline["trace_id"] == "trace-ce"
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_the_sdk_in_each_mode_to_trackd_serve(server: Server, mode: str) -> None:
+    t0 = recent_start()
+    plan_id, trace_id, prefix = f"plan-{mode}", f"trace-{mode}", f"{mode}-"
+    events = research_workflow(
+        EventFactory(now=t0, id_prefix=mode), plan_id, trace_id, task_prefix=prefix
+    )
+    auth = {"Authorization": f"Bearer {server.tokens['acme']}"}
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        for headers, body in sdk_requests(mode, events):
+            response = client.post("/v1/events", content=body, headers={**headers, **auth})
+            assert response.status_code == 202, response.text
+        check_research_plan(
+            client, auth, events, plan_id=plan_id, trace_id=trace_id, prefix=prefix, t0=t0
+        )
+
+
+async def test_the_api_role_publishes_what_each_mode_accepted(
+    redis_url: str,
+    database_url: str,
+    redis_prefixes: list[str],
+    processes: list[Process],
+    tmp_path: Path,
+) -> None:
+    bus = bus_url(redis_url, redis_prefixes[0])
+    token = await asyncio.to_thread(create_token, database_url, "acme")
+    api, url = await start_api(database_url, bus, tmp_path, processes)
+
+    t0 = recent_start()
+    auth = {"Authorization": f"Bearer {token}"}
+    plans = {}
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        for mode in ALL_MODES:
+            plan_id, trace_id, prefix = f"plan-{mode}", f"trace-{mode}", f"{mode}-"
+            events = research_workflow(
+                EventFactory(now=t0, id_prefix=mode), plan_id, trace_id, task_prefix=prefix
+            )
+            plans[mode] = (plan_id, trace_id, prefix, events)
+            for headers, body in sdk_requests(mode, events):
+                response = await client.post(
+                    "/v1/events", content=body, headers={**headers, **auth}
+                )
+                # 202 once Redis holds the events: nothing ingests them yet.
+                assert response.status_code == 202, response.text
+        assert (await client.get("/v1/tracker/plans/plan-binary", headers=auth)).status_code == 404
+
+        ingest = start("ingest", ingest_args(database_url, bus, "ingest-0"), tmp_path)
+        processes.append(ingest)
+        async with asyncio.timeout(WITHIN):
+            for plan_id, *_ in plans.values():
+                while True:
+                    ingest.check_running()
+                    plan = await client.get(f"/v1/tracker/plans/{plan_id}", headers=auth)
+                    if plan.status_code == 200 and plan.json()["status"] == "completed":
+                        break
+                    await asyncio.sleep(0.1)
+        await wait_until_consumed(redis_url, redis_prefixes[0], [ingest])
+
+    with httpx.Client(base_url=url, timeout=30.0) as sync_client:
+        for plan_id, trace_id, prefix, events in plans.values():
+            await asyncio.to_thread(
+                check_research_plan,
+                sync_client,
+                auth,
+                events,
+                plan_id=plan_id,
+                trace_id=trace_id,
+                prefix=prefix,
+                t0=t0,
+            )
+    assert_ingest_stopped_cleanly(ingest)
+    stop_api(api)
