@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -54,6 +57,33 @@ def served(database_url: str) -> Iterator[tuple[str, str]]:
     runtime.ingest = IngestConsumer(runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05))
     with LocalServer(create_app(runtime), lifespan="on") as server:
         yield server.url, token
+
+
+@pytest.fixture
+def roles_on_redis(database_url: str, redis_url: str) -> Iterator[tuple[str, str, Runtime]]:
+    """An API-only runtime (what `trackd serve --role api` builds) on a Redis bus of this
+    test's own, served; and an ingest runtime on the same bus, not started:
+    (API URL, service token, ingest runtime)."""
+    token = asyncio.run(service_token(database_url))
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        database_url=database_url,
+        bus_url=f"{redis_url}?prefix={prefix}&lease_ttl=3&rebalance_interval=0.2",
+        publish_timeout_s=15,
+    )
+    api = Runtime.build(settings, ingest=False)
+    ingest = Runtime.build(settings)
+    try:
+        with LocalServer(create_app(api), lifespan="on") as server:
+            yield server.url, token, ingest
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def research_spans(service: str = AGENT) -> tuple[list[ReadableSpan], dict[str, str]]:
@@ -277,3 +307,34 @@ def test_bad_bodies_get_json_errors(served: tuple[str, str]) -> None:
             headers={**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
         error(events, 422)
+
+
+def test_api_role_on_redis_publishes_spans_that_ingest_stores(
+    roles_on_redis: tuple[str, str, Runtime],
+) -> None:
+    url, token, ingest = roles_on_redis
+    spans, ids = research_spans("redis-agent")
+    trace = format(spans[0].context.trace_id, "032x")
+    # Success once Redis holds the events: nothing has stored them yet.
+    assert export(url, token, spans) is SpanExportResult.SUCCESS
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers) as client:
+        assert client.get(f"/v1/tracker/plans/{trace}").status_code == 404
+        with LocalServer(create_app(ingest), lifespan="on"):
+            deadline = time.monotonic() + 60
+            while True:
+                plan = client.get(f"/v1/tracker/plans/{trace}")
+                body = plan.json()
+                if plan.status_code == 200 and body["completed_tasks"] + body["failed_tasks"] == 3:
+                    break
+                assert time.monotonic() < deadline, f"ingest did not store the spans: {body}"
+                time.sleep(0.1)
+        assert (body["completed_tasks"], body["failed_tasks"]) == (2, 1)
+        failed = read(client, f"/v1/tracker/tasks/{ids['web.search']}")["task"]
+        assert (failed["state"], failed["error"]) == ("failed", "search found nothing")
+        metrics = read(client, "/v1/tracker/metrics?agent_id=redis-agent&period=1h")
+        assert (metrics["total_tasks"], metrics["input_tokens"], metrics["output_tokens"]) == (
+            3,
+            120,
+            30,
+        )

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["traces"])
             "description": "ExportTraceServiceResponse, with partial_success when spans were "
             "refused.",
             "content": {otlp.PROTOBUF: {}, otlp.JSON: {}},
-        }
+        },
+        415: {"description": "Not an OTLP content type, or a content encoding other than gzip."},
     },
     openapi_extra={
         "requestBody": {
