@@ -25,27 +25,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from test_sdk_server import service_token
 
 from trackd.api.app import create_app
-from trackd.domain.access import Role
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.store.engine import create_engine, session_factory
-from trackd.store.repos import tokens
 from trackd.testing_server import LocalServer
 
-TENANT = "acme"
 AGENT = "research-agent"
-
-
-async def service_token(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        async with session_factory(engine)() as s, s.begin():
-            return await tokens.create(s, TENANT, user_id=None, role=Role.SERVICE)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -60,23 +58,15 @@ async def post_traces(
         items += span.events
         span_of += [span.index] * len(span.events)
     publisher = publishing_user(principal)
-    ok, refused = intake.check(items, principal.tenant_id, runtime.event_rules, publisher)
-    if publisher is not None:
-        ok, foreign = await intake.refuse_foreign(session, principal.tenant_id, ok)
-        refused += foreign
+    ok, refused = await intake.admit(
+        session, items, principal.tenant_id, runtime.event_rules, publisher
+    )
     # A span is refused whole: a task with its start and no end would look forever running.
     refused_spans = {span_of[r.index] for r in refused}
     ok = [c for c in ok if span_of[c.index] not in refused_spans]
     message = f"span {span_of[refused[0].index]}: {refused[0].reason}" if refused else ""
     if refused and not ok:
         raise ApiError(400, f"no span was accepted; {message}", code="invalid_span")
-    try:
-        async with asyncio.timeout(runtime.settings.publish_timeout_s):
-            await intake.publish(runtime.bus, ok)
-    except TimeoutError:
-        raise ApiError(
-            503,
-            "spans not confirmed stored in time; export them again (span ids are idempotent)",
-            headers={"Retry-After": "1"},
-        ) from None
+    # Not confirmed in time: a 503 (trackd.api.errors), which exporters retry.
+    await intake.publish(runtime.bus, ok, runtime.settings.publish_timeout_s)
     return Response(otlp.response(media, len(refused_spans), message), media_type=media)
