@@ -94,7 +94,7 @@ def decode(body: bytes, media: str, policy: JsonPolicy) -> ExportTraceServiceReq
     if media == PROTOBUF:
         try:
             request.ParseFromString(body)
-        except (DecodeError, RuntimeWarning) as exc:
+        except DecodeError as exc:
             raise OtlpRefused(
                 400, f"the body is not an OTLP protobuf trace export: {exc}"
             ) from None
@@ -171,7 +171,8 @@ def span_events(span: Span, service: str, scope: str | None = None) -> list[dict
     plan = attributes.get(PLAN_ATTRIBUTE)
     common: dict[str, Any] = {
         "source": service,
-        "type": span.name or "span",
+        # The type is a bounded name; a longer span name is kept whole in data.name.
+        "type": span.name[:255] or "span",
         "trace_id": span.trace_id.hex() or None,
         "correlation_id": span_id or None,
         "plan_id": plan if isinstance(plan, str) else span.trace_id.hex() or None,
@@ -183,7 +184,8 @@ def span_events(span: Span, service: str, scope: str | None = None) -> list[dict
         "time": _time(span.start_time_unix_nano),
         "parent_event_id": f"{span.parent_span_id.hex()}-start" if span.parent_span_id else None,
         "data": {
-            "span_kind": Span.SpanKind.Name(span.kind),
+            "name": span.name,
+            "span_kind": _kind_name(span.kind),
             "scope": scope,
             "attributes": attributes,
         },
@@ -213,6 +215,14 @@ def span_events(span: Span, service: str, scope: str | None = None) -> list[dict
         "result": result,
     }
     return [start, end]
+
+
+def _kind_name(kind: int) -> str:
+    # Protobuf enums are open: an exporter newer than this package may send a kind unknown here.
+    try:
+        return Span.SpanKind.Name(kind)  # type: ignore[arg-type]
+    except ValueError:
+        return str(kind)
 
 
 def _exception_message(exception: dict[str, Any] | None) -> str | None:
