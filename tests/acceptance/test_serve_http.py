@@ -463,6 +463,8 @@ def test_agent_metrics_count_each_task_once(server: Server, client: httpx.Client
             "failed_tasks": 1,
             "avg_duration_seconds": 63.333,
             "success_rate": 0.6667,
+            "input_tokens": 0,  # no task reported GenAI usage
+            "output_tokens": 0,
             "as_of": at(t0, 470),
         }
     assert metrics(agent_id="analysis-worker", period="24h") == {
@@ -473,6 +475,8 @@ def test_agent_metrics_count_each_task_once(server: Server, client: httpx.Client
         "failed_tasks": 0,
         "avg_duration_seconds": 95.0,
         "success_rate": 1.0,
+        "input_tokens": 0,  # no task reported GenAI usage
+        "output_tokens": 0,
         "as_of": at(t0, 250),
     }
     # Every agent of the tenant: the goal (255 s) and the four searches and analyses.
@@ -484,6 +488,8 @@ def test_agent_metrics_count_each_task_once(server: Server, client: httpx.Client
         "failed_tasks": 1,
         "avg_duration_seconds": 108.0,
         "success_rate": 0.8,
+        "input_tokens": 0,  # no task reported GenAI usage
+        "output_tokens": 0,
         "as_of": at(t0, 470),
     }
     assert metrics(agent_id="nobody", period="7d") == {
@@ -494,6 +500,8 @@ def test_agent_metrics_count_each_task_once(server: Server, client: httpx.Client
         "failed_tasks": 0,
         "avg_duration_seconds": 0.0,
         "success_rate": 0.0,
+        "input_tokens": 0,  # no task reported GenAI usage
+        "output_tokens": 0,
         "as_of": None,
     }
     # globex's plan-123 is its own, whatever acme holds under the same id.

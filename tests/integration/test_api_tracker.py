@@ -415,9 +415,13 @@ async def test_metrics_count_logical_tasks_over_each_period(
         "failed_tasks",
         "avg_duration_seconds",
         "success_rate",
+        "input_tokens",
+        "output_tokens",
         "as_of",
     }
     assert (bodies["1h"]["agent_id"], bodies["1h"]["period"]) == (None, "1h")
+    # These tasks report no GenAI usage.
+    assert (bodies["30d"]["input_tokens"], bodies["30d"]["output_tokens"]) == (0, 0)
     # The retried task counts once, as completed, with its whole duration (10 minutes).
     assert metric(bodies["1h"]) == (1, 1, 0, 600.0, 1.0)
     assert metric(bodies["24h"]) == (2, 1, 1, 450.0, 0.5)

@@ -18,6 +18,7 @@ from trackd.api.routers import (
     league_trackers,
     me_channels,
     metrics,
+    traces,
     tracker,
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
@@ -66,10 +67,13 @@ def create_app(
         policy=runtime.settings.json_policy,
         # POST /v1/events accepts a batch's events one by one (207): the route judges each.
         batches={"/v1/events": events.BATCH_KEY},
+        # OTLP exporters gzip their bodies; POST /v1/traces inflates (bounded) and judges them.
+        inflating={"/v1/traces"},
     )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(events.router)
+    app.include_router(traces.router)
     app.include_router(tracker.router)
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)

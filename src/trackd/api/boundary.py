@@ -7,7 +7,7 @@ The size is counted as the stream arrives: a chunked body has no Content-Length 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -29,6 +29,8 @@ class RequestBoundary:
             or as a JSON array (CloudEvents' batched mode), and accept or refuse its items
             one by one; the boundary leaves those items to the route, which judges each by
             the same policy.
+        inflating: paths of routes that decode a `Content-Encoding` (gzip) themselves and
+            judge the inflated body by the same policy and size limit.
     """
 
     def __init__(
@@ -38,11 +40,13 @@ class RequestBoundary:
         max_bytes: int,
         policy: JsonPolicy,
         batches: Mapping[str, str] | None = None,
+        inflating: Collection[str] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.policy = policy
         self.batches = dict(batches or {})
+        self.inflating = frozenset(inflating)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +72,12 @@ class RequestBoundary:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and is_json(headers.get("content-type")):
+        # A compressed body (OTLP exporters gzip theirs) is judged by the route that inflates
+        # it, which bounds its inflated size too. Elsewhere the header changes nothing: those
+        # routes read the body as sent, so it is judged as sent.
+        encoded = headers.get("content-encoding", "identity").strip().lower() != "identity"
+        inflated_later = encoded and scope["path"] in self.inflating
+        if body and not inflated_later and is_json(headers.get("content-type")):
             try:
                 self._judge(parse(body), scope["path"])
             except JsonRefused as exc:

@@ -112,6 +112,9 @@ class MetricsOut(_Read):
     failed_tasks: int
     avg_duration_seconds: float
     success_rate: float
+    # GenAI token usage (OpenTelemetry gen_ai.usage.*) of the tasks counted.
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class ItemResult(BaseModel):

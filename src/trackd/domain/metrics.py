@@ -3,6 +3,10 @@
 A task counts once, in the hour it ended, under the agent of its last attempt. When a retry
 reopens a failed task its earlier contribution is taken back, so a task that failed once and
 then succeeded counts as one completed task.
+
+Token usage follows the OpenTelemetry GenAI semantic conventions: a task whose
+`data.attributes` holds `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens` (an OTLP
+span's attributes, or any producer's that uses those names) adds them to its agent's bucket.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord
@@ -29,6 +34,9 @@ CHART_STEPS: dict[str, timedelta] = {
     "7d": timedelta(hours=6),
     "30d": timedelta(days=1),
 }
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+_MAX_TOKENS = 2**40  # far beyond any one call; keeps a wild value from overflowing the sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,8 @@ class BucketDelta:
     duration_sum: float = 0.0
     duration_count: int = 0
     last_event_at: datetime | None = None  # newest task end counted; None in a take-back
+    input_tokens: int = 0
+    output_tokens: int = 0
 
     def negated(self) -> BucketDelta:
         return BucketDelta(
@@ -55,6 +65,8 @@ class BucketDelta:
             -self.cancelled_tasks,
             -self.duration_sum,
             -self.duration_count,
+            input_tokens=-self.input_tokens,
+            output_tokens=-self.output_tokens,
         )
 
     def plus(self, other: BucketDelta) -> BucketDelta:
@@ -68,6 +80,8 @@ class BucketDelta:
             self.duration_sum + other.duration_sum,
             self.duration_count + other.duration_count,
             _newest(self.last_event_at, other.last_event_at),
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
         )
 
     @property
@@ -78,7 +92,9 @@ class BucketDelta:
             self.failed_tasks,
             self.cancelled_tasks,
             self.duration_count,
-        ) == (0, 0, 0, 0, 0)
+            self.input_tokens,
+            self.output_tokens,
+        ) == (0, 0, 0, 0, 0, 0, 0)
 
 
 def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -96,6 +112,7 @@ def contribution(rec: TaskRecord | None) -> BucketDelta | None:
     if rec is None or not rec.terminal or rec.completed_at is None:
         return None
     duration = rec.duration_seconds
+    input_tokens, output_tokens = token_usage(rec.data)
     return BucketDelta(
         agent_id=rec.agent_id or rec.requester or UNKNOWN_AGENT,
         period_start=hour_of(rec.completed_at),
@@ -106,7 +123,24 @@ def contribution(rec: TaskRecord | None) -> BucketDelta | None:
         duration_sum=duration or 0.0,
         duration_count=int(duration is not None),
         last_event_at=rec.completed_at,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
     )
+
+
+def token_usage(data: dict[str, Any] | None) -> tuple[int, int]:
+    """Input and output tokens a task's data reports (GenAI conventions); 0 for what it lacks."""
+    attributes = (data or {}).get("attributes")
+    if not isinstance(attributes, dict):
+        return 0, 0
+    return _tokens(attributes.get(INPUT_TOKENS)), _tokens(attributes.get(OUTPUT_TOKENS))
+
+
+def _tokens(value: object) -> int:
+    # A bool is an int to Python, but `true` tokens is a producer's mistake, not 1 token.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS:
+        return value
+    return 0
 
 
 def bucket_deltas(changes: Iterable[tuple[TaskRecord | None, TaskRecord]]) -> list[BucketDelta]:
@@ -137,11 +171,13 @@ class AgentMetrics:
     failed_tasks: int
     avg_duration_seconds: float
     success_rate: float
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def summarize(agent_id: str, period: str, buckets: Iterable[BucketDelta]) -> AgentMetrics:
     """Add up an agent's buckets over a period."""
-    total = completed = failed = count = 0
+    total = completed = failed = count = input_tokens = output_tokens = 0
     duration = 0.0
     for b in buckets:
         total += b.total_tasks
@@ -149,6 +185,8 @@ def summarize(agent_id: str, period: str, buckets: Iterable[BucketDelta]) -> Age
         failed += b.failed_tasks
         duration += b.duration_sum
         count += b.duration_count
+        input_tokens += b.input_tokens
+        output_tokens += b.output_tokens
     return AgentMetrics(
         agent_id=agent_id,
         period=period,
@@ -157,6 +195,8 @@ def summarize(agent_id: str, period: str, buckets: Iterable[BucketDelta]) -> Age
         failed_tasks=failed,
         avg_duration_seconds=round(duration / count, 3) if count else 0.0,
         success_rate=round(completed / total, 4) if total else 0.0,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
     )
 
 

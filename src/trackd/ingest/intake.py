@@ -20,6 +20,7 @@ from trackd.domain.events import (
     decode_envelope,
 )
 from trackd.domain.interpret import interpret
+from trackd.errors import BusUnavailableError
 from trackd.store.repos import tasks
 
 
@@ -114,18 +115,40 @@ def encode(envelope: EventEnvelope) -> bytes:
     return envelope.model_dump_json(exclude_none=True).encode()
 
 
-async def publish(bus: Bus, events: Sequence[Checked]) -> None:
+async def admit(
+    session: AsyncSession,
+    items: Sequence[Any],
+    tenant_id: str,
+    rules: EventRules | None = None,
+    published_by: str | None = None,
+) -> tuple[list[Checked], list[Refused]]:
+    """`check`, then, for a user's events, `refuse_foreign`: what an HTTP producer may publish."""
+    ok, refused = check(items, tenant_id, rules, published_by)
+    if published_by is not None:
+        ok, foreign = await refuse_foreign(session, tenant_id, ok)
+        refused += foreign
+    return ok, refused
+
+
+async def publish(bus: Bus, events: Sequence[Checked], timeout_s: float | None = None) -> None:
     """Publish checked events, one call per topic; returns once the bus holds them all.
 
     The topics go out together rather than one after the other, so events of one request
     reach the consumer side by side whatever their topics.
+
+    Raises:
+        BusUnavailableError: the bus did not confirm them all within `timeout_s`.
     """
     by_topic: dict[str, list[Checked]] = defaultdict(list)
     for ev in events:
         by_topic[ev.topic].append(ev)
-    await asyncio.gather(
-        *(
-            bus.publish(topic, [encode(e.envelope) for e in group], [e.key for e in group])
-            for topic, group in by_topic.items()
-        )
-    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await asyncio.gather(
+                *(
+                    bus.publish(topic, [encode(e.envelope) for e in group], [e.key for e in group])
+                    for topic, group in by_topic.items()
+                )
+            )
+    except TimeoutError:
+        raise BusUnavailableError("events not confirmed stored in time") from None

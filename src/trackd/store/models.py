@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -183,6 +184,9 @@ class AgentMetricBucket(_Row, Base):
     duration_sum: Mapped[float] = mapped_column(Float, default=0.0)
     duration_count: Mapped[int] = mapped_column(Integer, default=0)
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # GenAI token usage of those tasks (OpenTelemetry gen_ai.usage.*); sums outgrow 32 bits.
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class AnomalyRow(_Row, Base):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -78,10 +77,9 @@ async def post_events(
                 code="too_many_events",
             )
     publisher = publishing_user(principal)
-    ok, refused = intake.check(items, principal.tenant_id, runtime.event_rules, publisher)
-    if publisher is not None:
-        ok, foreign = await intake.refuse_foreign(session, principal.tenant_id, ok)
-        refused += foreign
+    ok, refused = await intake.admit(
+        session, items, principal.tenant_id, runtime.event_rules, publisher
+    )
     results = [
         ItemResult(index=e.index, id=e.envelope.id, status="accepted", status_code=202) for e in ok
     ]
@@ -106,14 +104,6 @@ async def post_events(
             code="forbidden" if forbidden else "invalid_event",
             details=[r.model_dump() for r in results] if received.batch else None,
         )
-    try:
-        async with asyncio.timeout(runtime.settings.publish_timeout_s):
-            await intake.publish(runtime.bus, ok)
-    except TimeoutError:
-        raise ApiError(
-            503,
-            "events not confirmed stored in time; send them again (ids are idempotent)",
-            headers={"Retry-After": "1"},
-        ) from None
+    await intake.publish(runtime.bus, ok, runtime.settings.publish_timeout_s)
     status = 207 if refused else 202
     return JSONResponse(out.model_dump(mode="json"), status_code=status)

@@ -190,5 +190,7 @@ async def agent_metrics(
         failed_tasks=m.failed_tasks,
         avg_duration_seconds=m.avg_duration_seconds,
         success_rate=m.success_rate,
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
         as_of=v.as_of,
     )

@@ -20,6 +20,8 @@ _COUNTS = (
     "cancelled_tasks",
     "duration_sum",
     "duration_count",
+    "input_tokens",
+    "output_tokens",
 )
 
 
@@ -72,6 +74,8 @@ async def buckets_since(
             int(r[4]),
             float(r[5]),
             int(r[6]),
+            input_tokens=int(r[7]),
+            output_tokens=int(r[8]),
         )
         for r in rows
     ]
@@ -89,7 +93,18 @@ async def buckets_by_agent_since(
     found: dict[str, list[BucketDelta]] = {}
     for r in rows:
         found.setdefault(r[0], []).append(
-            BucketDelta(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), r[7])
+            BucketDelta(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                float(r[6]),
+                r[7],
+                input_tokens=r[8],
+                output_tokens=r[9],
+            )
         )
     return found
 
