@@ -14,20 +14,23 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
+import test_api_tracker
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from trackd.api.app import create_app
-from trackd.domain.access import Role
 from trackd.domain.polls import PollStatus
 from trackd.domain.schedules import ScheduleKind, ScheduleSpec
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.store.repos import outbox, polls, schedules, tokens
+from trackd.store.repos import outbox, polls, schedules
 from trackd.testing import EventFactory
 
 ACME, GLOBEX = "acme", "globex"
+# test_api_tracker's client and tokens (acme's service and reader, globex's), on this module's
+# runtime.
+client = test_api_tracker.client
+auth = test_api_tracker.auth
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "grafana"
 LAG_SECONDS = 120.0
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -46,24 +49,6 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
         yield runtime
     finally:
         await runtime.stop()
-
-
-@pytest_asyncio.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
-        yield client
-
-
-@pytest_asyncio.fixture
-async def auth(runtime: Runtime) -> dict[str, dict[str, str]]:
-    async with runtime.sessions() as s, s.begin():
-        issued = {
-            "acme": await tokens.create(s, ACME, user_id=None, role=Role.SERVICE),
-            "reader": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
-            "globex": await tokens.create(s, GLOBEX, user_id=None, role=Role.SERVICE),
-        }
-    return {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
 
 
 def parse(text: str) -> Samples:

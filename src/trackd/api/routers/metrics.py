@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -71,58 +71,63 @@ class _GaugeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         t, g = self._tenant, self._g
-        tasks = GaugeMetricFamily(
+        yield _gauge(
             "trackd_tasks_live",
             "Tasks not yet finished (pending, running, delegated, waiting) by state and type, "
             "from the store; types past the top N (TRACKD_METRICS_TOP_TYPES) are 'other'.",
-            labels=["tenant", "state", "type"],
+            t,
+            ["state", "type"],
+            g.live_tasks.items(),
         )
-        for (state, kind), n in sorted(g.live_tasks.items()):
-            tasks.add_metric([t, state, kind], n)
-        yield tasks
-        yield _one(
+        yield _gauge(
             "trackd_dead_letters",
             "Dead letters stored (events that could not be validated or stored), from the store.",
             t,
-            g.dead_letters,
+            [],
+            {(): g.dead_letters}.items(),
         )
-        polls = GaugeMetricFamily(
+        yield _gauge(
             "trackd_polls",
             "Polls in the store by source and status (completed, failed, blocked, pending, "
             "running, cancelled); finished ones grow until pruned: use delta() over a window.",
-            labels=["tenant", "source", "status"],
+            t,
+            ["source", "status"],
+            g.polls.items(),
         )
-        for (source, status), n in sorted(g.polls.items()):
-            polls.add_metric([t, source, status], n)
-        yield polls
-        hosts = GaugeMetricFamily(
+        yield _gauge(
             "trackd_poll_hosts_blocked",
             "Polls waiting out a host's backoff after bot protection answered, by host: what "
             "the store knows (blocked polls by host), not the outbound client's live limits.",
-            labels=["tenant", "host"],
+            t,
+            ["host"],
+            {(host,): n for host, n in g.blocked_hosts.items()}.items(),
         )
-        for host, n in sorted(g.blocked_hosts.items()):
-            hosts.add_metric([t, host], n)
-        yield hosts
-        box = GaugeMetricFamily(
+        yield _gauge(
             "trackd_outbox_messages",
             "Notification outbox messages by status: pending is the depth, dead gave up.",
-            labels=["tenant", "status"],
+            t,
+            ["status"],
+            {(status,): g.outbox.get(status, 0) for status in ("pending", "sent", "dead")}.items(),
         )
-        for status in ("pending", "sent", "dead"):
-            box.add_metric([t, status], g.outbox.get(status, 0))
-        yield box
-        yield _one(
+        yield _gauge(
             "trackd_schedules_late",
             "Active schedules due longer ago than TRACKD_METRICS_SCHEDULE_LATE_S and not fired.",
             t,
-            g.schedules_late,
+            [],
+            {(): g.schedules_late}.items(),
         )
 
 
-def _one(name: str, help_text: str, tenant: str, value: int) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, help_text, labels=["tenant"])
-    family.add_metric([tenant], value)
+def _gauge(
+    name: str,
+    help_text: str,
+    tenant: str,
+    labels: list[str],
+    values: Iterable[tuple[tuple[str, ...], int]],
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=["tenant", *labels])
+    for key, n in sorted(values):
+        family.add_metric([tenant, *key], n)
     return family
 
 
