@@ -93,6 +93,7 @@ class Runtime:
                     max_wait=settings.ingest_max_wait_ms / 1000,
                     consumer=consumer or default_consumer_name(),
                     rules=rules,
+                    metrics_top_types=settings.metrics_top_types,
                 ),
             )
         if notify and settings.notifier_enabled:

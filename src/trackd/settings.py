@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     poll_sweep_interval_s: float = Field(default=1.0, gt=0, le=60)
     poll_max_blocks: int = Field(default=8, ge=1, le=100)
+    # Prometheus metrics (GET /metrics): event and task types each tenant's series name before
+    # the rest are labelled "other"; how long store-derived gauges are reused between scrapes
+    # (a scrape storm reads the store once per window); how late a due schedule must be before
+    # it counts as not fired.
+    metrics_top_types: int = Field(default=20, ge=1, le=1000)
+    metrics_cache_s: float = Field(default=5.0, ge=0, le=300)
+    metrics_schedule_late_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @property
     def max_event_future(self) -> timedelta:

@@ -23,6 +23,7 @@ from trackd.domain.interpret import Meaning, interpret
 from trackd.domain.metrics import bucket_deltas
 from trackd.domain.plans import PlanRecord, fold_plan, new_plan
 from trackd.domain.tasks import Anomaly, TaskRecord, Transition, fold, new_record
+from trackd.ingest.metrics import EventSeen, TaskChange
 from trackd.store.repos import anomalies, dead_letters, metrics, plans, tasks, timeline
 from trackd.store.repos.dead_letters import Rejected
 
@@ -39,12 +40,23 @@ class _Accepted:
 
 @dataclass(slots=True)
 class BatchResult:
-    """What one batch did: counts for logs, benchmarks and tests."""
+    """What one batch did: counts for logs, benchmarks and tests, and for the metrics
+    (`trackd.ingest.metrics`) each event's outcome and the tasks it finished or retried."""
 
     folded: int = 0
     duplicates: int = 0
     rejected: int = 0
     anomalies: int = 0
+    events: list[EventSeen] = field(default_factory=list)
+    changes: list[TaskChange] = field(default_factory=list)
+
+    def merge(self, other: BatchResult) -> None:
+        self.folded += other.folded
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.anomalies += other.anomalies
+        self.events.extend(other.events)
+        self.changes.extend(other.changes)
 
 
 @dataclass(slots=True)
@@ -104,6 +116,29 @@ def _tenant_hint(msg: Message, default_tenant: str) -> str:
         if isinstance(value, str) and 0 < len(value) <= 100:
             return value
     return default_tenant
+
+
+def _type_hint(payload: str) -> str:
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return "invalid"
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) and 0 < len(kind) <= 200 else "invalid"
+
+
+def _task_change(old: TaskRecord | None, new: TaskRecord) -> TaskChange | None:
+    finished = new.state.terminal and (old is None or not old.state.terminal)
+    retried = old is not None and new.attempt > old.attempt
+    if not (finished or retried):
+        return None
+    return TaskChange(
+        new.tenant_id,
+        new.event_type,
+        finished_as=str(new.state) if finished else None,
+        runtime_seconds=new.duration_seconds if finished else None,
+        retried=retried,
+    )
 
 
 def _id_hint(msg: Message) -> str | None:
@@ -197,6 +232,12 @@ async def apply_batch(
         item = _decode(msg, default_tenant, rules)
         (accepted if isinstance(item, _Accepted) else rejected).append(item)  # type: ignore[arg-type]
     fresh, result.duplicates = (accepted, 0) if replaying else await _fresh(session, accepted)
+    fresh_ids = {id(i) for i in fresh}
+    result.events.extend(
+        EventSeen(i.tenant, i.envelope.type, "duplicate")
+        for i in accepted
+        if id(i) not in fresh_ids
+    )
 
     task_keys = {(i.tenant, i.meaning.task.task_id) for i in fresh if i.meaning.task}
     before = await tasks.load_many(session, task_keys)
@@ -245,6 +286,10 @@ async def apply_batch(
                 result.anomalies += 1
         folded_tasks[item.envelope.id] = key
         result.folded += 1
+        outcome = "refused" if ev is not None and out.anomaly else "accepted"
+        result.events.append(
+            EventSeen(item.tenant, item.envelope.type, outcome, item.envelope.time)
+        )
 
     plan_events = [
         (i.tenant, i) for i in fresh if i.meaning.plan is not None and i.envelope.id in folded_tasks
@@ -293,8 +338,14 @@ async def apply_batch(
     for key, rec in current.items():
         if before.get(key) is not rec:
             deltas_by_tenant[key[0]].append((before.get(key), rec))
+            change = _task_change(before.get(key), rec)
+            if change is not None:
+                result.changes.append(change)
     for tenant, changes in deltas_by_tenant.items():
         await metrics.add(session, tenant, bucket_deltas(changes))
     await dead_letters.add(session, rejected)
     result.rejected = len(rejected)
+    result.events.extend(
+        EventSeen(r.tenant_id, _type_hint(r.payload), "dead_lettered") for r in rejected
+    )
     return result

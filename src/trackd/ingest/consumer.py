@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from trackd.bus.base import Bus, Message, Subscription
 from trackd.domain.events import PLATFORM_TOPICS, EventRules
 from trackd.ingest.batch import BatchResult, apply_batch, undeliverable
+from trackd.ingest.metrics import EventSeen, IngestMetrics
 from trackd.store.repos import dead_letters
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class IngestOptions:
     rules: EventRules = field(default_factory=EventRules)
     group: str = INGEST_GROUP
     consumer: str = "ingest-1"
+    # Event and task types a tenant's metrics name before the rest are counted as "other".
+    metrics_top_types: int = 20
 
 
 @dataclass(slots=True)
@@ -68,6 +72,7 @@ class IngestConsumer:
         self._opts = options
         self._stop = asyncio.Event()
         self.stats = IngestStats()
+        self.metrics = IngestMetrics(options.metrics_top_types)
 
     def stop(self) -> None:
         self._stop.set()
@@ -147,8 +152,10 @@ class IngestConsumer:
                 delay = min(delay * 2, 10.0)
                 continue
             break
+        committed_at = datetime.now(UTC)
         await sub.ack(batch)
         self.stats.add(result)
+        self.metrics.observe(result.events, result.changes, committed_at)
 
     async def _isolate(self, batch: Sequence[Message]) -> BatchResult:
         """Commit what can be committed by halves; dead-letter single events that cannot."""
@@ -161,16 +168,14 @@ class IngestConsumer:
                 log.error(
                     "event cannot be stored, dead-lettered message_id=%s: %s", batch[0].id, exc
                 )
+                letter = undeliverable(
+                    batch[0], self._opts.default_tenant, f"could not be stored: {exc}"
+                )
                 async with self._sessions() as session, session.begin():
-                    await dead_letters.add(
-                        session,
-                        [
-                            undeliverable(
-                                batch[0], self._opts.default_tenant, f"could not be stored: {exc}"
-                            )
-                        ],
-                    )
-                return BatchResult(rejected=1)
+                    await dead_letters.add(session, [letter])
+                return BatchResult(
+                    rejected=1, events=[EventSeen(letter.tenant_id, "invalid", "dead_lettered")]
+                )
         middle = len(batch) // 2
         total = BatchResult()
         for half in (batch[:middle], batch[middle:]):
@@ -180,10 +185,7 @@ class IngestConsumer:
                 if is_transient(exc):
                     raise
                 part = await self._isolate(half)
-            total.folded += part.folded
-            total.duplicates += part.duplicates
-            total.rejected += part.rejected
-            total.anomalies += part.anomalies
+            total.merge(part)
         return total
 
 
