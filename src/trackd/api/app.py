@@ -17,6 +17,7 @@ from trackd.api.routers import (
     league_trackers,
     me_channels,
     metrics,
+    modules,
     tracker,
 )
 from trackd.runtime import Runtime, freeze_startup_heap
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime, *, manage: bool = True) -> FastAPI:
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
+    app.include_router(modules.router)
     app.include_router(web.router)
     openapi.install(app)
     return app
