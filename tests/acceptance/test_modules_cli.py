@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-from procs import clean_env, trackd_executable
+from test_cli import database_file, trackd
 
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 
+__all__ = ["database_file"]  # fixtures
+
 pytestmark = pytest.mark.timeout(120)
-
-
-def trackd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [trackd_executable(), *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def database_file(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
 
 
 def test_list_show_set_and_refuse(database_file: str) -> None:

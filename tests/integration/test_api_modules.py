@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
+from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
 from trackd.modules import service
 from trackd.modules.config import decode_change
 from trackd.runtime import Runtime
@@ -252,14 +253,7 @@ async def test_lunar_contributes_the_moon_now_and_an_inactive_module_nothing(api
         [lunar] = [c for c in await service.synthesis(s, ACME, None, NOW) if c.module == "lunar"]
     phase = lunar.data["phase"]
     assert 0 <= phase["phase_angle"] < 360 and 0 <= phase["illumination"] <= 1
-    assert lunar.data["void_of_course"]["bodies"] == [
-        "sun",
-        "mercury",
-        "venus",
-        "mars",
-        "jupiter",
-        "saturn",
-    ]
+    assert lunar.data["void_of_course"]["bodies"] == list(VOID_OF_COURSE_BODIES)
     assert lunar.metadata.as_of == NOW and lunar.insights
     async with api.runtime.sessions() as s, s.begin():
         await service.write_config(s, ACME, "lunar", config={}, version=0, is_active=False)
