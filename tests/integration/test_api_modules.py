@@ -116,6 +116,8 @@ async def test_admin_override_is_validated_locked_and_per_tenant(api: Api) -> No
     assert stale.status_code == 409 and "version 0" in error(stale)
     stale = await api.put(path, "admin", {"config": {"bz_south_nt": -9}, "version": 7})
     assert stale.status_code == 409
+    beyond = await api.put(path, "admin", {"config": {}, "version": 2**40})
+    assert beyond.status_code == 422 and "version" in error(beyond)
 
     off = await api.put(
         path, "admin", {"config": {"bz_south_nt": -9}, "version": 1, "is_active": False}

@@ -9,15 +9,19 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from trackd.api.app import create_app
+from trackd.domain.access import Role
 from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
 from trackd.modules import service
 from trackd.modules.config import ModuleConfigCache
 from trackd.modules.registry import registry
 from trackd.runtime import Runtime
 from trackd.settings import Settings
+from trackd.store.repos import tokens
 from trackd.store.repos.module_config import ConfigRow
 
 pytestmark = pytest.mark.timeout(60)
@@ -109,3 +113,30 @@ async def test_a_missed_announcement_is_caught_up_by_the_ttl(
     cache.invalidate("solar")
     typed = await cache.config(TENANT, registry.get("solar"))
     assert typed.model_dump()["wind_speed_kms"] == before + 100
+
+
+async def test_a_put_on_one_runtime_reaches_the_other_over_redis(
+    database_url: str, redis_url: str
+) -> None:
+    bus_url = f"{redis_url}?partitions=2&prefix=trackd-test-{uuid.uuid4().hex[:12]}"
+    settings = Settings(database_url=database_url, bus_url=bus_url, module_config_ttl_s=NEVER)
+    async with running(settings, "api") as api, running(settings, "worker") as worker:
+        async with api.sessions() as session, session.begin():
+            token = await tokens.create(session, TENANT, user_id="ada", role=Role.ADMIN)
+        assert await bodies(worker) == list(VOID_OF_COURSE_BODIES)
+        transport = httpx.ASGITransport(app=create_app(api, manage=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+            response = await client.put(
+                "/v1/modules/lunar/config",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"config": {"void_of_course_bodies": ["moon"]}, "version": 0},
+            )
+            assert response.status_code == 422  # the Moon cannot aspect itself
+            response = await client.put(
+                "/v1/modules/lunar/config",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"config": {"void_of_course_bodies": ["neptune"]}, "version": 0},
+            )
+        assert response.status_code == 200, response.text
+        while await bodies(worker) != ["neptune"]:  # noqa: ASYNC110 - the message is in flight
+            await asyncio.sleep(0.02)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
+from trackd.bus.urls import in_process
 from trackd.domain.access import Role
 from trackd.modules import service
 from trackd.modules.config import InvalidModuleConfig
@@ -38,7 +39,10 @@ class ConfigIn(BaseModel):
         "configuration and the module's defaults. Validated against the module's model."
     )
     version: int = Field(
-        ge=0, description="The `version` last read (0 when the tenant has no override yet)."
+        ge=0,
+        # The column is a 32-bit integer on PostgreSQL.
+        le=2**31 - 1,
+        description="The `version` last read (0 when the tenant has no override yet).",
     )
     is_active: bool | None = Field(
         default=None, description="Switch the module on or off; omitted keeps what is in force."
@@ -125,6 +129,9 @@ def _announce(runtime: Runtime, row: ConfigRow) -> None:
     answer does not wait for the bus, and a process that misses it re-reads within the TTL."""
     if runtime.module_configs is not None:
         runtime.module_configs.invalidate(row.module, row.tenant_id)
+    if in_process(runtime.settings.bus_url):
+        # No other process hears the in-process bus, and this one has just dropped its copy.
+        return
     task = asyncio.create_task(
         service.announce_change(runtime.bus, row, within=runtime.settings.publish_timeout_s),
         name="trackd-announce-module-config",
