@@ -76,10 +76,13 @@ class Runtime:
         notify: bool = False,
         schedule: bool = False,
         poll: bool = False,
+        modules: bool = True,
     ) -> Runtime:
         """Everything a process needs; `consumer` names its ingest consumer in the group
         (default: hostname-pid, unique per process as a shared bus requires); `notify` runs
-        the notifier too, unless `settings.notifier_enabled` is off."""
+        the notifier too, unless `settings.notifier_enabled` is off; `modules` keeps the
+        module configs cached and listens for their changes (roles that run no module, such
+        as a lone ingest process, leave it off)."""
         # Sources are built from the settings this process runs with.
         source_registry.configure(settings)
         engine = create_engine(settings.database_url)
@@ -91,9 +94,10 @@ class Runtime:
         runtime.module_configs = ModuleConfigCache(
             sessions, module_registry, ttl=settings.module_config_ttl_s
         )
-        runtime.module_config_listener = ConfigListener(
-            bus, runtime.module_configs, consumer or default_consumer_name()
-        )
+        if modules:
+            runtime.module_config_listener = ConfigListener(
+                bus, runtime.module_configs, consumer or default_consumer_name()
+            )
         if ingest:
             runtime.ingest = IngestConsumer(
                 bus,

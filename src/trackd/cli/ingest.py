@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 async def run_ingest(settings: Settings, consumer: str, *, burst: bool) -> IngestStats:
     """Migrate, then consume until a stop signal (or, with `burst`, until idle)."""
-    runtime = Runtime.build(settings, ingest=True, consumer=consumer)
+    runtime = Runtime.build(settings, ingest=True, consumer=consumer, modules=False)
     ingest = runtime.ingest
     if ingest is None:  # pragma: no cover - built with ingest=True
         raise RuntimeError("the runtime was built without its ingest consumer")
