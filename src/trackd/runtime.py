@@ -16,6 +16,8 @@ from trackd.bus.base import Bus
 from trackd.bus.urls import from_url, in_process
 from trackd.domain.events import EventRules
 from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
+from trackd.modules.config import ConfigListener, ModuleConfigCache
+from trackd.modules.registry import registry as module_registry
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
@@ -58,6 +60,9 @@ class Runtime:
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
     poller: Poller | None = None
+    # Module configs this process runs with, dropped when any process announces a change.
+    module_configs: ModuleConfigCache | None = None
+    module_config_listener: ConfigListener | None = None
     _tasks: list[asyncio.Task[object]] = field(default_factory=list)
     _scheduling_tasks: list[asyncio.Task[object]] = field(default_factory=list)
 
@@ -71,10 +76,13 @@ class Runtime:
         notify: bool = False,
         schedule: bool = False,
         poll: bool = False,
+        modules: bool = True,
     ) -> Runtime:
         """Everything a process needs; `consumer` names its ingest consumer in the group
         (default: hostname-pid, unique per process as a shared bus requires); `notify` runs
-        the notifier too, unless `settings.notifier_enabled` is off."""
+        the notifier too, unless `settings.notifier_enabled` is off; `modules` keeps the
+        module configs cached and listens for their changes (roles that run no module, such
+        as a lone ingest process, leave it off)."""
         # Sources are built from the settings this process runs with.
         source_registry.configure(settings)
         engine = create_engine(settings.database_url)
@@ -83,6 +91,13 @@ class Runtime:
         bus = from_url(settings.bus_url, platform_group=INGEST_GROUP)
         rules = EventRules(max_future=settings.max_event_future, json=settings.json_policy)
         runtime = cls(settings, engine, sessions, bus, rules)
+        runtime.module_configs = ModuleConfigCache(
+            sessions, module_registry, ttl=settings.module_config_ttl_s
+        )
+        if modules:
+            runtime.module_config_listener = ConfigListener(
+                bus, runtime.module_configs, consumer or default_consumer_name()
+            )
         if ingest:
             runtime.ingest = IngestConsumer(
                 bus,
@@ -114,6 +129,10 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.ingest.run(), name="trackd-ingest"))
         if self.notifier is not None:
             self._tasks.append(asyncio.create_task(self.notifier.run(), name="trackd-notifier"))
+        if self.module_config_listener is not None:
+            self._tasks.append(
+                asyncio.create_task(self.module_config_listener.run(), name="trackd-module-config")
+            )
         if self.scheduler is not None:
             self._scheduling_tasks.append(
                 asyncio.create_task(self.scheduler.run(), name="trackd-scheduler")
@@ -144,6 +163,8 @@ class Runtime:
             self.notifier.stop()
         if self.ingest is not None:
             self.ingest.stop()
+        if self.module_config_listener is not None:
+            self.module_config_listener.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)

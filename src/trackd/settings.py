@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     ingest_max_wait_ms: int = Field(default=20, ge=0, le=60_000)
     # How long POST /v1/events waits for its events to be stored before answering 503.
     publish_timeout_s: float = Field(default=30.0, gt=0)
+    # How long a process trusts its cached module config when it hears of no change (a
+    # change announced on the bus is seen at once; this covers a missed announcement).
+    module_config_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     # How far ahead of this server's clock an event may be dated (clock drift between
     # producers); an event from next year would set plans' as_of and skew metrics for good.
     max_event_future_seconds: float = Field(default=86_400.0, gt=0, le=10 * 365 * 86_400)

@@ -18,6 +18,7 @@ from trackd.api.routers import (
     league_trackers,
     me_channels,
     metrics,
+    modules,
     traces,
     tracker,
 )
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
+    app.include_router(modules.router)
     app.include_router(web.router)
     app.include_router(web_docs.router)
     app.include_router(pages_trackers.router)

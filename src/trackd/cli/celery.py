@@ -70,7 +70,7 @@ async def run_monitor(
 ) -> MonitorStats:
     """Run the monitor (and, on memory://, an ingest consumer) until a stop signal."""
     standalone = in_process(settings.bus_url)
-    runtime = Runtime.build(settings, ingest=standalone, consumer="trackd-celery")
+    runtime = Runtime.build(settings, ingest=standalone, consumer="trackd-celery", modules=False)
     store = Store(runtime.sessions, tenant) if standalone or read_store else None
     monitor = CeleryMonitor(app, runtime.bus, options, store=store)
     async with until_signalled(runtime, monitor.stop, migrate=store is not None):

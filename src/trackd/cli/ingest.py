@@ -41,7 +41,7 @@ async def run_ingest(
 ) -> IngestStats:
     """Migrate, then consume until a stop signal (or, with `burst`, until idle); with
     `metrics_port`, serve the ingest metrics on it (loopback only) meanwhile."""
-    runtime = Runtime.build(settings, ingest=True, consumer=consumer)
+    runtime = Runtime.build(settings, ingest=True, consumer=consumer, modules=False)
     ingest = runtime.ingest
     if ingest is None:  # pragma: no cover - built with ingest=True
         raise RuntimeError("the runtime was built without its ingest consumer")

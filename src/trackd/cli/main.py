@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from trackd.bus.urls import in_process
-from trackd.cli import celery, demo, ingest, jobs, notify, plans, replay, scheduler, tokens, worker
+from trackd.cli import (
+    celery,
+    demo,
+    ingest,
+    jobs,
+    modules,
+    notify,
+    plans,
+    replay,
+    scheduler,
+    tokens,
+    worker,
+)
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
 from trackd.cli.serving import serve_runtime
 from trackd.runtime import Runtime
@@ -23,6 +35,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(notify.app, name="notify")
 app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(modules.app, name="modules")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

@@ -493,3 +493,39 @@ class TrackerGuild(_Row, Base):
     mmr_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SystemConfiguration(_Row, Base):
+    """A module's configuration (seed 001): global when `tenant_id` is NULL, else a tenant's
+    override of it. `version` counts writes, for optimistic locking: a write names the version
+    it read and is refused when another write came first."""
+
+    __tablename__ = "system_configuration"
+    __table_args__ = (
+        # Two indexes, not one constraint: NULLs are distinct in a unique constraint, so one
+        # over (module, tenant) would let two global rows of a module in.
+        Index(
+            "uq_system_configuration_module_tenant",
+            "module_name",
+            "tenant_id",
+            unique=True,
+            sqlite_where=text("tenant_id IS NOT NULL"),
+            postgresql_where=text("tenant_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_system_configuration_module_global",
+            "module_name",
+            unique=True,
+            sqlite_where=text("tenant_id IS NULL"),
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
+    )
+
+    # NULL: the global row every tenant inherits.
+    tenant_id: Mapped[str | None] = mapped_column(String(ID), nullable=True)  # type: ignore[assignment]
+    module_name: Mapped[str] = mapped_column(String(NAME))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
