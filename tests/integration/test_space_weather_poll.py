@@ -46,8 +46,10 @@ def clock(noaa: FakeFeeds) -> Iterator[Clock]:
 
 
 def poller(sessions: Sessions, clock: Clock) -> Poller:
+    settings = Settings(allow_private_fetch=True, fetch_rate_per_host=1000)
+
     def client() -> httpx.AsyncClient:
-        return outbound_client(Settings(allow_private_fetch=True, fetch_rate_per_host=1000))
+        return outbound_client(settings)
 
     return Poller(
         None,
@@ -55,6 +57,7 @@ def poller(sessions: Sessions, clock: Clock) -> Poller:
         PollerOptions(consumer="worker-1", retry_backoff=Backoff(base=5, factor=2, jitter=0)),
         client_factory=client,
         clock=clock,
+        settings=settings,
     )
 
 

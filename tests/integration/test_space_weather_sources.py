@@ -61,6 +61,7 @@ def test_sources_are_registered_and_configured_by_settings() -> None:
     registry = SourceRegistry()
     names = registry.names()
     assert {"noaa_swpc", "gfz_kp"} <= set(names)
+    registry.configure(Settings())
     assert isinstance(registry.get("noaa_swpc"), Source)
     assert isinstance(registry.get("gfz_kp"), Source)
     settings = Settings(

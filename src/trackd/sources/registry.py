@@ -111,7 +111,8 @@ class SourceRegistry:
     def names(self) -> list[str]:
         """Every name `get` would accept, sorted."""
         self._load_plugins()
-        return sorted(set(self._sources) | set(self._builtins))
+        # Plugins waiting for settings are known too: `get` names them and says what to do.
+        return sorted(set(self._sources) | set(self._builtins) | set(self._unconfigured))
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
