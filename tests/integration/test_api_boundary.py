@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import started
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
-from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.repos import tokens
 from trackd.testing import EventFactory
@@ -51,10 +50,7 @@ async def served(database_url: str) -> AsyncIterator[Served]:
         notifier_enabled=False,
         publish_timeout_s=15,
     )
-    runtime = Runtime.build(settings)
-    runtime.ingest = IngestConsumer(runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05))
-    await runtime.start(migrate=False)
-    try:
+    async with started(settings) as runtime:
         async with runtime.sessions() as s, s.begin():
             issued = {
                 "alice": await tokens.create(s, "acme", user_id="alice", role=Role.USER),
@@ -64,8 +60,6 @@ async def served(database_url: str) -> AsyncIterator[Served]:
         transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
             yield Served(client, auth)
-    finally:
-        await runtime.stop()
 
 
 def refused(response: httpx.Response, status: int) -> str:

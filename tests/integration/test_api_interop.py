@@ -12,12 +12,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import started
 from soorma_common.events import ActionResultEvent, BusinessFactEvent
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.timeline import MAX_TREE_DEPTH
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.repos import dead_letters, tokens
@@ -33,17 +33,8 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     settings = Settings(
         database_url=database_url, publish_timeout_s=15, max_event_future_seconds=3600
     )
-    runtime = Runtime.build(settings)
-    runtime.ingest = IngestConsumer(
-        runtime.bus,
-        runtime.sessions,
-        IngestOptions(idle_wait=0.05, rules=runtime.event_rules),
-    )
-    await runtime.start(migrate=False)
-    try:
+    async with started(settings) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest_asyncio.fixture

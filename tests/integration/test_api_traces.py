@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from runtime_support import quick_ingest
 from test_sdk_server import service_token
 
 from trackd.api.app import create_app
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing_server import LocalServer
@@ -41,8 +41,7 @@ def served(database_url: str) -> Iterator[tuple[str, str]]:
     """trackd serving on a free port from a thread of its own: (base URL, service token)."""
     token = asyncio.run(service_token(database_url))
     runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
-    # The same consumer, waiting less for events that never come, so that stopping is quick.
-    runtime.ingest = IngestConsumer(runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05))
+    quick_ingest(runtime)
     with LocalServer(create_app(runtime), lifespan="on") as server:
         yield server.url, token
 

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import started
 from sqlalchemy import func, select
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.models import TimelineEvent
@@ -30,15 +30,8 @@ Headers = dict[str, str]
 
 @pytest_asyncio.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
-    assert runtime.ingest is not None
-    # The same consumer, waiting less for events that never come, so that stop() is quick.
-    runtime.ingest = IngestConsumer(runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05))
-    await runtime.start(migrate=False)  # the fixture's database is migrated already
-    try:
+    async with started(Settings(database_url=database_url, publish_timeout_s=15)) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest_asyncio.fixture

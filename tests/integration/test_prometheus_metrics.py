@@ -17,10 +17,10 @@ import pytest_asyncio
 import test_api_tracker
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from runtime_support import started
 
 from trackd.domain.polls import PollStatus
 from trackd.domain.schedules import ScheduleKind, ScheduleSpec
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.repos import outbox, polls, schedules
@@ -40,15 +40,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     # A long cache window: the test sees gauges kept between scrapes whatever its speed.
     settings = Settings(database_url=database_url, publish_timeout_s=15, metrics_cache_s=300)
-    runtime = Runtime.build(settings)
-    runtime.ingest = IngestConsumer(
-        runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05, metrics_top_types=2)
-    )
-    await runtime.start(migrate=False)
-    try:
+    async with started(settings, metrics_top_types=2) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 def parse(text: str) -> Samples:

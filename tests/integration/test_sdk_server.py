@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import quick_ingest
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.sdk import Tracker, TrackerDeliveryFailed, current_task, tracked
 from trackd.settings import Settings
@@ -34,13 +34,6 @@ async def service_token(database_url: str) -> str:
             return await tokens.create(s, TENANT, user_id=None, role=Role.SERVICE)
     finally:
         await engine.dispose()
-
-
-def quick_ingest(runtime: Runtime) -> None:
-    # The same consumer, waiting less for events that never come, so that stopping is quick.
-    runtime.ingest = IngestConsumer(
-        runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05, default_tenant=TENANT)
-    )
 
 
 def tree_of(timeline: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
@@ -63,7 +56,7 @@ def tree_of(timeline: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
 @pytest_asyncio.fixture
 async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncBaseTransport, str]]:
     runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
-    quick_ingest(runtime)
+    quick_ingest(runtime, default_tenant=TENANT)
     await runtime.start(migrate=False)  # the fixture's database is migrated already
     try:
         token = await service_token(database_url)
@@ -140,7 +133,7 @@ def served(_sqlite_database: str) -> Iterator[tuple[str, str]]:
     """trackd serving on a free port from a thread of its own: (base URL, service token)."""
     token = asyncio.run(service_token(_sqlite_database))
     runtime = Runtime.build(Settings(database_url=_sqlite_database, publish_timeout_s=15))
-    quick_ingest(runtime)
+    quick_ingest(runtime, default_tenant=TENANT)
     with LocalServer(create_app(runtime), lifespan="on") as server:
         yield server.url, token
 

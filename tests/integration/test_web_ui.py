@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import started
 from sqlalchemy import update
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
-from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store import views
@@ -43,14 +43,8 @@ START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
 @pytest_asyncio.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
-    # The same consumer, waiting less for events that never come, so that stop() is quick.
-    runtime.ingest = IngestConsumer(runtime.bus, runtime.sessions, IngestOptions(idle_wait=0.05))
-    await runtime.start(migrate=False)  # the fixture's database is migrated already
-    try:
+    async with started(Settings(database_url=database_url, publish_timeout_s=15)) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest_asyncio.fixture
