@@ -26,7 +26,7 @@ from test_scale_out import (
     recent_start,
     redis_prefixes,  # noqa: F401 - a fixture
     start,
-    wait_healthy,
+    start_api,
 )
 
 from trackd.testing import EventFactory, research_workflow
@@ -54,12 +54,8 @@ async def test_api_role_serves_store_gauges_and_ingest_its_counters(
     database = databases[0]
     bus = bus_url(redis_url, redis_prefixes[0])
     token = await asyncio.to_thread(create_token, database, "acme")
-    port, metrics_port = free_port(), free_port()
-    api_args = ["serve", "--role", "api", "--port", str(port)]
-    api = start("api", [*api_args, "--database-url", database, "--bus-url", bus], tmp_path)
-    processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, api)
+    metrics_port = free_port()
+    api, url = await start_api(database, bus, tmp_path, processes)
     ingest = start(
         "ingest",
         ingest_args(database, bus, "ingest-0", "--metrics-port", str(metrics_port)),

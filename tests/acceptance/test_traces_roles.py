@@ -12,7 +12,6 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from procs import free_port
 from test_scale_out import (  # noqa: F401 - fixtures used by name
     WITHIN,
     Process,
@@ -24,7 +23,7 @@ from test_scale_out import (  # noqa: F401 - fixtures used by name
     processes,
     redis_prefixes,
     start,
-    wait_healthy,
+    start_api,
 )
 
 pytestmark = pytest.mark.postgres
@@ -62,12 +61,7 @@ async def test_api_role_takes_spans_and_an_ingest_process_stores_them(
     database = databases[0]
     bus = bus_url(redis_url, redis_prefixes[0])
     token = await asyncio.to_thread(create_token, database, "acme")
-    port = free_port()
-    api_args = ["serve", "--role", "api", "--port", str(port)]
-    api = start("api", [*api_args, "--database-url", database, "--bus-url", bus], tmp_path)
-    processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, api)
+    _, url = await start_api(database, bus, tmp_path, processes)
 
     trace, child = await asyncio.to_thread(export_a_failed_llm_call, url, token)
     headers = {"Authorization": f"Bearer {token}"}
