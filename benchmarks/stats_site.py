@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
-from trackd.testing_server import LocalServer
+from trackd.testing_server import ServedFake
 
 # The repository's copy of the shared fixture, which the tests' own fake serves too.
 RECORDED: Final = (
@@ -59,13 +58,12 @@ def profile_template(path: Path = RECORDED) -> str:
     return json.dumps(payload)
 
 
-class StatsSite:
-    """The profile API on 127.0.0.1 (trackd.testing_server.LocalServer: uvicorn in a thread)."""
+class StatsSite(ServedFake):
+    """The profile API on 127.0.0.1 (trackd.testing_server.ServedFake: uvicorn in a thread)."""
 
     def __init__(self, path: Path = RECORDED) -> None:
+        super().__init__()
         self._template = profile_template(path)
-        self._server: LocalServer | None = None
-        self.url = ""
         self.served = 0
         self.not_found = 0
 
@@ -100,16 +98,5 @@ class StatsSite:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def __enter__(self) -> StatsSite:
-        self._server = LocalServer(self)
-        self.url = self._server.__enter__().url
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.__exit__(exc_type, exc, tb)
+    def asgi_app(self) -> StatsSite:
+        return self  # the site is its own ASGI app

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import uvicorn
 
@@ -72,3 +72,30 @@ class LocalServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class ServedFake:
+    """A fake remote site that serves its own `asgi_app()` on 127.0.0.1 for a `with` block;
+    `url` is where it listens while the block runs."""
+
+    def __init__(self) -> None:
+        self._server: LocalServer | None = None
+        self.url = ""
+
+    def asgi_app(self) -> Any:
+        """The ASGI application this fake answers with."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._server = LocalServer(self.asgi_app()).__enter__()
+        self.url = self._server.url
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            self._server.__exit__(exc_type, exc, tb)

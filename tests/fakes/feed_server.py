@@ -17,7 +17,6 @@ import json
 import threading
 from collections import deque
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fakes.trn_server import Reply
-from trackd.testing_server import LocalServer
+from trackd.testing_server import ServedFake
 
 DATA = Path(__file__).parent / "data"
 
@@ -53,17 +52,16 @@ def gfz_fixture(name: str) -> Any:
     return json.loads((DATA / "gfz" / name).read_text())
 
 
-class FakeFeeds:
+class FakeFeeds(ServedFake):
     """JSON feeds by path, served locally."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.paths: list[str] = []
         self.queries: list[str] = []
         self._stored: dict[str, Reply] = {}
         self._scripts: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
-        self._server: LocalServer | None = None
-        self.url = ""
 
     def serve(self, path: str, reply: Reply | Any) -> None:
         """Answer `reply` (a Reply, or a JSON value for a 200) to every request for `path`."""
@@ -95,17 +93,5 @@ class FakeFeeds:
             reply.text, reply.status, headers=reply.headers, media_type=reply.content_type
         )
 
-    def __enter__(self) -> FakeFeeds:
-        app = Starlette(routes=[Route("/{path:path}", self._answer)])
-        self._server = LocalServer(app).__enter__()
-        self.url = self._server.url
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.__exit__(exc_type, exc, tb)
+    def asgi_app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._answer)])

@@ -21,7 +21,6 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fakes.trn_payloads import not_found_payload
-from trackd.testing_server import LocalServer
+from trackd.testing_server import ServedFake
 
 PROFILE_PATH = "/api/v2/rocket-league/standard/profile/{platform}/{player_id}"
 
@@ -66,17 +65,16 @@ class Seen:
     headers: dict[str, str]
 
 
-class FakeStatsSite:
+class FakeStatsSite(ServedFake):
     """The profile API of the stats site (or a proxy in front of it), served locally."""
 
     def __init__(self, *, proxy: bool = False) -> None:
+        super().__init__()
         self.proxy = proxy
         self.requests: list[Seen] = []
         self._profiles: dict[tuple[str, str], dict[int | None, Reply]] = {}
         self._scripts: dict[tuple[str, str], deque[Reply]] = {}
         self._lock = threading.Lock()
-        self._server: LocalServer | None = None
-        self.url = ""
 
     def add_profile(
         self, platform: str, player_id: str, payload: dict[str, Any], *, season: int | None = None
@@ -139,20 +137,8 @@ class FakeStatsSite:
         }
         return Response(json.dumps(answer), 200, media_type="application/json")
 
-    def __enter__(self) -> FakeStatsSite:
-        app = Starlette(routes=[Route(PROFILE_PATH, self._profile)])
-        self._server = LocalServer(app).__enter__()
-        self.url = self._server.url
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.__exit__(exc_type, exc, tb)
+    def asgi_app(self) -> Starlette:
+        return Starlette(routes=[Route(PROFILE_PATH, self._profile)])
 
 
 def _key(platform: str, player_id: str) -> tuple[str, str]:
