@@ -19,15 +19,19 @@ NATS_URL := nats://127.0.0.1:$(TRACKD_NATS_PORT)
 # What the tests and benchmarks read to find the servers scripts/services.sh started.
 SERVICE_URLS := TRACKD_TEST_POSTGRES_URL='$(POSTGRES_URL)' TRACKD_TEST_REDIS_URL='$(REDIS_URL)' \
 	TRACKD_TEST_NATS_URL='$(NATS_URL)'
+# The docs site (mkdocs.yml); Material's notice about its successor is not a lint finding.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k sqlite -x'
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint run bench services-up services-down clean
+.PHONY: help venv test lint docs run bench services-up services-down clean
 
 help:
 	@echo "make venv           create .venv and install trackd with its dev extras"
 	@echo "make test           start PostgreSQL, Redis and NATS, run pytest, stop them"
-	@echo "make lint           ruff check, ruff format --check, mypy, lint-imports (layers)"
+	@echo "make lint           ruff check, ruff format --check, mypy, lint-imports (layers),"
+	@echo "                    mkdocs build --strict (the docs site; broken links fail)"
+	@echo "make docs           serve the docs site on http://127.0.0.1:8001 while editing it"
 	@echo "make run            trackd demo: the server with a simulated workload"
 	@echo "make bench          start the services and run the benchmarks"
 	@echo "make services-up    start PostgreSQL, Redis and NATS for tests (scripts/services.sh start)"
@@ -52,6 +56,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(MKDOCS) build --strict --quiet --site-dir site
+
+docs: venv
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
 
 run: venv
 	$(BIN)/trackd demo
@@ -67,5 +75,5 @@ services-down:
 
 clean:
 	scripts/services.sh clean
-	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
+	rm -rf build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis .run
 	find src tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,4 @@
-"""CloudEvents in every mode to a served trackd (issue 15): the README's curls as documented,
+"""CloudEvents in every mode to a served trackd (issue 15): the documented curls as written,
 and the CloudEvents Python SDK as the client of `trackd serve` and of `trackd serve --role api`
 on a Redis bus with `trackd ingest` behind it, on SQLite and PostgreSQL."""
 
@@ -46,13 +46,13 @@ from trackd.testing import EventFactory, research_workflow
 
 __all__ = ["processes", "redis_prefixes"]  # fixtures used here, defined with the scale-out tests
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "### CloudEvents over HTTP"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "plans-and-tasks.md"
+SECTION = "## CloudEvents over HTTP"
 
 
-def readme_curls() -> list[str]:
-    """The curl commands of the README's CloudEvents section, one per mode, as written."""
-    text = README.read_text()
+def documented_curls() -> list[str]:
+    """The curl commands of the docs' CloudEvents section, one per mode, as written."""
+    text = DOC.read_text()
     section = text[text.index(SECTION) :]
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert block is not None
@@ -84,8 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert_stopped_cleanly(running)
 
 
-def test_the_readme_curls_work_as_documented(server: Server) -> None:
-    curls = readme_curls()
+def test_the_documented_curls_work_as_written(server: Server) -> None:
+    curls = documented_curls()
     assert len(curls) == 3
     env = clean_env(TRACKD_URL=server.url, TOKEN=server.tokens["acme"])
     for command in curls:

@@ -117,7 +117,7 @@ def browse(
 
 @pytest.fixture
 def screenshot(served: Served) -> Screenshot:
-    """Save the page as docs/screenshots/NAME.png for the README (on the SQLite run only,
+    """Save the page as docs/screenshots/NAME.png for the docs (on the SQLite run only,
     so that one run writes each file once)."""
 
     def take(page: Page, name: str) -> None:

@@ -67,8 +67,9 @@ async def retry_with_backoff(
     it fails.
 
     Raises:
-        The last error of `work` once no attempt is left; TaskBlocked or PrerequisiteFailed
-        if the task may not start.
+        Exception: the last error of `work`, once no attempt is left.
+        TaskBlocked: the task may not start yet (a prerequisite has not completed).
+        PrerequisiteFailed: the task may not start (a prerequisite failed).
     """
     while True:
         task = await service.start(tracking_id)

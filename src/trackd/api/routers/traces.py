@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1", tags=["traces"])
 async def post_traces(
     request: Request, runtime: RuntimeDep, session: SessionDep, principal: Publisher
 ) -> Response:
-    """Accept an OTLP/HTTP trace export; each span becomes a task (see README).
+    """Accept an OTLP/HTTP trace export; each span becomes a task (see docs/operations.md).
 
     200 once every accepted span is durably stored, with the spans refused counted in
     `partial_success`; 400 when no span could be accepted. Exporting a span again is harmless.

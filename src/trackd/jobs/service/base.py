@@ -319,7 +319,10 @@ class BaseTaskTrackingService(Generic[M]):
         fails or blocks the dependents.
 
         Raises:
-            TaskNotFound, IllegalStatusChange, TaskBlocked, PrerequisiteFailed.
+            TaskNotFound: no such task in this domain and tenant.
+            IllegalStatusChange: the flow does not allow the change.
+            TaskBlocked: a prerequisite has not completed.
+            PrerequisiteFailed: a prerequisite failed or was cancelled.
         """
         try:
             new, retry_word = parse_status(status)
