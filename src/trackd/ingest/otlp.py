@@ -152,7 +152,8 @@ class SpanEvents:
 
 
 def spans(request: ExportTraceServiceRequest) -> Iterator[SpanEvents]:
-    """Every span of the export as trackd events (see docs/operations.md, "OpenTelemetry traces in")."""
+    """Every span of the export as trackd events (docs/operations.md, "OpenTelemetry traces
+    in")."""
     index = 0
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
