@@ -46,7 +46,7 @@ def format_time(at: datetime) -> str:
 def envelope(
     *,
     event_id: str,
-    type: str,  # noqa: A002 - the envelope's own field name
+    type: str,
     time: datetime,
     source: str,
     data: dict[str, Any],

@@ -18,7 +18,8 @@ import httpx
 from uuid_utils.compat import uuid7
 
 from trackd.bus.base import Bus
-from trackd.domain.events import SYSTEM_EVENTS, TASK_STATE_CHANGED, EventEnvelope
+from trackd.domain import lifecycle
+from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.errors import TrackdError
 
@@ -55,31 +56,26 @@ def state_changed(
 ) -> EventEnvelope:
     """The event for one status change (`previous` None: the task was just created)."""
     after = change.after
-    data: dict[str, Any] = {
-        "task_id": trackd_task_id(domain, tracking_id),
-        "previous_state": previous,
-        "new_state": after.status.value,
-        "event_type": domain,
-        "max_attempts": after.max_attempts,
-        "domain": domain,
-        "tracking_id": tracking_id,
-    }
-    if change.reason:
-        data["reason"] = change.reason
+    extra: dict[str, Any] = {"domain": domain, "tracking_id": tracking_id}
     if job_id:
-        data["job_id"] = job_id
+        extra["job_id"] = job_id
     if parent_id is not None:
-        data["parent_task_id"] = trackd_task_id(domain, parent_id)
-    return EventEnvelope(
-        id=str(uuid7()),
-        source=source,
-        type=TASK_STATE_CHANGED,
-        topic=SYSTEM_EVENTS,
+        extra["parent_task_id"] = trackd_task_id(domain, parent_id)
+    event = lifecycle.state_changed(
+        event_id=str(uuid7()),
         time=after.updated_at,
-        tenant_id=tenant_id,
+        source=source,
+        task_id=trackd_task_id(domain, tracking_id),
+        new_state=after.status.value,
+        previous_state=previous,
+        event_type=domain,
+        max_attempts=after.max_attempts,
+        reason=change.reason or None,
+        extra=extra,
         attempt=after.attempt,
-        data={k: v for k, v in data.items() if v is not None},
+        tenant_id=tenant_id,
     )
+    return EventEnvelope.model_validate(event)
 
 
 def _body(envelope: EventEnvelope) -> bytes:
