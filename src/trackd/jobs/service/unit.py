@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.events import EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.domain.states import TaskState
+from trackd.domain.tasks import duration_between
 from trackd.jobs.events import JobEventPublisher, state_changed
 from trackd.jobs.metrics import JobMetrics
 from trackd.jobs.models import BaseTaskTracking
@@ -92,8 +93,8 @@ def count(metrics: JobMetrics, domain: str, effects: Sequence[Effect]) -> None:
         metrics.increment(domain, label)
         if after.status is TaskState.FAILED:
             metrics.errors.labels(task=domain, error_type=e.error_type).inc()
-        if after.status.terminal and after.started_at and after.completed_at:
-            seconds = (after.completed_at - after.started_at).total_seconds()
+        seconds = duration_between(after.started_at, after.completed_at)
+        if after.status.terminal and seconds is not None:
             metrics.observe_duration(domain, seconds)
 
 
