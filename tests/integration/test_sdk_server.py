@@ -125,6 +125,44 @@ async def test_a_bad_token_is_reported_by_aflush(
     assert tracker.stats.dropped == 3
 
 
+async def test_batches_over_the_servers_limits_go_out_in_requests_it_takes(
+    app_client: tuple[httpx.AsyncBaseTransport, str],
+) -> None:
+    transport, token = app_client
+    seen: list[int] = []
+
+    class Counting(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await transport.handle_async_request(request)
+            seen.append(response.status_code)
+            return response
+
+    # One batch of 600 events, in which two tasks' first events carry an integer wider than
+    # trackd stores: the server refuses those two alone (207), the rest are kept.
+    async with Tracker(
+        "http://trackd.test",
+        token=token,
+        transport=Counting(),
+        batch_size=1000,
+        flush_interval=60,
+    ) as tracker:
+        for n in range(200):
+            data = {"n": 2**64} if n in (3, 150) else {"n": n}
+            async with tracker.track("bulk", task_id=f"bulk-{n}", data=data):
+                pass
+        await tracker.aflush()
+        stats = tracker.stats
+    assert (stats.delivered, stats.rejected, stats.dropped) == (598, 2, 0)
+    assert len(seen) == 2 and 207 in seen
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+        last = await client.get("/v1/tracker/tasks/bulk-199", headers=headers)
+        refused = await client.get("/v1/tracker/tasks/bulk-150", headers=headers)
+    assert last.json()["task"]["state"] == "completed"
+    # Its first event was refused; the others tell the rest of its story.
+    assert refused.json()["task"]["state"] == "completed"
+
+
 # -- served on a port, sync ---------------------------------------------------------------------
 
 

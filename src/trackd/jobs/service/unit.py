@@ -16,7 +16,7 @@ from trackd.domain.events import EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import duration_between
-from trackd.jobs.events import JobEventPublisher, state_changed
+from trackd.jobs.events import JobEventPublisher, PublishError, state_changed
 from trackd.jobs.metrics import JobMetrics
 from trackd.jobs.models import BaseTaskTracking
 
@@ -135,11 +135,13 @@ async def publish(
     except Exception as exc:
         # The row is the truth and it is committed; the events are what trackd learns of
         # it. Losing them is logged and counted rather than failing the caller's change.
-        metrics.publish_failures.labels(task=domain).inc(len(events))
+        lost = exc.failed if isinstance(exc, PublishError) and exc.failed is not None else None
+        lost = len(events) if lost is None else lost
+        metrics.publish_failures.labels(task=domain).inc(lost)
         log.warning(
             "trackd events not published domain=%s tenant=%s count=%d error=%r",
             domain,
             tenant_id,
-            len(events),
+            lost,
             exc,
         )
