@@ -24,7 +24,7 @@ from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.errors import TrackdError
 from trackd.ingest import service
-from trackd.sdk.http import HttpSink
+from trackd.sdk.http import MAX_REQUEST_BYTES, HttpSink
 from trackd.sdk.sinks import RefusedError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,8 @@ class HttpEventPublisher:
     accepted are done; those it refused are logged with its reason and counted in the
     `PublishError` raised after the others went through. When the server is away or busy
     (a transport error, 429, 5xx) the same events are sent again, ids unchanged, up to
-    `retries` more times; the server drops what it already had.
+    `retries` more times; the server drops what it already had. `max_request_bytes` is the
+    server's `TRACKD_MAX_REQUEST_BYTES` when it is not the default.
 
     The server takes the tenant from the token, whatever the events say.
     """
@@ -126,8 +127,11 @@ class HttpEventPublisher:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         retries: int = 2,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
-        self._sink = HttpSink(url, token, transport=transport, timeout=timeout)
+        self._sink = HttpSink(
+            url, token, transport=transport, timeout=timeout, max_request_bytes=max_request_bytes
+        )
         self._retries = retries
 
     async def publish(self, envelopes: Sequence[EventEnvelope]) -> None:
