@@ -157,9 +157,68 @@ async def test_http_publisher_posts_to_a_trackd_server(
             previous=None,
         )
         refused = HttpEventPublisher("http://trackd", "trk_wrong", transport=transport)
-        with pytest.raises(PublishError, match="trackd answered 401"):
+        with pytest.raises(PublishError, match="refused 1 events with 401"):
             await refused.publish([event])
         await publisher.aclose()
         await refused.aclose()
+    finally:
+        await runtime.stop()
+
+
+async def test_http_publisher_sends_a_cascade_over_500_changes_and_reads_207_per_event(
+    tmp_path: Path, engine: AsyncEngine, sessions: Sessions
+) -> None:
+    await create_app_tables(engine)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/trackd.db")
+    runtime = Runtime.build(settings)
+    await runtime.start()
+    try:
+        async with runtime.sessions() as s:
+            token = await tokens.create(s, "acme", user_id=None, role=Role.SERVICE)
+            await s.commit()
+        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
+        publisher = HttpEventPublisher("http://trackd", token, transport=transport)
+        metrics = JobMetrics(CollectorRegistry())
+        async with sessions() as db:
+            svc = BaseTaskTrackingService(db, ReportTracking, metrics=metrics)
+            parent = await svc.create_tracking(title="batch")
+            children = [
+                await svc.create_tracking(title=f"part {n}", parent_id=parent.id)
+                for n in range(520)
+            ]
+            # One operation, 521 changes: more than one request of the server's may hold.
+            svc.publisher = publisher
+            cancelled = await svc.cancel(parent.id, "stopped by hand")
+        assert len(cancelled) == 521
+        assert metrics.publish_failures.labels(task="report")._value.get() == 0
+        async with runtime.sessions() as s:
+            for job in (parent, children[0], children[-1]):
+                record = await tasks.get(s, "acme", f"report-{job.id}")
+                assert record is not None and record.state is TaskState.CANCELLED
+
+        # A 207: the server refuses one event (dated two days ahead) and keeps the others.
+        now = datetime.now(UTC)
+        events = [
+            state_changed(
+                domain="report",
+                tracking_id=n,
+                tenant_id="acme",
+                source="reports-app",
+                change=JobChange(facts, facts),
+                previous=None,
+            )
+            for n, facts in (
+                (90_001, JobFacts(TaskState.PENDING, 0, 3, now)),
+                (90_002, JobFacts(TaskState.PENDING, 0, 3, now + timedelta(days=2))),
+                (90_003, JobFacts(TaskState.PENDING, 0, 3, now)),
+            )
+        ]
+        with pytest.raises(PublishError, match=r"refused 1 of 3 events.*ahead") as raised:
+            await publisher.publish(events)
+        assert raised.value.failed == 1
+        async with runtime.sessions() as s:
+            kept = [await tasks.get(s, "acme", f"report-{n}") for n in (90_001, 90_002, 90_003)]
+        assert [r is not None for r in kept] == [True, False, True]
+        await publisher.aclose()
     finally:
         await runtime.stop()

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import quick_ingest
+from runtime_support import quick_ingest, started
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
-from trackd.sdk import Tracker, TrackerDeliveryFailed, current_task, tracked
+from trackd.sdk import Tracker, TrackerDeliveryFailed, TrackerStats, current_task, tracked
 from trackd.settings import Settings
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.repos import tokens
@@ -123,6 +123,78 @@ async def test_a_bad_token_is_reported_by_aflush(
         with pytest.raises(TrackerDeliveryFailed, match="401"):
             await tracker.aflush()
     assert tracker.stats.dropped == 3
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Passes requests to `inner` and keeps the status of each answer."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.seen: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        self.seen.append(response.status_code)
+        return response
+
+
+async def in_one_batch(
+    transport: httpx.AsyncBaseTransport,
+    token: str,
+    tasks: list[tuple[str, dict[str, Any]]],
+    max_request_bytes: int | None = None,
+) -> TrackerStats:
+    """Track `(task id, data)`s, three events each, all sent as one batch; the tracker's stats."""
+    async with Tracker(
+        "http://trackd.test",
+        token=token,
+        transport=transport,
+        batch_size=10_000,
+        flush_interval=60,
+        max_request_bytes=max_request_bytes,
+    ) as tracker:
+        for task_id, data in tasks:
+            async with tracker.track("bulk", task_id=task_id, data=data):
+                pass
+        await tracker.aflush()
+        return tracker.stats
+
+
+async def test_requests_fit_a_server_set_to_take_less_than_the_default(database_url: str) -> None:
+    limit = 16_384
+    settings = Settings(database_url=database_url, publish_timeout_s=15, max_request_bytes=limit)
+    async with started(settings, default_tenant=TENANT) as runtime:
+        token = await service_token(database_url)
+        app = httpx.ASGITransport(app=create_app(runtime, manage=False))
+        for told, refused_as_too_large in ((limit, False), (None, True)):
+            counting = Counting(app)
+            tasks = [(f"wordy-{told}-{n}", {"text": "z" * 300, "n": n}) for n in range(60)]
+            stats = await in_one_batch(counting, token, tasks, max_request_bytes=told)
+            assert (stats.delivered, stats.rejected, stats.dropped) == (180, 0, 0)
+            # Told the server's limit, the sink cuts the batch to fit; not told, it learns
+            # from the 413 and halves.
+            assert (413 in counting.seen) is refused_as_too_large
+            assert counting.seen.count(202) > 1
+
+
+async def test_batches_over_the_servers_limits_go_out_in_requests_it_takes(
+    app_client: tuple[httpx.AsyncBaseTransport, str],
+) -> None:
+    transport, token = app_client
+    counting = Counting(transport)
+    # One batch of 600 events, in which two tasks' first events carry an integer wider than
+    # trackd stores: the server refuses those two alone (207), the rest are kept.
+    tasks = [(f"bulk-{n}", {"n": 2**64} if n in (3, 150) else {"n": n}) for n in range(200)]
+    stats = await in_one_batch(counting, token, tasks)
+    assert (stats.delivered, stats.rejected, stats.dropped) == (598, 2, 0)
+    assert len(counting.seen) == 2 and 207 in counting.seen
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+        last = await client.get("/v1/tracker/tasks/bulk-199", headers=headers)
+        refused = await client.get("/v1/tracker/tasks/bulk-150", headers=headers)
+    assert last.json()["task"]["state"] == "completed"
+    # Its first event was refused; the others tell the rest of its story.
+    assert refused.json()["task"]["state"] == "completed"
 
 
 # -- served on a port, sync ---------------------------------------------------------------------

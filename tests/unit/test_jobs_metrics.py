@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import DeclarativeBase
 
+from trackd.domain.jobs import JobChange, JobFacts
+from trackd.domain.states import TaskState
 from trackd.jobs.metrics import (
     JobMetrics,
     increment_task_counter,
@@ -16,6 +20,17 @@ from trackd.jobs.metrics import (
     record_task_error,
     track_task_duration,
 )
+from trackd.jobs.models import BaseTaskTracking
+from trackd.jobs.service import unit
+from trackd.jobs.service.views import TaskView
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ReportTracking(BaseTaskTracking, Base):
+    __domain__ = "report"
 
 
 @pytest.fixture
@@ -75,3 +90,22 @@ async def test_the_router_serves_the_registry(metrics: JobMetrics) -> None:
 
     assert response.status_code == 200
     assert 'trackd_job_tasks_total{status="completed",task="etl"} 1.0' in response.text
+
+
+def test_an_end_stamped_before_its_start_counts_as_no_time(metrics: JobMetrics) -> None:
+    # Two machines' clocks: the end may be stamped a little before the start.
+    start = datetime(2026, 1, 2, 10, 0, 5, tzinfo=UTC)
+    before = JobFacts(TaskState.RUNNING, 1, 3, start, started_at=start)
+    after = JobFacts(
+        TaskState.COMPLETED,
+        1,
+        3,
+        start,
+        started_at=start,
+        completed_at=start - timedelta(seconds=2),
+    )
+    row = ReportTracking(id=7, started_at=start, completed_at=after.completed_at)
+    unit.count(metrics, "report", [unit.Effect(row, JobChange(before, after), "running")])
+    assert value(metrics, "trackd_job_duration_seconds_count", task="report") == 1
+    assert value(metrics, "trackd_job_duration_seconds_sum", task="report") == 0.0
+    assert TaskView(row, "report", "report-7", (), None, False).duration_seconds == 0.0

@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from trackd.api.routers.events import MAX_EVENTS
 from trackd.sdk import Tracker, TrackerDeliveryFailed
+from trackd.sdk.http import MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, requests
+from trackd.settings import Settings
 
 Handler = Callable[[list[dict[str, Any]]], httpx.Response]
 
@@ -169,3 +172,29 @@ def test_a_batch_refused_whole_as_invalid_counts_each_event() -> None:
         run_tasks(tracker, 1)
         tracker.flush()
     assert (tracker.stats.delivered, tracker.stats.rejected) == (0, 3)
+
+
+def test_a_batch_is_cut_at_the_servers_event_count_and_request_size() -> None:
+    assert (MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES) == (MAX_EVENTS, Settings().max_request_bytes)
+    batch = [(f"e{n}", "k", b"x" * 10) for n in range(7)]
+    # {"events":[...]} is 13 bytes; each event 10 more, and a comma between two.
+    assert [len(r) for r in requests(batch, 500, 13 + 10 * 3 + 2)] == [3, 3, 1]
+    assert [len(r) for r in requests(batch, 2, 10_000)] == [2, 2, 2, 1]
+    big = [("a", "k", b"x" * 5), ("b", "k", b"x" * 50), ("c", "k", b"x" * 5)]
+    assert [[w[0] for w in r] for r in requests(big, 500, 30)] == [["a"], ["b"], ["c"]]
+    assert [b"".join(w[2] for w in r) for r in requests(batch, 500, 10_000)] == [b"x" * 70]
+
+
+def test_an_event_too_large_alone_is_rejected_and_the_others_delivered() -> None:
+    def limited(events: list[dict[str, Any]]) -> httpx.Response:
+        if any(len(e["data"].get("blob", "")) > 100 for e in events):
+            return httpx.Response(413, json={"error": {"code": "too_large", "message": "big"}})
+        return accepted(events)
+
+    server = Server(limited)
+    with server.tracker(flush_interval=30) as tracker:
+        with tracker.track("job", data={"blob": "y" * 500}):
+            pass
+        run_tasks(tracker, 1)
+        tracker.flush()
+        assert (tracker.stats.delivered, tracker.stats.rejected, tracker.stats.dropped) == (5, 1, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -402,13 +403,43 @@ def test_bad_decorator_arguments_fail_at_decoration() -> None:
         tracked(max_attempts=0)(lambda: None)
 
 
+class BeatCounting(Tracker):
+    """A tracker whose publisher's heartbeat ticks can be waited for."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ticks = 0
+        self._ticked = threading.Condition()
+
+    def _beat(self) -> None:
+        super()._beat()
+        with self._ticked:
+            self.ticks += 1
+            self._ticked.notify_all()
+
+    def wait_ticks(self, count: int, within: float = 5.0) -> None:
+        """Wait until the publisher has looked for quiet tasks `count` more times."""
+        with self._ticked:
+            target = self.ticks + count
+            assert self._ticked.wait_for(lambda: self.ticks >= target, within)
+
+
 def test_heartbeats_report_a_quiet_running_task_and_stop_when_it_ends(bus: RecordingBus) -> None:
-    with Tracker(bus=bus, heartbeat_interval=0.03, flush_interval=0.01) as tracker:
+    def beats(task: TaskHandle) -> list[Event]:
+        return [e for e in bus.of_task(task.task_id) if e["type"] == "task.progress"]
+
+    with BeatCounting(bus=bus, heartbeat_interval=0.01, flush_interval=0.01) as tracker:
         with tracker.track("quiet") as task:
-            time.sleep(0.2)
+            for _ in range(1000):  # ticks, each at most a flush interval apart
+                if len(beats(task)) >= 2:
+                    break
+                tracker.wait_ticks(1)
+                tracker.flush()
         tracker.flush()
-        time.sleep(0.1)  # no heartbeat may follow the end
+        told = len(bus.of_task(task.task_id))
+        tracker.wait_ticks(3)  # the publisher looked again, and no heartbeat followed the end
         tracker.flush()
+        assert len(bus.of_task(task.task_id)) == told
 
     events = bus.of_task(task.task_id)
     beats = [e for e in events if e["type"] == "task.progress"]

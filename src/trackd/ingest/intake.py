@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from trackd.domain.events import (
 )
 from trackd.domain.interpret import interpret
 from trackd.errors import BusUnavailableError
+from trackd.ingest import service
 from trackd.store.repos import tasks
 
 
@@ -111,10 +111,6 @@ async def refuse_foreign(
     return ok, refused
 
 
-def encode(envelope: EventEnvelope) -> bytes:
-    return envelope.model_dump_json(exclude_none=True).encode()
-
-
 async def admit(
     session: AsyncSession,
     items: Sequence[Any],
@@ -131,24 +127,13 @@ async def admit(
 
 
 async def publish(bus: Bus, events: Sequence[Checked], timeout_s: float | None = None) -> None:
-    """Publish checked events, one call per topic; returns once the bus holds them all.
-
-    The topics go out together rather than one after the other, so events of one request
-    reach the consumer side by side whatever their topics.
+    """Publish checked events (`service.publish`); returns once the bus holds them all.
 
     Raises:
         BusUnavailableError: the bus did not confirm them all within `timeout_s`.
     """
-    by_topic: dict[str, list[Checked]] = defaultdict(list)
-    for ev in events:
-        by_topic[ev.topic].append(ev)
     try:
         async with asyncio.timeout(timeout_s):
-            await asyncio.gather(
-                *(
-                    bus.publish(topic, [encode(e.envelope) for e in group], [e.key for e in group])
-                    for topic, group in by_topic.items()
-                )
-            )
+            await service.publish(bus, ((e.topic, e.key, e.envelope) for e in events))
     except TimeoutError:
         raise BusUnavailableError("events not confirmed stored in time") from None

@@ -10,6 +10,7 @@ bus trackd ingests from, `HttpEventPublisher` posts them to a trackd server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -18,17 +19,30 @@ import httpx
 from uuid_utils.compat import uuid7
 
 from trackd.bus.base import Bus
-from trackd.domain.events import SYSTEM_EVENTS, TASK_STATE_CHANGED, EventEnvelope
+from trackd.domain import lifecycle
+from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.errors import TrackdError
+from trackd.ingest import service
+from trackd.sdk.http import MAX_REQUEST_BYTES, HttpSink
+from trackd.sdk.sinks import RefusedError, RetryableError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "trackd.jobs"
+_FIRST_BACKOFF = 0.1
 
 
 class PublishError(TrackdError):
-    """trackd did not take the events; the message says what it answered."""
+    """trackd did not take the events; the message says what it answered.
+
+    Attributes:
+        failed: how many of the events trackd did not take (None: all of them).
+    """
+
+    def __init__(self, message: str, *, failed: int | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 class JobEventPublisher(Protocol):
@@ -55,35 +69,26 @@ def state_changed(
 ) -> EventEnvelope:
     """The event for one status change (`previous` None: the task was just created)."""
     after = change.after
-    data: dict[str, Any] = {
-        "task_id": trackd_task_id(domain, tracking_id),
-        "previous_state": previous,
-        "new_state": after.status.value,
-        "event_type": domain,
-        "max_attempts": after.max_attempts,
-        "domain": domain,
-        "tracking_id": tracking_id,
-    }
-    if change.reason:
-        data["reason"] = change.reason
+    extra: dict[str, Any] = {"domain": domain, "tracking_id": tracking_id}
     if job_id:
-        data["job_id"] = job_id
+        extra["job_id"] = job_id
     if parent_id is not None:
-        data["parent_task_id"] = trackd_task_id(domain, parent_id)
-    return EventEnvelope(
-        id=str(uuid7()),
-        source=source,
-        type=TASK_STATE_CHANGED,
-        topic=SYSTEM_EVENTS,
+        extra["parent_task_id"] = trackd_task_id(domain, parent_id)
+    event = lifecycle.state_changed(
+        event_id=str(uuid7()),
         time=after.updated_at,
-        tenant_id=tenant_id,
+        source=source,
+        task_id=trackd_task_id(domain, tracking_id),
+        new_state=after.status.value,
+        previous_state=previous,
+        event_type=domain,
+        max_attempts=after.max_attempts,
+        reason=change.reason or None,
+        extra=extra,
         attempt=after.attempt,
-        data={k: v for k, v in data.items() if v is not None},
+        tenant_id=tenant_id,
     )
-
-
-def _body(envelope: EventEnvelope) -> bytes:
-    return envelope.model_dump_json(exclude_none=True).encode()
+    return EventEnvelope.model_validate(event)
 
 
 class BusEventPublisher:
@@ -95,12 +100,21 @@ class BusEventPublisher:
     async def publish(self, envelopes: Sequence[EventEnvelope]) -> None:
         if not envelopes:
             return
-        keys = [_key(e) for e in envelopes]
-        await self._bus.publish(SYSTEM_EVENTS, [_body(e) for e in envelopes], keys)
+        await service.publish(
+            self._bus, ((e.topic or SYSTEM_EVENTS, _key(e), e) for e in envelopes)
+        )
 
 
 class HttpEventPublisher:
     """Posts the events to a trackd server's `POST /v1/events` with a service token.
+
+    It sends through the SDK's HTTP sink: in requests the server takes (at most its 500
+    events and its request size each), every event judged on its own. Events the server
+    accepted are done; those it refused are logged with its reason and counted in the
+    `PublishError` raised after the others went through. When the server is away or busy
+    (a transport error, 429, 5xx) the same events are sent again, ids unchanged, up to
+    `retries` more times; the server drops what it already had. `max_request_bytes` is the
+    server's `TRACKD_MAX_REQUEST_BYTES` when it is not the default.
 
     The server takes the tenant from the token, whatever the events say.
     """
@@ -112,28 +126,43 @@ class HttpEventPublisher:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        retries: int = 2,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            transport=transport,
-            timeout=timeout,
+        self._sink = HttpSink(
+            url, token, transport=transport, timeout=timeout, max_request_bytes=max_request_bytes
         )
+        self._retries = retries
 
     async def publish(self, envelopes: Sequence[EventEnvelope]) -> None:
         if not envelopes:
             return
-        events = [e.model_dump(mode="json", exclude_none=True) for e in envelopes]
-        try:
-            response = await self._client.post("/v1/events", json={"events": events})
-        except httpx.HTTPError as exc:
-            raise PublishError(f"trackd could not be reached: {exc!r}") from exc
-        if response.status_code == 202:
-            return
-        raise PublishError(f"trackd answered {response.status_code}: {response.text[:500]}")
+        batch = [(e.id, _key(e) or "", service.encode(e)) for e in envelopes]
+        delay = _FIRST_BACKOFF
+        for tries_left in range(self._retries, -1, -1):
+            try:
+                result = await self._sink.send(batch)
+            except RetryableError as exc:
+                if not tries_left:
+                    raise PublishError(f"trackd did not take the events: {exc}") from exc
+                await asyncio.sleep(exc.retry_after or delay)
+                delay *= 2
+                continue
+            except RefusedError as exc:
+                raise PublishError(str(exc)) from exc
+            break
+        if result.rejected:
+            for event_id, reason in result.rejected:
+                log.error("trackd refused event id=%s: %s", event_id, reason)
+            refused = len(result.rejected)
+            raise PublishError(
+                f"trackd refused {refused} of {len(batch)} events; the first because: "
+                f"{result.rejected[0][1]}",
+                failed=refused,
+            )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._sink.close()
 
 
 def _key(envelope: EventEnvelope) -> str | None:

@@ -13,12 +13,12 @@ number, so an event sent twice is folded once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from trackd.domain.events import SYSTEM_EVENTS, TASK_PROGRESS, TASK_STATE_CHANGED
+from trackd.domain import lifecycle
+from trackd.domain.events import SYSTEM_EVENTS
 from trackd.domain.polls import PollStatus
 from trackd.domain.states import TaskState
 from trackd.store.models import PollRow
@@ -57,36 +57,29 @@ class PollEvent:
         """The partition key (the poll's id) and the JSON envelope."""
         poll = self.poll
         task_id = str(poll.id)
-        data: dict[str, Any] = {
+        extra: dict[str, Any] = {"source": poll.source, "worker": worker, **self.extra}
+        if poll.schedule_id is not None:
+            extra["schedule_id"] = str(poll.schedule_id)
+        head: dict[str, Any] = {
+            "event_id": f"poll.{task_id}.{self.seq}",
+            "time": self.at,
+            "source": task_type(poll.source),
             "task_id": task_id,
             "event_type": task_type(poll.source),
             "max_attempts": poll.max_attempts,
-            "source": poll.source,
-            "worker": worker,
-            **self.extra,
-        }
-        if poll.schedule_id is not None:
-            data["schedule_id"] = str(poll.schedule_id)
-        if self.heartbeat:
-            event_type = TASK_PROGRESS
-            data["state"] = self.state.value
-        else:
-            event_type = TASK_STATE_CHANGED
-            data["new_state"] = self.state.value
-            if self.previous is not None:
-                data["previous_state"] = self.previous.value
-            if self.reason is not None:
-                data["reason"] = self.reason[:2000]
-        envelope = {
-            "id": f"poll.{task_id}.{self.seq}",
-            "type": event_type,
-            "topic": TOPIC,
-            "source": task_type(poll.source),
-            "time": self.at.isoformat(),
-            "tenant_id": poll.tenant_id,
-            "trace_id": task_id,
+            "extra": extra,
             "sequence": self.seq,
+            "trace_id": task_id,
             "attempt": max(1, self.attempt),
-            "data": data,
+            "tenant_id": poll.tenant_id,
         }
-        return task_id, json.dumps(envelope, separators=(",", ":"), default=str).encode()
+        if self.heartbeat:
+            event = lifecycle.progress(state=self.state.value, **head)
+        else:
+            event = lifecycle.state_changed(
+                new_state=self.state.value,
+                previous_state=None if self.previous is None else self.previous.value,
+                reason=None if self.reason is None else self.reason[:2000],
+                **head,
+            )
+        return task_id, lifecycle.encode(event)

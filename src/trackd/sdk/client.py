@@ -53,6 +53,9 @@ class Tracker:
         emit_timeout: seconds an event may wait for room in a full buffer.
         transport: an httpx transport for the server (tests use `httpx.ASGITransport`).
         http_timeout: seconds per HTTP request.
+        max_request_bytes: bytes per request to a server at most; None for the server's
+            default limit (`TRACKD_MAX_REQUEST_BYTES`, 5 MiB). A server set lower answers
+            413 and the request is halved until it fits.
 
     Publishing starts with the first event (or `with` / `async with`): as an asyncio task
     when that event comes from async code, else on a daemon thread with a loop of its own.
@@ -80,6 +83,7 @@ class Tracker:
         emit_timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         http_timeout: float = 10.0,
+        max_request_bytes: int | None = None,
     ) -> None:
         if (url is None) == (bus is None):
             raise ValueError(
@@ -100,6 +104,7 @@ class Tracker:
         self._token = token
         self._transport = transport
         self._http_timeout = http_timeout
+        self._max_request_bytes = max_request_bytes
         self._batch_size = batch_size
         self._interval = flush_interval
         self._heartbeat_interval = heartbeat_interval
@@ -303,10 +308,14 @@ class Tracker:
 
     def _open_sink(self) -> Sink:
         if self._http_url is not None:
-            from trackd.sdk.http import HttpSink  # httpx is imported only when it is used
+            from trackd.sdk import http  # httpx is imported only when it is used
 
-            return HttpSink(
-                self._http_url, self._token, transport=self._transport, timeout=self._http_timeout
+            return http.HttpSink(
+                self._http_url,
+                self._token,
+                transport=self._transport,
+                timeout=self._http_timeout,
+                max_request_bytes=self._max_request_bytes or http.MAX_REQUEST_BYTES,
             )
         if self._bus is not None:
             return BusSink(self._bus, owned=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -11,11 +11,19 @@ from trackd.sdk.sinks import RefusedError, RetryableError, SendResult
 from trackd.sdk.wire import Wire
 
 MAX_EVENTS_PER_REQUEST = 500  # the server's limit (trackd.api.routers.events.MAX_EVENTS)
+MAX_REQUEST_BYTES = 5 * 1024 * 1024  # the server's default TRACKD_MAX_REQUEST_BYTES
+_FRAME = len(b'{"events":[]}')
 _RETRYABLE = frozenset({408, 425, 429})
 
 
 class HttpSink:
-    """Posts `{"events": [...]}` with the bearer token; the server stamps the tenant."""
+    """Posts `{"events": [...]}` with the bearer token; the server stamps the tenant.
+
+    A batch goes out in requests the server takes: at most `max_events` events and
+    `max_request_bytes` bytes each (the server's limits; a server set to take less answers
+    413, and the request is halved). The answer is read per event: those accepted are
+    delivered, those refused are rejected with the server's reason.
+    """
 
     def __init__(
         self,
@@ -24,7 +32,11 @@ class HttpSink:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        max_events: int = MAX_EVENTS_PER_REQUEST,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
+        self._max_events = max_events
+        self._max_bytes = max_request_bytes
         self._url = base_url.rstrip("/") + "/v1/events"
         self._headers = {"Content-Type": "application/json"}
         if token:
@@ -35,8 +47,8 @@ class HttpSink:
 
     async def send(self, batch: Sequence[Wire]) -> SendResult:
         result = SendResult()
-        for start in range(0, len(batch), MAX_EVENTS_PER_REQUEST):
-            await self._post(batch[start : start + MAX_EVENTS_PER_REQUEST], result)
+        for request in requests(batch, self._max_events, self._max_bytes):
+            await self._post(request, result)
         return result
 
     async def _post(self, events: Sequence[Wire], result: SendResult) -> None:
@@ -62,7 +74,10 @@ class HttpSink:
             else:
                 result.rejected.extend((e[0], message) for e in events)
             return
-        if status == 413 and len(events) > 1:
+        if status == 413:
+            if len(events) == 1:  # alone over the server's limit: that event is refused
+                result.rejected.append((events[0][0], f"too large for the server: {message}"))
+                return
             middle = len(events) // 2
             await self._post(events[:middle], result)
             await self._post(events[middle:], result)
@@ -79,6 +94,20 @@ class HttpSink:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def requests(batch: Sequence[Wire], max_events: int, max_bytes: int) -> Iterator[Sequence[Wire]]:
+    """`batch` cut, in order, into requests of at most `max_events` events and `max_bytes`
+    bytes; an event over `max_bytes` by itself goes alone (the server judges it)."""
+    start, size = 0, _FRAME
+    for index, event in enumerate(batch):
+        grown = size + len(event[2]) + (index > start)  # a comma between events
+        if index > start and (index - start >= max_events or grown > max_bytes):
+            yield batch[start:index]
+            start, grown = index, _FRAME + len(event[2])
+        size = grown
+    if start < len(batch):
+        yield batch[start:]
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

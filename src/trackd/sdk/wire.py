@@ -6,17 +6,20 @@ running `json.dumps` on every call cost several times what the rest of the call 
 these events always have the same shape, so they are written from templates here instead.
 Every string that comes from a producer (names, ids, messages) is escaped by the json
 module's own C function; the producer's `data` goes through the json encoder.
+
+The bytes are exactly those of `trackd.domain.lifecycle`, the builder every other producer
+uses (a property test holds them to it): the templates are a faster way to the same JSON.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Final
 
 from trackd.domain.events import SYSTEM_EVENTS, TASK_PROGRESS, TASK_STATE_CHANGED
+from trackd.domain.lifecycle import ENCODER, RESERVED
 
 if TYPE_CHECKING:
     from trackd.sdk.handle import TaskHandle
@@ -32,10 +35,6 @@ Pending = tuple[float, "TaskHandle", int, int, Any]
 Wire = tuple[str, str, bytes]
 
 TOPIC: Final = SYSTEM_EVENTS
-# Fields of `data` that trackd writes; the producer's data cannot replace them.
-_RESERVED = frozenset(
-    {"task_id", "plan_id", "max_attempts", "event_type", "previous_state", "new_state"}
-)
 
 
 class _Static:
@@ -63,7 +62,8 @@ class _Static:
 
 
 class _Clock:
-    """Event times in ISO 8601; the part up to the second is formatted once per second."""
+    """Event times as `lifecycle.format_time(lifecycle.epoch_time(t))` writes them; the part
+    up to the second is formatted once per second."""
 
     def __init__(self) -> None:
         self._second = -1
@@ -80,26 +80,12 @@ class _Clock:
 _clock = _Clock()  # used by the publisher's thread only
 
 
-def _jsonable(value: object) -> object:
-    # A datetime or a UUID in the producer's data must not cost the event, which is found
-    # unencodable only here, long after the call that made it.
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
-# Built once (json.dumps with options builds an encoder per call). NaN and infinities are
-# not JSON, and a server would refuse the whole request for one of them.
-_encoder = json.JSONEncoder(separators=(",", ":"), default=_jsonable, allow_nan=False)
-
-
 def encode(item: Pending) -> Wire:
     """The event's id, partition key and JSON.
 
     Raises:
-        ValueError: the producer's data holds a NaN, an infinity or a circular structure.
+        ValueError: the producer's data holds a NaN, an infinity, a lone surrogate or a
+            circular structure.
     """
     when, h, kind, seq, detail = item
     static: _Static | None = h._wire
@@ -118,7 +104,7 @@ def encode(item: Pending) -> Wire:
         )
         data = static.data + static.name + ',"new_state":"pending"'
         if detail:
-            extra = _encoder.encode({k: v for k, v in detail.items() if k not in _RESERVED})
+            extra = ENCODER.encode({k: v for k, v in detail.items() if k not in RESERVED})
             if len(extra) > 2:
                 data = extra[1:-1] + "," + data
         event_type = TASK_STATE_CHANGED

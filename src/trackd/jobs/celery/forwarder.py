@@ -13,13 +13,12 @@ import asyncio
 import logging
 import queue
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from trackd.bus.base import Bus
 from trackd.domain.events import EventEnvelope
-from trackd.ingest.intake import encode
+from trackd.ingest import service
 from trackd.sdk.sinks import RefusedError, Sink
 
 log = logging.getLogger(__name__)
@@ -32,15 +31,7 @@ def bus_sender(bus: Bus) -> Send:
     """Publish on a bus, one call per topic, partitioned by task id."""
 
     async def send(envelopes: Sequence[EventEnvelope]) -> None:
-        by_topic: dict[str, list[EventEnvelope]] = defaultdict(list)
-        for env in envelopes:
-            by_topic[env.topic or ""].append(env)
-        await asyncio.gather(
-            *(
-                bus.publish(topic, [encode(e) for e in group], [e.correlation_id for e in group])
-                for topic, group in by_topic.items()
-            )
-        )
+        await service.publish(bus, ((e.topic or "", e.correlation_id, e) for e in envelopes))
 
     return send
 
@@ -49,7 +40,8 @@ def sink_sender(sink: Sink) -> Send:
     """Send through an SDK sink (a trackd server over HTTP); refusals are logged per event."""
 
     async def send(envelopes: Sequence[EventEnvelope]) -> None:
-        result = await sink.send([(e.id, e.correlation_id or "", encode(e)) for e in envelopes])
+        wire = [(e.id, e.correlation_id or "", service.encode(e)) for e in envelopes]
+        result = await sink.send(wire)
         for event_id, reason in result.rejected:
             log.error("trackd refused event id=%s: %s", event_id, reason)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from trackd.domain import lifecycle
 from trackd.domain.events import (
     ACTION_RESULTS,
     SYSTEM_EVENTS,
@@ -248,22 +249,37 @@ def build_envelope(
     data: dict[str, Any],
     tenant_id: str | None,
 ) -> EventEnvelope:
-    return EventEnvelope(
-        id=event_id,
-        source=name or FALLBACK_SOURCE,
-        type=etype,
-        time=time,
-        topic=topic,
-        correlation_id=task_id,
+    """The envelope, through the lifecycle builder: the fields it writes for a state change
+    or a heartbeat are taken out of `data` and given to it."""
+    head: dict[str, Any] = {
+        "event_id": event_id,
+        "time": time,
+        "source": name or FALLBACK_SOURCE,
+        "topic": topic,
+        "sequence": sequence,
         # Celery makes a task sent from outside any task its own root.
-        trace_id=root_id,
-        parent_event_id=parent_id if parent_id != task_id else None,
-        tenant_id=tenant_id,
-        sequence=sequence,
-        attempt=attempt,
-        data=data,
-    )
+        "trace_id": root_id,
+        "parent_event_id": parent_id if parent_id != task_id else None,
+        "attempt": attempt,
+        "tenant_id": tenant_id,
+        "correlation_id": task_id,
+    }
+    extra = dict(data)
+    written = {k: extra.pop(k) for k in _WRITTEN.get(etype, ()) if k in extra}
+    if etype == TASK_STATE_CHANGED:
+        event = lifecycle.state_changed(task_id=task_id, extra=extra, **written, **head)
+    elif etype == TASK_PROGRESS:
+        event = lifecycle.progress(task_id=task_id, extra=extra, **written, **head)
+    else:
+        event = lifecycle.envelope(type=etype, data=data, **head)
+    return EventEnvelope.model_validate(event)
 
+
+# The fields of `data` the lifecycle builder writes itself, by event type.
+_WRITTEN: Final = {
+    TASK_STATE_CHANGED: ("new_state", "reason", "event_type", "max_attempts"),
+    TASK_PROGRESS: ("state", "event_type", "max_attempts"),
+}
 
 _TEXT_FIELDS = ("hostname", "args", "kwargs", "eta", "expires", "queue", "exchange", "routing_key")
 

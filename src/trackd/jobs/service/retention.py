@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.tasks import duration_between
 from trackd.jobs.crud import BaseTaskTrackingCRUD
 from trackd.jobs.models import BaseTaskTracking
 from trackd.store.upsert import upsert
@@ -112,8 +113,8 @@ def daily_totals(
         )
         t["task_count"] += 1
         t["attempts_total"] += row.attempts
-        if row.started_at is not None and row.completed_at is not None:
-            seconds = max(0.0, (row.completed_at - row.started_at).total_seconds())
+        seconds = duration_between(row.started_at, row.completed_at)
+        if seconds is not None:
             t["duration_count"] += 1
             t["duration_seconds_total"] += seconds
             t["duration_seconds_max"] = max(t["duration_seconds_max"], seconds)

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.events import EventEnvelope
 from trackd.domain.jobs import JobChange
 from trackd.domain.states import TaskState
-from trackd.jobs.events import JobEventPublisher, state_changed
+from trackd.domain.tasks import duration_between
+from trackd.jobs.events import JobEventPublisher, PublishError, state_changed
 from trackd.jobs.metrics import JobMetrics
 from trackd.jobs.models import BaseTaskTracking
 
@@ -92,8 +93,8 @@ def count(metrics: JobMetrics, domain: str, effects: Sequence[Effect]) -> None:
         metrics.increment(domain, label)
         if after.status is TaskState.FAILED:
             metrics.errors.labels(task=domain, error_type=e.error_type).inc()
-        if after.status.terminal and after.started_at and after.completed_at:
-            seconds = (after.completed_at - after.started_at).total_seconds()
+        seconds = duration_between(after.started_at, after.completed_at)
+        if after.status.terminal and seconds is not None:
             metrics.observe_duration(domain, seconds)
 
 
@@ -134,11 +135,13 @@ async def publish(
     except Exception as exc:
         # The row is the truth and it is committed; the events are what trackd learns of
         # it. Losing them is logged and counted rather than failing the caller's change.
-        metrics.publish_failures.labels(task=domain).inc(len(events))
+        lost = exc.failed if isinstance(exc, PublishError) and exc.failed is not None else None
+        lost = len(events) if lost is None else lost
+        metrics.publish_failures.labels(task=domain).inc(lost)
         log.warning(
             "trackd events not published domain=%s tenant=%s count=%d error=%r",
             domain,
             tenant_id,
-            len(events),
+            lost,
             exc,
         )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.jobs import Readiness, Verdict, is_stale, prerequisites_verdict
 from trackd.domain.states import TaskState
+from trackd.domain.tasks import duration_between
 from trackd.jobs.crud import BaseTaskTrackingCRUD
 from trackd.jobs.events import trackd_task_id
 from trackd.jobs.models import BaseTaskTracking
@@ -32,10 +33,7 @@ class TaskView(Generic[M]):
 
     @property
     def duration_seconds(self) -> float | None:
-        t = self.task
-        if t.started_at is None or t.completed_at is None:
-            return None
-        return max(0.0, (t.completed_at - t.started_at).total_seconds())
+        return duration_between(self.task.started_at, self.task.completed_at)
 
 
 async def describe_rows(

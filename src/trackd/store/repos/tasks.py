@@ -303,7 +303,8 @@ async def ended_durations_since(
         .order_by(_T.c.completed_at.desc())
         .limit(limit)
     )
-    return [(end, max(0.0, (end - start).total_seconds())) for end, start in rows]
+    # started_at is never null here (the query says so): the `or` only satisfies the types.
+    return [(end, duration_between(start, end) or 0.0) for end, start in rows]
 
 
 async def children_of(
