@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from trackd.domain.journal import (
-    EntryIn,
+    JournalEntryIn,
     InvalidEntry,
     check_text,
     daily_outcomes,
@@ -140,7 +140,7 @@ def fields_of(error: ValidationError) -> set[str]:
 
 
 def test_entry_in_accepts_and_normalises() -> None:
-    entry = EntryIn.model_validate(
+    entry = JournalEntryIn.model_validate(
         good(symptoms=["Headache ", "headache", "brain-fog"], metrics={"steps": 4200})
     )
     assert entry.timestamp == utc(2026, 3, 1, 7, 30)
@@ -171,7 +171,7 @@ def test_entry_in_accepts_and_normalises() -> None:
 )
 def test_entry_in_names_the_wrong_field(changes: dict[str, object], where: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        EntryIn.model_validate(good(**changes))
+        JournalEntryIn.model_validate(good(**changes))
     assert fields_of(caught.value) == {where}
 
 
@@ -179,9 +179,7 @@ def test_text_limit_and_free_tags() -> None:
     check_text("x" * 10, 10)
     with pytest.raises(InvalidEntry, match=r"^text: at most 10 characters, not 11$"):
         check_text("x" * 11, 10)
-    assert free_tags(["headache", "moon_ache", "fatigue"], ["headache", "fatigue"]) == [
-        "moon_ache"
-    ]
+    assert free_tags(["headache", "moon_ache", "fatigue"], ["headache", "fatigue"]) == ["moon_ache"]
 
 
 def test_csv_rows_are_checked_with_their_line_numbers() -> None:

@@ -47,7 +47,7 @@ class InvalidEntry(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class EntryIn(BaseModel):
+class JournalEntryIn(BaseModel):
     """One journal entry as a client sends it.
 
     `id` is the client's own id for the entry (sending it again changes nothing, or updates

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trackd.domain.journal import EntryIn, InvalidEntry, check_text
+from trackd.domain.journal import JournalEntryIn, InvalidEntry, check_text
 
 REQUIRED = ("timestamp", "mood_score", "energy_score")
 OPTIONAL = ("id", "sleep_hours", "symptoms", "text")
@@ -39,7 +39,7 @@ class Row:
     """One data row: its line in the file, and the entry or what is wrong with it."""
 
     line: int
-    entry: EntryIn | None
+    entry: JournalEntryIn | None
     problems: tuple[str, ...] = ()
 
 
@@ -104,7 +104,7 @@ def read(lines: Iterable[str], text_max_length: int) -> Iterator[Row]:
             yield Row(line, None, (f"{len(cells)} cells but {len(names)} columns",))
             continue
         try:
-            entry = EntryIn.model_validate(_fields(names, cells))
+            entry = JournalEntryIn.model_validate(_fields(names, cells))
             check_text(entry.text, text_max_length)
         except ValidationError as exc:
             yield Row(line, None, tuple(f"{_where(e)}: {e['msg']}" for e in exc.errors()))

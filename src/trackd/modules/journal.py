@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.journal import (
     DailySeries,
-    EntryIn,
+    JournalEntryIn,
     InvalidEntry,
     check_text,
     daily_outcomes,
@@ -33,7 +33,7 @@ from trackd.store.models import JournalEntryRow, new_id
 from trackd.store.repos import journal as repo
 from trackd.store.repos import module_config
 
-__all__ = ["EntryIn", "InvalidEntry"]
+__all__ = ["JournalEntryIn", "InvalidEntry"]
 
 _OBSERVER = ObserverModule()
 
@@ -67,7 +67,11 @@ def view(row: JournalEntryRow, timezone: str, config: ObserverConfig) -> dict[st
 
 
 async def record(
-    session: AsyncSession, tenant_id: str, user_id: str, entry: EntryIn, config: ObserverConfig
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    entry: JournalEntryIn,
+    config: ObserverConfig,
 ) -> tuple[JournalEntryRow, repo.Saved]:
     """Store `entry` for the user, under its own id or a new one.
 

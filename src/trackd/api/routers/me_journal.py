@@ -19,7 +19,7 @@ from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.modules import journal
-from trackd.modules.journal import EntryIn, InvalidEntry
+from trackd.modules.journal import JournalEntryIn, InvalidEntry
 from trackd.web.paging import MAX_PAGE_SIZE, PAGE_SIZE, decode, encode
 from trackd.web.render import PageError
 
@@ -63,7 +63,7 @@ def _invalid() -> Iterator[None]:
     responses={200: {"description": "An entry with this id was already there: updated or same."}},
 )
 async def create(
-    body: EntryIn, principal: CurrentPrincipal, session: SessionDep, response: Response
+    body: JournalEntryIn, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> dict[str, Any]:
     """Record a journal entry. Sent again with the same `id`, it changes nothing (200), or
     updates the entry (200); a new id is 201."""

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.domain.journal import EntryIn
+from trackd.domain.journal import JournalEntryIn
 from trackd.store.models import JournalEntryRow, UserSettingsRow, utcnow
 
 Saved = Literal["new", "updated", "unchanged"]
@@ -44,7 +44,7 @@ async def at(
     )
 
 
-def _values(entry: EntryIn) -> dict[str, object]:
+def _values(entry: JournalEntryIn) -> dict[str, object]:
     return {
         "timestamp": entry.timestamp,
         "mood_score": entry.mood_score,
@@ -65,7 +65,7 @@ async def save(
     tenant_id: str,
     user_id: str,
     entry_id: str,
-    entry: EntryIn,
+    entry: JournalEntryIn,
     *,
     existing: JournalEntryRow | None = None,
 ) -> tuple[JournalEntryRow, Saved]:
