@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from trackd.domain.journal import (
-    JournalEntryIn,
     InvalidEntry,
+    JournalEntryIn,
     check_text,
     daily_outcomes,
     day_bounds,

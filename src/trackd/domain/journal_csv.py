@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trackd.domain.journal import JournalEntryIn, InvalidEntry, check_text
+from trackd.domain.journal import InvalidEntry, JournalEntryIn, check_text
 
 REQUIRED = ("timestamp", "mood_score", "energy_score")
 OPTIONAL = ("id", "sleep_hours", "symptoms", "text")

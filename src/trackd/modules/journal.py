@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.journal import (
     DailySeries,
-    JournalEntryIn,
     InvalidEntry,
+    JournalEntryIn,
     check_text,
     daily_outcomes,
     day_bounds,
@@ -33,7 +33,7 @@ from trackd.store.models import JournalEntryRow, new_id
 from trackd.store.repos import journal as repo
 from trackd.store.repos import module_config
 
-__all__ = ["JournalEntryIn", "InvalidEntry"]
+__all__ = ["InvalidEntry", "JournalEntryIn"]
 
 _OBSERVER = ObserverModule()
 

@@ -19,7 +19,7 @@ from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.modules import journal
-from trackd.modules.journal import JournalEntryIn, InvalidEntry
+from trackd.modules.journal import InvalidEntry, JournalEntryIn
 from trackd.web.paging import MAX_PAGE_SIZE, PAGE_SIZE, decode, encode
 from trackd.web.render import PageError
 

@@ -7,11 +7,11 @@ from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.journal import JournalEntryIn
-from trackd.store.models import JournalEntryRow, UserSettingsRow, utcnow
+from trackd.store.models import JournalEntryRow, UserSettingsRow, new_id, table_of, utcnow
+from trackd.store.upsert import insert_ignore, upsert
 
 Saved = Literal["new", "updated", "unchanged"]
 DEFAULT_TIMEZONE = "UTC"
@@ -74,17 +74,27 @@ async def save(
     values = _values(entry)
     row = existing or await get(session, tenant_id, user_id, entry_id)
     if row is None:
-        row = JournalEntryRow(tenant_id=tenant_id, user_id=user_id, entry_id=entry_id, **values)
-        try:
-            async with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            # The same id was stored meanwhile by another request: update that one.
-            session.expunge(row)
-            row = await get(session, tenant_id, user_id, entry_id)
-            if row is None:
-                raise
-        else:
+        # INSERT ... ON CONFLICT DO NOTHING rather than a savepoint: the same id stored
+        # meanwhile by another request is then updated below, and nothing is committed
+        # before the caller commits (SQLite commits a savepoint begun outside a transaction).
+        now = utcnow()
+        inserted = await session.scalar(
+            insert_ignore(session, table_of(JournalEntryRow), ["tenant_id", "user_id", "entry_id"])
+            .values(
+                id=new_id(),
+                tenant_id=tenant_id,
+                user_id=user_id,
+                entry_id=entry_id,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            .returning(JournalEntryRow.id)
+        )
+        row = await get(session, tenant_id, user_id, entry_id)
+        if row is None:  # pragma: no cover - the insert or the other request stored it
+            raise LookupError(f"journal entry {entry_id!r} vanished while being stored")
+        if inserted is not None:
             return row, "new"
     if _same(row, values):
         return row, "unchanged"
@@ -176,17 +186,19 @@ async def timezone(session: AsyncSession, tenant_id: str, user_id: str) -> str:
 
 async def set_timezone(session: AsyncSession, tenant_id: str, user_id: str, zone: str) -> None:
     """Store the user's time zone (the caller checked it is an IANA name)."""
-    row = await session.scalar(_settings(tenant_id, user_id))
-    if row is None:
-        try:
-            async with session.begin_nested():
-                session.add(UserSettingsRow(tenant_id=tenant_id, user_id=user_id, timezone=zone))
-            return
-        except IntegrityError:
-            # Another request stored the user's settings first: update them.
-            row = await session.scalar(_settings(tenant_id, user_id))
-            if row is None:
-                raise
-    row.timezone = zone
-    row.updated_at = utcnow()
-    await session.flush()
+    now = utcnow()
+    await session.execute(
+        upsert(
+            session,
+            table_of(UserSettingsRow),
+            ["tenant_id", "user_id"],
+            replace=["timezone", "updated_at"],
+        ).values(
+            id=new_id(),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            timezone=zone,
+            created_at=now,
+            updated_at=now,
+        )
+    )
