@@ -5,6 +5,7 @@ never visible; the observer's configuration and contribution."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -126,6 +127,15 @@ async def test_record_read_idempotent_update_and_delete(api: Api) -> None:
     assert gone.status_code == 204
     assert (await api.get("/v1/me/journal/2026-11-30-evening", "alice")).status_code == 404
     assert (await api.delete("/v1/me/journal/2026-11-30-evening", "alice")).status_code == 404
+
+
+async def test_the_same_id_sent_twice_at_once_is_one_entry(api: Api) -> None:
+    body = entry(id="twice")
+    answers = await asyncio.gather(*(api.post("/v1/me/journal", "alice", body) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], [a.text for a in answers]
+    assert sorted(a.json()["saved"] for a in answers) == ["new"] + ["unchanged"] * 3
+    listed = (await api.get("/v1/me/journal", "alice")).json()["entries"]
+    assert [e["id"] for e in listed] == ["twice"]
 
 
 async def test_the_users_timezone_decides_the_day(api: Api) -> None:
