@@ -63,6 +63,8 @@ LISTS = [
     ("/api/trackers", set(ROLES)),
     ("/api/trackers/me", set(ROLES)),
     ("/v1/me/channels", set(ROLES)),
+    ("/v1/me/journal", set(ROLES)),
+    ("/v1/me/settings", set(ROLES)),
     ("/internal/trackers/schedule/guild/g1", {"admin"}),
     ("/internal/trackers/guilds/g1", {"admin"}),
 ]

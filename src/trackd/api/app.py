@@ -17,6 +17,7 @@ from trackd.api.routers import (
     internal_trackers,
     league_trackers,
     me_channels,
+    me_journal,
     metrics,
     modules,
     traces,
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(league_trackers.router)
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
+    app.include_router(me_journal.router)
     app.include_router(modules.router)
     app.include_router(web.router)
     app.include_router(web_docs.router)

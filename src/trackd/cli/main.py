@@ -13,6 +13,7 @@ from trackd.cli import (
     demo,
     ingest,
     jobs,
+    journal,
     modules,
     notify,
     plans,
@@ -36,6 +37,7 @@ app.add_typer(notify.app, name="notify")
 app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
+app.add_typer(journal.app, name="journal")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

@@ -529,3 +529,42 @@ class SystemConfiguration(_Row, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JournalEntryRow(_Row, Base):
+    """One entry of a user's journal: scores, sleep, symptom tags, text and custom metrics at
+    a moment (UTC). `entry_id` is the entry's own id, unique per user: sending an entry
+    again under it updates the one row instead of adding a second."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", "entry_id"),
+        Index(None, "tenant_id", "user_id", "timestamp"),
+        CheckConstraint("mood_score >= 1 AND mood_score <= 10", name="mood_range"),
+        CheckConstraint("energy_score >= 1 AND energy_score <= 10", name="energy_range"),
+        CheckConstraint("sleep_hours >= 0 AND sleep_hours <= 24", name="sleep_range"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    entry_id: Mapped[str] = mapped_column(String(ID))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    mood_score: Mapped[int] = mapped_column(Integer)
+    energy_score: Mapped[int] = mapped_column(Integer)
+    sleep_hours: Mapped[float | None] = mapped_column(Float)
+    symptoms: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    text: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserSettingsRow(_Row, Base):
+    """A user's own settings; `timezone` (IANA) decides which day a journal entry is on."""
+
+    __tablename__ = "user_settings"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_id"),)
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
