@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from trackd import __version__
-from trackd.api.deps import RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 
 router = APIRouter(tags=["health"])

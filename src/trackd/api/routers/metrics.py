@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trackd.api.deps import RuntimeDep, get_principal
+from trackd.access.deps import RuntimeDep
+from trackd.api.deps import get_principal
 from trackd.ingest.consumer import IngestStats
 from trackd.runtime import Runtime
 from trackd.store.repos import gauges
