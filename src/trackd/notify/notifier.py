@@ -38,8 +38,8 @@ from trackd.notify.channels import (
     DeliveryError,
     default_senders,
 )
+from trackd.outbound.http import AddressGuard, outbound_client
 from trackd.settings import Settings
-from trackd.sources.http import AddressGuard, outbound_client
 from trackd.store.models import utcnow
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import outbox as repo

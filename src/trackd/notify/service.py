@@ -1,7 +1,7 @@
 """Notifications' entry for other features: queue what a snapshot change tells the bus and
 the subscribed channels, and check where a channel's URL will send to when it is set up.
 
-The address rule is the outbound one (`trackd.sources.addresses`): a channel whose host is,
+The address rule is the outbound one (`trackd.outbound.addresses`): a channel whose host is,
 or resolves to, a private, loopback, link-local or metadata address is refused with the
 reason, unless the deployment allows private addresses. A URL that cannot be read is refused
 whatever the setting: nothing can be said of where it goes (fail closed). A host that does
@@ -18,7 +18,7 @@ from trackd.domain.channels import BUS, ChannelKind, InvalidChannel, validate_ur
 from trackd.notify import outbox
 from trackd.notify.channels.apprise_urls import connect_hosts
 from trackd.notify.channels.base import unresolved
-from trackd.sources.http import AddressGuard, RefusedAddress
+from trackd.outbound.http import AddressGuard, RefusedAddress
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import outbox as outbox_repo
 

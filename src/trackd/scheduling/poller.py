@@ -44,12 +44,12 @@ from trackd.domain.polls import (
 from trackd.domain.retry import Backoff
 from trackd.domain.states import TaskState
 from trackd.errors import ConfigError
+from trackd.outbound.http import outbound_client
 from trackd.scheduling.events import TOPIC, PollEvent
 from trackd.scheduling.hosts import HostBackingOff, HostBackoffs
 from trackd.scheduling.requests import POLL_REQUESTS, POLLERS_GROUP, decode_request
 from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Snapshot, Source, SourceBlocked
-from trackd.sources.http import outbound_client
 from trackd.store.models import PollRow
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos.polls import Claim

@@ -33,7 +33,7 @@ from trackd.api.routers.tracker_schemas import (
 from trackd.domain.access import Principal, Role
 from trackd.modules.mmr import MmrConfig, problems
 from trackd.modules.trackers import batches, guilds, service
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 
 
 async def _bot(principal: CurrentPrincipal) -> Principal:

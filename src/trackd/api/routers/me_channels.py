@@ -23,7 +23,7 @@ from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.domain.channels import MAX_URL, InvalidChannel
 from trackd.modules.trackers import user_channels
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos.channels import ChannelView
 
