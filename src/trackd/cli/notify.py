@@ -205,6 +205,6 @@ def outbox(
         return counts, dead
 
     counts, dead = run(_with_session(settings, work))
-    typer.echo("  ".join(f"{s}={counts.get(s, 0)}" for s in ("pending", "sent", "dead")))
+    typer.echo("  ".join(f"{s}={counts.get(s, 0)}" for s in outbox_repo.STATUSES))
     for row in dead:
         typer.echo(f"dead {row.idempotency_key} after {row.attempts} tries: {row.last_error}")

@@ -28,6 +28,7 @@ from trackd.api.deps import get_principal
 from trackd.ingest.consumer import IngestStats
 from trackd.runtime import Runtime
 from trackd.store.repos import gauges
+from trackd.store.repos import outbox as outbox_repo
 from trackd.store.repos.gauges import TenantGauges
 
 router = APIRouter(tags=["health"])
@@ -108,7 +109,7 @@ class _GaugeCollector(Collector):
             "Notification outbox messages by status: pending is the depth, dead gave up.",
             t,
             ["status"],
-            {(status,): g.outbox.get(status, 0) for status in ("pending", "sent", "dead")}.items(),
+            {(status,): g.outbox.get(status, 0) for status in outbox_repo.STATUSES}.items(),
         )
         yield _gauge(
             "trackd_schedules_late",
