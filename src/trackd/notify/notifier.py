@@ -268,13 +268,19 @@ class Notifier:
         return outcome
 
     async def _housekeeping(self) -> None:
-        """Hourly: expire finished outbox rows and what the pruners keep, a batch at a time."""
+        """Hourly: `housekeep`."""
         if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_S:
             return
         self._last_housekeeping = time.monotonic()
+        await self.housekeep()
+
+    async def housekeep(self) -> dict[str, int]:
+        """Expire finished outbox rows and what the pruners keep, one batch of each; returns
+        how many rows of each kind were deleted."""
         async with self._sessions() as session:
             deleted = {name: await prune(session) for name, prune in self._pruners.items()}
             deleted["outbox"] = await repo.prune_finished(session, utcnow() - KEEP_FINISHED)
             await session.commit()
         if any(deleted.values()):
             log.info("housekeeping deleted %s", " ".join(f"{k}={n}" for k, n in deleted.items()))
+        return deleted
