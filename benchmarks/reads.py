@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import text
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
 from trackd.runtime import Runtime, freeze_startup_heap

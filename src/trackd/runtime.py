@@ -22,6 +22,7 @@ from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
 from trackd.settings import Settings
+from trackd.snapshots.service import prune_snapshots
 from trackd.sources.registry import registry as source_registry
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
@@ -112,7 +113,12 @@ class Runtime:
                 ),
             )
         if notify and settings.notifier_enabled:
-            runtime.notifier = Notifier(sessions, bus, settings)
+            runtime.notifier = Notifier(
+                sessions,
+                bus,
+                settings,
+                pruners={"snapshots": lambda session: prune_snapshots(session, settings)},
+            )
         if poll and settings.worker_enabled:
             runtime.poller = build_poller(settings, bus, sessions, consumer)
         if schedule and settings.scheduler_enabled:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from procs import clean_env, free_port, trackd_executable
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing import EventFactory, research_workflow

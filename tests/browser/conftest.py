@@ -22,7 +22,7 @@ from browser_support import (
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from loops import run_aside
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.jobs.api import DomainRegistry
 from trackd.runtime import Runtime
 from trackd.settings import Settings

@@ -34,7 +34,7 @@ from ops_support import (
 from trackers_support import Clock, League
 
 from fakes.trn_server import FakeStatsSite, Reply
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.store.repos import tokens

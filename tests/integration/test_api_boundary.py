@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from runtime_support import started
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.settings import Settings
 from trackd.store.repos import tokens

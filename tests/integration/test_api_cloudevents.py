@@ -19,7 +19,7 @@ from sqlalchemy import select
 from test_api_interop import runtime
 
 from ce_client import MODES, batched, binary, cloud_event, structured
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.store.models import TimelineEvent

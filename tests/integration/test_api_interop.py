@@ -15,7 +15,7 @@ import pytest_asyncio
 from runtime_support import started
 from soorma_common.events import ActionResultEvent, BusinessFactEvent
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.timeline import MAX_TREE_DEPTH
 from trackd.runtime import Runtime

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
 from trackd.modules import service

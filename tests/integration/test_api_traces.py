@@ -28,7 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 from runtime_support import quick_ingest
 from test_sdk_server import service_token
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing_server import LocalServer

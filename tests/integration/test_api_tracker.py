@@ -16,7 +16,7 @@ import pytest_asyncio
 from runtime_support import started
 from sqlalchemy import func, select
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.settings import Settings

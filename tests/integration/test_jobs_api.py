@@ -13,8 +13,8 @@ from jobs_support import InvoiceTracking, ReportTracking, create_app_tables
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from trackd.api.app import create_app
 from trackd.api.job_caller import trackd_bearer
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.jobs.api import DomainRegistry, JobDomain, tasks_router
 from trackd.jobs.metrics import JobMetrics, metrics_router

@@ -19,7 +19,7 @@ from jobs_support import Clock, ReportTracking, create_app_tables
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.bus.memory import MemoryBus
 from trackd.domain.access import Role
 from trackd.domain.jobs import JobChange, JobFacts

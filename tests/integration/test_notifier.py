@@ -452,6 +452,30 @@ async def test_the_runtime_runs_the_notifier_unless_disabled(database_url: str) 
     assert [d.headers["idempotency-key"] for d in receiver.deliveries] == [key]
 
 
+async def test_the_runtimes_notifier_expires_old_snapshots_in_its_housekeeping(
+    database_url: str,
+) -> None:
+    runtime = Runtime.build(
+        settings(database_url=database_url, snapshot_keep_days=30), ingest=False, notify=True
+    )
+    await runtime.start(migrate=False)
+    try:
+        assert runtime.notifier is not None
+        old = datetime.now(UTC) - timedelta(days=400)
+        # Recorded by a deployment that kept them longer; this one keeps 30 days.
+        keeping = Settings(snapshot_keep_days=1000)
+        async with runtime.sessions() as session:
+            for i in range(4):
+                snapshot = Snapshot("p1", "game", {"rank": i}, old + timedelta(minutes=i))
+                await record_snapshot(session, "t1", snapshot, settings=keeping)
+            await session.commit()
+        # The newest snapshot stays: the next one is diffed against it.
+        assert await runtime.notifier.housekeep() == {"snapshots": 3, "outbox": 0}
+        assert await runtime.notifier.housekeep() == {"snapshots": 0, "outbox": 0}
+    finally:
+        await runtime.stop()
+
+
 async def test_a_change_lands_in_the_event_timeline_through_bus_and_ingest(
     database_url: str,
 ) -> None:

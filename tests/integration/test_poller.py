@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,12 +14,14 @@ from poll_fakes import T0, Clock, ScriptedSource, offline_client, registered
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from trackd.bus.base import Subscription
 from trackd.bus.memory import MemoryBus
 from trackd.domain.polls import PollStatus
 from trackd.domain.retry import Backoff
 from trackd.domain.states import TaskState
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.scheduling import Poller, PollerOptions, announce_polls, request_poll
+from trackd.scheduling.events import TOPIC
 from trackd.settings import Settings
 from trackd.store.models import PollRow, SnapshotRow
 from trackd.store.repos import polls as poll_repo
@@ -391,31 +394,62 @@ async def test_a_worker_started_by_a_request_on_the_bus(
     # Ingest must consume the poll's task events, or publishing them would wait.
     ingest = IngestConsumer(bus, sessions, IngestOptions(max_wait=0.001, idle_wait=0.05))
     ingesting = asyncio.create_task(ingest.run())
-    # A sweep every minute: only the request can start the poll in this test's time.
+    watch = await bus.subscribe([TOPIC], "test-watch", "test")
+    # Due in an hour by the worker's clock: its first sweep finds nothing to take; then the
+    # clock moves on, and a sweep every minute leaves only the request to start the poll.
+    clock = WatchedClock(T0)
+    poll_id = await request(sessions, {"subject": "a"}, now=T0 + timedelta(hours=1))
     worker = Poller(
         bus,
         sessions,
         PollerOptions(consumer="w1", sweep_interval=60),
         client_factory=offline_client,
+        clock=clock,
         settings=SETTINGS,
     )
     running = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)  # the first sweep ran and found nothing
-    async with sessions() as session, session.begin():
-        poll = await request_poll(session, TENANT, "scripted", {"subject": "a"})
+    async with asyncio.timeout(10):
+        await clock.read.wait()  # the first sweep looked for due polls at T0
+    clock.now = T0 + timedelta(hours=1)
+    async with sessions() as session:
+        poll = await poll_repo.get(session, TENANT, poll_id)
+    assert poll is not None
 
     await announce_polls(bus, [poll])
-    for _ in range(250):
-        if (await load(sessions, poll.id)).status == PollStatus.COMPLETED:
-            break
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(10):
+        await _until_state(watch, poll_id, TaskState.COMPLETED)
     worker.stop()
     await running
     ingest.stop()
     await ingesting
+    await watch.close()
 
-    assert (await load(sessions, poll.id)).status == PollStatus.COMPLETED
+    assert (await load(sessions, poll_id)).status == PollStatus.COMPLETED
     assert worker.stats.completed == 1
+    assert source.calls == {"a": 1}
+
+
+class WatchedClock(Clock):
+    """A clock that tells when it was first read."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__(now)
+        self.read = asyncio.Event()
+
+    def __call__(self) -> datetime:
+        self.read.set()
+        return super().__call__()
+
+
+async def _until_state(watch: Subscription, poll_id: uuid.UUID, state: TaskState) -> None:
+    """Wait for the poll's task event that takes it to `state` (bound it with a timeout)."""
+    while True:
+        messages = await watch.fetch(100, 1.0)
+        await watch.ack(messages)
+        for message in messages:
+            data = json.loads(message.body)["data"]
+            if data["task_id"] == str(poll_id) and data.get("new_state") == state.value:
+                return
 
 
 async def test_a_full_worker_takes_the_next_poll_when_a_slot_frees_not_at_the_next_sweep(

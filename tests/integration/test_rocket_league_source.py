@@ -20,9 +20,9 @@ from fakes.trn_payloads import (
 )
 from fakes.trn_server import FakeStatsSite, Reply
 from trackd.errors import ConfigError
+from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
-from trackd.sources.http import outbound_client
 from trackd.sources.registry import SourceRegistry
 from trackd.sources.rocket_league import NAME, FetchingDisabled, RocketLeagueSource
 

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from runtime_support import quick_ingest, started
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.sdk import Tracker, TrackerDeliveryFailed, TrackerStats, current_task, tracked

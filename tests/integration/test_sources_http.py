@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from trackd.outbound.http import RefusedAddress, outbound_client
 from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, SourceError
-from trackd.sources.http import RefusedAddress, outbound_client
 from trackd.sources.http_json import HttpJsonSource
 from webfakes import serve
 

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fakes.feed_server import FakeFeeds
 from trackd.domain.polls import PollStatus
 from trackd.domain.retry import Backoff
+from trackd.outbound.http import outbound_client
 from trackd.scheduling import Poller, PollerOptions, request_poll
 from trackd.settings import Settings
 from trackd.sources import registry
-from trackd.sources.http import outbound_client
 from trackd.sources.noaa_swpc import NoaaSwpcSource
 from trackd.store.models import SnapshotRow
 from trackd.store.repos import polls as poll_repo

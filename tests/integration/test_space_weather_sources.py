@@ -14,10 +14,10 @@ import pytest_asyncio
 from fakes.feed_server import FakeFeeds, gfz_fixture, noaa_fixture
 from fakes.trn_server import Reply
 from trackd.domain import space_weather as sw
+from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.sources.base import InvalidTarget, Source, SourceBlocked, SourceError
 from trackd.sources.gfz_kp import GfzKpSource
-from trackd.sources.http import outbound_client
 from trackd.sources.noaa_swpc import FEEDS, NoaaSwpcSource
 from trackd.sources.registry import SourceRegistry
 

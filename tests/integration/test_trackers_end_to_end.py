@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from fakes.trn_payloads import recorded
 from fakes.trn_server import FakeStatsSite
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.settings import Settings

@@ -30,7 +30,7 @@ from ops_support import (
 from trackers_support import League, league, site, url
 
 from fakes.trn_server import Reply
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.store.repos import tokens
 from trackd.web.auth import COOKIE

@@ -17,7 +17,7 @@ import pytest_asyncio
 from runtime_support import started
 from sqlalchemy import update
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
 from trackd.runtime import Runtime

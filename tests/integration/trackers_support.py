@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from fakes.trn_payloads import playlist_segment, profile_payload, recorded
 from fakes.trn_server import FakeStatsSite
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.scheduling import Poller, PollerOptions, Scheduler, SchedulerOptions

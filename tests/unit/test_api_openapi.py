@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 

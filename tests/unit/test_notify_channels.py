@@ -27,8 +27,8 @@ from trackd.notify.channels.discord import DiscordSender, message
 from trackd.notify.channels.webhook import WebhookSender, verify_signature
 from trackd.notify.render import TEST_EVENT
 from trackd.notify.service import check_destination
+from trackd.outbound.http import AddressGuard, outbound_client
 from trackd.settings import Settings
-from trackd.sources.http import AddressGuard, outbound_client
 
 HOOK = "https://hooks.example/trackd"
 DISCORD = "https://discord.com/api/webhooks/123456789012/abcdefghijklmnopqrstuvwxyz-_0123"

@@ -10,15 +10,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from trackd.settings import Settings
-from trackd.sources.addresses import IPAddress, parse_address, refusal
-from trackd.sources.http import (
+from trackd.outbound.addresses import IPAddress, parse_address, refusal
+from trackd.outbound.http import (
     AddressGuard,
     GuardedTransport,
     RefusedAddress,
     outbound_client,
     retry_after,
 )
+from trackd.settings import Settings
 
 PUBLIC = "93.184.215.14"
 

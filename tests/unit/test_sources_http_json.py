@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from trackd.errors import ConfigError
+from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.sources import registry as registry_module
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
-from trackd.sources.http import outbound_client
 from trackd.sources.http_json import HttpJsonSource, resolve_pointer
 from trackd.sources.registry import SourceRegistry, UnknownSource
 

@@ -1,4 +1,4 @@
-"""The FastAPI application."""
+"""The API's FastAPI application (the dashboard joins it in `trackd.app`)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,15 @@ from trackd.api.routers import (
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
-from trackd.web import docs as web_docs
-from trackd.web import pages as web
-from trackd.web import pages_jobs, pages_sources, pages_trackers
 
 
-def create_app(
+def create_api(
     runtime: Runtime, *, manage: bool = True, jobs: DomainRegistry | None = None
 ) -> FastAPI:
-    """The app over a runtime; with `manage`, the app starts and stops the runtime.
+    """The API over a runtime; with `manage`, the app starts and stops the runtime.
 
     `jobs` are `trackd.jobs` domains to serve under `/v1/tasks/{domain}` with trackd's tokens
-    (tenants kept apart) and to show on the dashboard under `/ui/jobs`.
+    (tenants kept apart); they stay in `app.state.job_domains` for the dashboard.
     """
 
     @asynccontextmanager
@@ -82,11 +79,6 @@ def create_app(
     app.include_router(me_channels.router)
     app.include_router(me_journal.router)
     app.include_router(modules.router)
-    app.include_router(web.router)
-    app.include_router(web_docs.router)
-    app.include_router(pages_trackers.router)
-    app.include_router(pages_sources.router)
-    app.include_router(pages_jobs.router)
     app.state.job_domains = jobs or DomainRegistry()
     if jobs is not None:
         app.include_router(tasks_router(jobs, caller=trackd_bearer()))

@@ -1,36 +1,20 @@
-"""Request dependencies: the runtime, a session per request, and the calling principal."""
+"""The API's request dependencies: the calling principal of a bearer token, and whether it may
+publish. The runtime and the session per request are `trackd.access.deps`, shared with the
+dashboard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.access.deps import SessionDep
+from trackd.access.tokens import principal_of
 from trackd.api.errors import ApiError
 from trackd.domain.access import Principal
-from trackd.runtime import Runtime
-from trackd.store.repos import tokens
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `trackd token create`.")
-
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    async with runtime.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_principal(
@@ -45,7 +29,7 @@ async def get_principal(
             "(create one with `trackd token create --tenant T`)",
             headers=challenge,
         )
-    principal = await tokens.resolve(session, credentials.credentials)
+    principal = await principal_of(session, credentials.credentials)
     if principal is None:
         raise ApiError(401, "unknown or revoked token", headers=challenge)
     return principal

@@ -22,18 +22,18 @@ def from_url(url: str, *, platform_group: str | None = None) -> Bus:
     Raises:
         ConfigError: the scheme is unknown, or the backend's optional dependency is missing.
     """
-    scheme = _scheme(url)
-    if scheme == "memory":
+    kind = scheme(url)
+    if in_process(url):
         from trackd.bus.memory import MemoryBus
 
         return MemoryBus()
-    if scheme in ("redis", "rediss"):
+    if kind in ("redis", "rediss"):
         try:
             from trackd.bus.redis.bus import RedisStreamsBus
         except ImportError as exc:
             raise ConfigError(_missing("redis", exc)) from None
         return RedisStreamsBus.from_url(url)
-    if scheme in ("nats", "tls"):
+    if kind in ("nats", "tls"):
         try:
             from trackd.bus.nats import NatsBus
         except ImportError as exc:
@@ -47,10 +47,11 @@ def from_url(url: str, *, platform_group: str | None = None) -> Bus:
 def in_process(url: str) -> bool:
     """Whether a bus URL names the in-process bus (`memory://`), which only the process
     that holds it can hear: another process's worker or ingest never sees its messages."""
-    return _scheme(url) == "memory"
+    return scheme(url) == "memory"
 
 
-def _scheme(url: str) -> str:
+def scheme(url: str) -> str:
+    """A URL's scheme in lower case (`memory`, `redis`, `https` ...); '' when it has none."""
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 

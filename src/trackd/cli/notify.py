@@ -24,8 +24,8 @@ from trackd.notify.channels import (
 )
 from trackd.notify.render import TEST_EVENT
 from trackd.notify.service import check_destination
+from trackd.outbound.http import AddressGuard, outbound_client
 from trackd.settings import Settings
-from trackd.sources.http import AddressGuard, outbound_client
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 from trackd.store.repos import channels as channels_repo
@@ -205,6 +205,6 @@ def outbox(
         return counts, dead
 
     counts, dead = run(_with_session(settings, work))
-    typer.echo("  ".join(f"{s}={counts.get(s, 0)}" for s in ("pending", "sent", "dead")))
+    typer.echo("  ".join(f"{s}={counts.get(s, 0)}" for s in outbox_repo.STATUSES))
     for row in dead:
         typer.echo(f"dead {row.idempotency_key} after {row.attempts} tries: {row.last_error}")

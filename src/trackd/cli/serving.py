@@ -11,7 +11,7 @@ async def serve_runtime(runtime: Runtime, settings: Settings) -> None:
     # Imported here so that commands which do not serve start quickly.
     import uvicorn
 
-    from trackd.api.app import create_app
+    from trackd.app import create_app
 
     config = uvicorn.Config(
         create_app(runtime),

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,9 +38,8 @@ from trackd.notify.channels import (
     DeliveryError,
     default_senders,
 )
+from trackd.outbound.http import AddressGuard, outbound_client
 from trackd.settings import Settings
-from trackd.snapshots.service import prune_snapshots
-from trackd.sources.http import AddressGuard, outbound_client
 from trackd.store.models import utcnow
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import outbox as repo
@@ -54,6 +53,9 @@ NOTIFY_BACKOFF = Backoff(base=30.0, factor=2.0, cap=3600.0, jitter=0.2)
 HOUSEKEEPING_EVERY_S = 3600.0
 # Sent and dead messages are kept this long for inspection.
 KEEP_FINISHED = timedelta(days=14)
+
+Pruner = Callable[[AsyncSession], Awaitable[int]]
+"""Deletes expired rows of another kind in the session it is given; returns how many."""
 
 
 def default_worker_name() -> str:
@@ -80,6 +82,8 @@ class Notifier:
         guard: the address check of that client, for channels that connect by themselves.
         senders: channel kind → sender.
         worker: this notifier's name in claims (hostname-pid by default).
+        pruners: other expired rows to delete in the hourly housekeeping, by name (the runtime
+            passes the snapshots' retention); finished outbox rows are always pruned.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class Notifier:
         worker: str | None = None,
         backoff: Backoff = NOTIFY_BACKOFF,
         concurrency: int = 10,
+        pruners: Mapping[str, Pruner] | None = None,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
@@ -107,6 +112,7 @@ class Notifier:
         self._limit = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
         self._last_housekeeping = time.monotonic()
+        self._pruners = dict(pruners or {})
 
     def stop(self) -> None:
         self._stopping.set()
@@ -262,13 +268,19 @@ class Notifier:
         return outcome
 
     async def _housekeeping(self) -> None:
-        """Hourly: expire old snapshots and finished outbox rows, a batch at a time."""
+        """Hourly: `housekeep`."""
         if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_EVERY_S:
             return
         self._last_housekeeping = time.monotonic()
+        await self.housekeep()
+
+    async def housekeep(self) -> dict[str, int]:
+        """Expire finished outbox rows and what the pruners keep, one batch of each; returns
+        how many rows of each kind were deleted."""
         async with self._sessions() as session:
-            snapshots = await prune_snapshots(session, self._settings)
-            finished = await repo.prune_finished(session, utcnow() - KEEP_FINISHED)
+            deleted = {name: await prune(session) for name, prune in self._pruners.items()}
+            deleted["outbox"] = await repo.prune_finished(session, utcnow() - KEEP_FINISHED)
             await session.commit()
-        if snapshots or finished:
-            log.info("housekeeping deleted snapshots=%d outbox=%d", snapshots, finished)
+        if any(deleted.values()):
+            log.info("housekeeping deleted %s", " ".join(f"{k}={n}" for k, n in deleted.items()))
+        return deleted

@@ -1,5 +1,5 @@
-"""What a snapshot change puts in the outbox: an event for trackd's bus and one message per
-subscribed channel, written in the transaction that recorded the snapshot.
+"""The outbox messages of a snapshot change: an event for trackd's bus and one message per
+subscribed channel (queued by `trackd.notify.service.enqueue_change`).
 
 Idempotency keys: `snapshot.changed:<change id>` for the bus event, `<change id>:<channel id>`
 for a channel, so that one change reaches each place once.
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from trackd.domain.channels import BUS, wants
+from trackd.domain.changes import SNAPSHOT_CHANGED, SnapshotChange
+from trackd.domain.channels import wants
 from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
-from trackd.snapshots.change import SNAPSHOT_CHANGED, SnapshotChange
 from trackd.store.models import NotificationChannel
-from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import outbox as outbox_repo
 
 EVENT_SOURCE = "trackd/snapshots"
@@ -56,25 +53,3 @@ def channel_messages(
         for channel in channels
         if wants(channel.options, change.paths)
     ]
-
-
-async def enqueue_change(
-    session: AsyncSession, change: SnapshotChange, *, notify: bool, max_attempts: int
-) -> list[outbox_repo.Message]:
-    """Queue the bus event and, when `notify`, a message for every subscribed channel that
-    wants these fields. Returns what was queued."""
-    messages = [
-        outbox_repo.Message(
-            kind=BUS,
-            idempotency_key=change_event_id(change),
-            event_type=SNAPSHOT_CHANGED,
-            payload=bus_envelope(change),
-        )
-    ]
-    if notify:
-        subscribed = await channels_repo.subscribed_channels(
-            session, change.tenant_id, change.source, change.subject
-        )
-        messages += channel_messages(change, subscribed)
-    await outbox_repo.enqueue(session, change.tenant_id, messages, max_attempts=max_attempts)
-    return messages

@@ -1,7 +1,7 @@
-"""Notifications' entry for other features: where a channel's URL will send to, checked when
-the channel is set up.
+"""Notifications' entry for other features: queue what a snapshot change tells the bus and
+the subscribed channels, and check where a channel's URL will send to when it is set up.
 
-The address rule is the outbound one (`trackd.sources.addresses`): a channel whose host is,
+The address rule is the outbound one (`trackd.outbound.addresses`): a channel whose host is,
 or resolves to, a private, loopback, link-local or metadata address is refused with the
 reason, unless the deployment allows private addresses. A URL that cannot be read is refused
 whatever the setting: nothing can be said of where it goes (fail closed). A host that does
@@ -11,11 +11,16 @@ not resolve yet is accepted: delivery checks every address again before each sen
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.domain.channels import ChannelKind, InvalidChannel, validate_url
+from trackd.domain.changes import SNAPSHOT_CHANGED, SnapshotChange
+from trackd.domain.channels import BUS, ChannelKind, InvalidChannel, validate_url
+from trackd.notify import outbox
 from trackd.notify.channels.apprise_urls import connect_hosts
 from trackd.notify.channels.base import unresolved
-from trackd.sources.http import AddressGuard, RefusedAddress
+from trackd.outbound.http import AddressGuard, RefusedAddress
+from trackd.store.repos import channels as channels_repo
+from trackd.store.repos import outbox as outbox_repo
 
 
 async def check_destination(kind: ChannelKind, url: str, guard: AddressGuard) -> None:
@@ -45,3 +50,25 @@ def http_host(kind: ChannelKind, url: str) -> tuple[str, int]:
     if not parsed.host:
         raise InvalidChannel(f"the {kind} URL names no host")
     return parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+async def enqueue_change(
+    session: AsyncSession, change: SnapshotChange, *, notify: bool, max_attempts: int
+) -> list[outbox_repo.Message]:
+    """Queue the bus event and, when `notify`, a message for every subscribed channel that
+    wants these fields. Returns what was queued."""
+    messages = [
+        outbox_repo.Message(
+            kind=BUS,
+            idempotency_key=outbox.change_event_id(change),
+            event_type=SNAPSHOT_CHANGED,
+            payload=outbox.bus_envelope(change),
+        )
+    ]
+    if notify:
+        subscribed = await channels_repo.subscribed_channels(
+            session, change.tenant_id, change.source, change.subject
+        )
+        messages += outbox.channel_messages(change, subscribed)
+    await outbox_repo.enqueue(session, change.tenant_id, messages, max_attempts=max_attempts)
+    return messages

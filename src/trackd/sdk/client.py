@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from trackd.bus.base import Bus
 from trackd.bus.memory import MemoryBus
-from trackd.bus.urls import from_url
+from trackd.bus.urls import from_url, in_process, scheme
 from trackd.errors import ConfigError
 from trackd.sdk.buffer import EventBuffer
 from trackd.sdk.errors import TrackerBufferFull, TrackerDeliveryFailed, TrackerError
@@ -113,13 +113,12 @@ class Tracker:
         self._http_url: str | None = None
         self._url_for_bus: str | None = None
         self._spare_bus: Bus | None = None
-        scheme = url.split("://", 1)[0].lower() if url and "://" in url else ""
         if url is None:
             self._target = type(bus).__name__
-        elif scheme in ("http", "https"):
+        elif scheme(url) in ("http", "https"):
             self._http_url = url
             self._target = url
-        elif scheme == "memory":
+        elif in_process(url):
             raise ConfigError(
                 "memory:// is a bus inside one process, so a URL cannot reach it: "
                 "pass the bus itself, Tracker(bus=runtime.bus)"

@@ -20,10 +20,10 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.changes import SnapshotChange
 from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
-from trackd.notify.outbox import enqueue_change
+from trackd.notify.service import enqueue_change
 from trackd.settings import Settings
-from trackd.snapshots.change import SnapshotChange
 from trackd.sources.base import Snapshot
 from trackd.store.models import SnapshotRow, utcnow
 from trackd.store.repos import snapshots as repo

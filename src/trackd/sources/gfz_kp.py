@@ -37,20 +37,13 @@ class GfzKpSource:
     """Kp from GFZ Potsdam (see the module docstring).
 
     Args:
-        base_url: the API's base URL; by default TRACKD_GFZ_KP_URL.
+        base_url: the API's base URL (TRACKD_GFZ_KP_URL through `from_settings`).
         clock: "now", to refuse ranges that start in the future (tests pass a fixed one).
     """
 
     name = NAME
 
-    def __init__(
-        self, *, base_url: str | None = None, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        if base_url is None:
-            # Built without arguments by the source registry: the deployment's settings decide.
-            from trackd.settings import get_settings
-
-            base_url = get_settings().gfz_kp_url
+    def __init__(self, *, base_url: str, clock: Callable[[], datetime] | None = None) -> None:
         self.base_url = base_url_setting(base_url, "TRACKD_GFZ_KP_URL")
         self._clock = clock or (lambda: datetime.now(UTC))
 

@@ -22,8 +22,8 @@ from typing import Any, Final
 
 import httpx
 
+from trackd.outbound.http import RefusedAddress, ResponseTooLarge, retry_after
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
-from trackd.sources.http import RefusedAddress, ResponseTooLarge, retry_after
 
 MAX_URL = 2000
 MAX_FIELDS = 100

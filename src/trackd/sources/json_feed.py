@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from trackd.outbound.http import RefusedAddress, ResponseTooLarge, retry_after
 from trackd.sources.base import InvalidTarget, SourceBlocked, SourceError
-from trackd.sources.http import RefusedAddress, ResponseTooLarge, retry_after
 
 
 class FeedNotFound(SourceError):

@@ -63,20 +63,13 @@ class NoaaSwpcSource:
     """Space weather from NOAA SWPC (see the module docstring).
 
     Args:
-        base_url: the service's base URL; by default TRACKD_NOAA_SWPC_URL.
+        base_url: the service's base URL (TRACKD_NOAA_SWPC_URL through `from_settings`).
         clock: the time snapshots are stamped with (tests pass a fixed one).
     """
 
     name = NAME
 
-    def __init__(
-        self, *, base_url: str | None = None, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        if base_url is None:
-            # Built without arguments by the source registry: the deployment's settings decide.
-            from trackd.settings import get_settings
-
-            base_url = get_settings().noaa_swpc_url
+    def __init__(self, *, base_url: str, clock: Callable[[], datetime] | None = None) -> None:
         self.base_url = base_url_setting(base_url, "TRACKD_NOAA_SWPC_URL")
         self._clock = clock or (lambda: datetime.now(UTC))
 

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from trackd.domain.trackers import TrackerProfile, TrackerRuleError, parse_profile_url, profile
+from trackd.outbound.http import RefusedAddress
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
-from trackd.sources.http import RefusedAddress
 from trackd.sources.rocket_league_stats import SeasonStats, current_season, parse_season
 
 if TYPE_CHECKING:

@@ -7,6 +7,17 @@ static files served from the package, and nothing is fetched from anywhere else.
 
 from __future__ import annotations
 
-from trackd.web.pages import router
+from fastapi import APIRouter
 
-__all__ = ["router"]
+from trackd.web import docs, pages, pages_jobs, pages_sources, pages_trackers
+
+ROUTERS: tuple[APIRouter, ...] = (
+    pages.router,
+    docs.router,
+    pages_trackers.router,
+    pages_sources.router,
+    pages_jobs.router,
+)
+"""The dashboard's routes (and the API's /docs page), in the order they are mounted."""
+
+__all__ = ["ROUTERS"]

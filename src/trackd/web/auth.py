@@ -28,15 +28,14 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from trackd.api.deps import SessionDep
+from trackd.access.deps import SessionDep
+from trackd.access.tokens import principal_of
 from trackd.domain.access import Principal
-from trackd.store.repos import tokens
 
 COOKIE = "trackd_token"
 CSRF_COOKIE = "trackd_csrf"
 CSRF_FIELD = "csrf"
 COOKIE_PATH = "/ui"
-MAX_TOKEN_CHARS = 200  # trackd's tokens are 47 characters; anything far longer is not one
 MAX_CSRF_CHARS = 100
 
 
@@ -46,10 +45,7 @@ class LoginRequired(Exception):
 
 async def viewer(request: Request, session: SessionDep) -> Principal:
     """The principal of the cookie's token; any role may read the dashboard."""
-    token = request.cookies.get(COOKIE)
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        raise LoginRequired
-    principal = await tokens.resolve(session, token)
+    principal = await principal_of(session, request.cookies.get(COOKIE, ""))
     if principal is None:
         raise LoginRequired
     return principal

@@ -14,19 +14,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 
-from trackd.api.deps import SessionDep
-from trackd.api.routers.tracker import PlanId, TaskId
+from trackd.access.deps import SessionDep
+from trackd.access.params import PlanId, TaskId
+from trackd.access.tokens import principal_of
 from trackd.domain.metrics import PERIODS
 from trackd.domain.states import TaskState
 from trackd.errors import NotFoundError
 from trackd.http_errors import describe_invalid
 from trackd.store import views
-from trackd.store.repos import tokens
 from trackd.store.repos.tasks import TaskFilter
 from trackd.web import chart, paging, waterfall
 from trackd.web.auth import (
     CSRF_FIELD,
-    MAX_TOKEN_CHARS,
     LoginRequired,
     Viewer,
     clear_login,
@@ -116,7 +115,7 @@ async def login(request: Request, session: SessionDep) -> Response:
     token = (await _form(request)).get("token", "").strip()
     if not token:
         problem = "paste a token from `trackd token create --tenant T --role reader`"
-    elif len(token) > MAX_TOKEN_CHARS or await tokens.resolve(session, token) is None:
+    elif await principal_of(session, token) is None:
         problem = "unknown or revoked token"
     else:
         response = RedirectResponse("/ui", status_code=303)

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from trackd.api.deps import SessionDep
+from trackd.access.deps import SessionDep
 from trackd.domain.access import Principal, Role
 from trackd.domain.channels import mask_url, mask_urls
 from trackd.domain.polls import PollStatus

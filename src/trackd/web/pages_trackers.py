@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from trackd.api.deps import SessionDep
+from trackd.access.deps import SessionDep
 from trackd.domain.access import Principal, Role
 from trackd.domain.trackers import PLATFORMS, ScrapingStatus
 from trackd.modules.trackers import service

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.api import cloudevents
-from trackd.api.deps import Publisher, RuntimeDep, SessionDep
+from trackd.api.deps import Publisher
 from trackd.api.errors import ApiError
 from trackd.api.openapi import event_body
 from trackd.api.schemas import ItemResult, PublishOut

@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from trackd import __version__
-from trackd.api.deps import RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
+from trackd.bus.urls import scheme
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +27,7 @@ async def health(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
         "status": "ok",
         "version": __version__,
         "database": runtime.engine.dialect.name,
-        "bus": runtime.settings.bus_url.split("://", 1)[0],
+        "bus": scheme(runtime.settings.bus_url),
         "ingest": None
         if ingest is None
         else {

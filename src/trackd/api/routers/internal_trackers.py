@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import (
     BatchId,
@@ -32,7 +33,7 @@ from trackd.api.routers.tracker_schemas import (
 from trackd.domain.access import Principal, Role
 from trackd.modules.mmr import MmrConfig, problems
 from trackd.modules.trackers import batches, guilds, service
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 
 
 async def _bot(principal: CurrentPrincipal) -> Principal:

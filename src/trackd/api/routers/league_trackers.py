@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import (
     TrackerId,

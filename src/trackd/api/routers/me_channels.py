@@ -16,13 +16,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.domain.channels import MAX_URL, InvalidChannel
 from trackd.modules.trackers import user_channels
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos.channels import ChannelView
 

@@ -23,10 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trackd.api.deps import RuntimeDep, get_principal
+from trackd.access.deps import RuntimeDep
+from trackd.api.deps import get_principal
 from trackd.ingest.consumer import IngestStats
 from trackd.runtime import Runtime
 from trackd.store.repos import gauges
+from trackd.store.repos import outbox as outbox_repo
 from trackd.store.repos.gauges import TenantGauges
 
 router = APIRouter(tags=["health"])
@@ -107,7 +109,7 @@ class _GaugeCollector(Collector):
             "Notification outbox messages by status: pending is the depth, dead gave up.",
             t,
             ["status"],
-            {(status,): g.outbox.get(status, 0) for status in ("pending", "sent", "dead")}.items(),
+            {(status,): g.outbox.get(status, 0) for status in outbox_repo.STATUSES}.items(),
         )
         yield _gauge(
             "trackd_schedules_late",

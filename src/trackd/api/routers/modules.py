@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.bus.urls import in_process

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from trackd.api.deps import Publisher, RuntimeDep, SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
+from trackd.api.deps import Publisher
 from trackd.api.errors import ApiError
 from trackd.domain.access import publishing_user
 from trackd.ingest import intake, otlp

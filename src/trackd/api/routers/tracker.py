@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.access.deps import SessionDep
+from trackd.access.params import PRINTABLE, PlanId, TaskId
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.responses import FastJSONResponse
 from trackd.api.schemas import (
     AnomalyOut,
@@ -24,12 +26,6 @@ from trackd.store import views
 from trackd.store.repos.tasks import TaskSummary
 
 router = APIRouter(prefix="/v1/tracker", tags=["tracker"])
-
-# No control characters: PostgreSQL cannot even compare text with a NUL in it.
-_PRINTABLE = r"^[^\x00-\x1f]+$"
-PlanId = Annotated[str, Path(min_length=1, max_length=100, pattern=_PRINTABLE)]
-TaskId = Annotated[str, Path(min_length=1, max_length=100, pattern=_PRINTABLE)]
-
 
 # The list routes build plain dicts themselves: validating a thousand rows through the
 # response models costs more than reading them. The models still document the shapes, and
@@ -176,7 +172,7 @@ async def task_history(
 async def agent_metrics(
     session: SessionDep,
     principal: CurrentPrincipal,
-    agent_id: Annotated[str | None, Query(min_length=1, max_length=255, pattern=_PRINTABLE)] = None,
+    agent_id: Annotated[str | None, Query(min_length=1, max_length=255, pattern=PRINTABLE)] = None,
     period: Literal["1h", "24h", "7d", "30d"] = "24h",
 ) -> MetricsOut:
     """Tasks that ended in the period, counted once per logical task (retries included)."""

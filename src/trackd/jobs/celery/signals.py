@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from trackd.bus.urls import from_url
+from trackd.bus.urls import from_url, in_process, scheme
 from trackd.errors import ConfigError
 from trackd.jobs.celery.book import TaskBook, app_task_limits
 from trackd.jobs.celery.forwarder import Forwarder, Send, bus_sender, sink_sender
@@ -107,8 +107,7 @@ class _Sender:
 
 def _open(url: str, token: str | None) -> tuple[Send, Callable[[], Any]]:
     """A send function for a trackd server (http[s]://) or a bus URL, and how to close it."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("http", "https"):
+    if scheme(url) in ("http", "https"):
         from trackd.sdk.http import HttpSink
 
         sink = HttpSink(url, token)
@@ -131,13 +130,12 @@ class Instrumentation:
         max_pending: int = 10_000,
         emit_timeout: float = 5.0,
     ) -> None:
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme == "memory":
+        if in_process(url):
             raise ConfigError(
                 "instrument() needs a trackd reachable from every Celery process: "
                 "http(s)://trackd:8000, redis://... or nats://..., not memory://"
             )
-        if scheme not in ("http", "https"):
+        if scheme(url) not in ("http", "https"):
             from_url(url)  # a wrong URL or a missing extra fails now, not in a worker
         self.app = app
         self.dropped = 0

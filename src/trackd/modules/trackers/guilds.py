@@ -27,7 +27,7 @@ from trackd.modules.mmr import (
     problems,
 )
 from trackd.notify.service import check_destination
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 from trackd.store.models import NotificationSubscription, TrackerGuild, TrackerRow
 from trackd.store.repos import channels as channels_repo

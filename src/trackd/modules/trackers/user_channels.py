@@ -15,7 +15,7 @@ from trackd.domain.channels import parse_kind, validate_url
 from trackd.errors import ConflictError, NotFoundError, TrackdError
 from trackd.modules.trackers import guilds
 from trackd.notify.service import check_destination
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 from trackd.store.models import NotificationChannel
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import trackers as repo

@@ -31,7 +31,7 @@ from trackd.notify.channels.base import (
     refused,
     unresolved,
 )
-from trackd.sources.http import AddressGuard, RefusedAddress
+from trackd.outbound.http import AddressGuard, RefusedAddress
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from trackd.sources.http import AddressGuard, RefusedAddress, retry_after
+from trackd.outbound.http import AddressGuard, RefusedAddress, retry_after
 
 if TYPE_CHECKING:
     from trackd.store.models import NotificationChannel

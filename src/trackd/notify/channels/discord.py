@@ -19,7 +19,7 @@ from trackd.notify.channels.base import (
     check,
     post_unchecked,
 )
-from trackd.sources.http import AddressGuard, retry_after
+from trackd.outbound.http import AddressGuard, retry_after
 
 # https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 TITLE_MAX: Final = 256

@@ -20,7 +20,7 @@ from typing import Final
 import httpx
 
 from trackd.notify.channels.base import ChannelConfig, Delivery, post
-from trackd.sources.http import AddressGuard
+from trackd.outbound.http import AddressGuard
 
 SIGNATURE_HEADER: Final = "X-Trackd-Signature"
 TIMESTAMP_HEADER: Final = "X-Trackd-Timestamp"

@@ -26,6 +26,7 @@ from trackd.store.upsert import chunked, insert_ignore
 PENDING: Final = "pending"
 SENT: Final = "sent"
 DEAD: Final = "dead"
+STATUSES: Final = (PENDING, SENT, DEAD)
 MAX_ERROR = 2000
 
 

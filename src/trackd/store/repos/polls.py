@@ -23,6 +23,7 @@ from trackd.domain.polls import (
     CLAIMABLE,
     FINISHED,
     UNFINISHED,
+    WAITING,
     Next,
     PollStatus,
     after_lost_lease,
@@ -147,7 +148,7 @@ async def cancel_waiting(
     blocked. A running poll finishes its run. Returns how many were cancelled."""
     query = update(PollRow).where(
         PollRow.tenant_id == tenant_id,
-        PollRow.status.in_([PollStatus.PENDING.value, PollStatus.BLOCKED.value]),
+        PollRow.status.in_([s.value for s in WAITING]),
     )
     if schedule_id is not None:
         query = query.where(PollRow.schedule_id == schedule_id)

@@ -7,7 +7,7 @@ It carries three protections, all in its transport so that every request is cove
 hop of a redirect included (httpx sends each hop through the transport):
 
 * the private-address guard: the host is resolved, *every* resolved address must be allowed
-  (`trackd.sources.addresses.refusal`), and the connection goes to the address that was
+  (`trackd.outbound.addresses.refusal`), and the connection goes to the address that was
   checked, so a DNS answer that changes between check and connect (rebinding) cannot swap
   in another one. TLS still verifies, and SNI still names, the original host name;
 * a rate limit per host (a leaky bucket from aiolimiter), shared by everything using the
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import httpx
 from aiolimiter import AsyncLimiter
 
-from trackd.sources.addresses import IPAddress, parse_address, refusal
+from trackd.outbound.addresses import IPAddress, parse_address, refusal
 
 if TYPE_CHECKING:
     from trackd.settings import Settings
