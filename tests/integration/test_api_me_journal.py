@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.modules import journal, service
 from trackd.runtime import Runtime

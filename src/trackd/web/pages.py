@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from trackd.access.deps import SessionDep
 from trackd.access.params import PlanId, TaskId
 from trackd.access.tokens import principal_of
+from trackd.domain import cursors
 from trackd.domain.metrics import PERIODS
 from trackd.domain.states import TaskState
 from trackd.errors import NotFoundError
@@ -207,7 +208,7 @@ async def tasks_across_plans(
         "first_page": not after,
         "live_url": "/ui/tasks?" + urlencode({**kept, "rows": "1"}),
         "next_url": (
-            "/ui/tasks?" + urlencode({**kept, "after": paging.encode(v.next_cursor)})
+            "/ui/tasks?" + urlencode({**kept, "after": cursors.encode(v.next_cursor)})
             if v.next_cursor
             else None
         ),

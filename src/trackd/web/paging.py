@@ -1,15 +1,13 @@
 """Paging and filters of the dashboard's long lists.
 
 Two kinds of cursor, by what orders a list: a list ordered by time and id (the tasks table)
-passes an opaque token of both (`encode`/`decode`); a list ordered by time-ordered ids alone
+passes an opaque token of both (`trackd.domain.cursors`); a list ordered by time-ordered ids alone
 (trackers, polls, schedules, outbox, job tasks) passes the last id shown (`?before=`, cut by
 `paged`). Either way rows added meanwhile never shift a page the way an offset would.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,30 +18,18 @@ from uuid import UUID
 from fastapi import Query
 from starlette.requests import Request
 
+from trackd.domain import cursors
 from trackd.web.render import PageError
 
 DAMAGED = "the page link is damaged: start again from the first page"
 
 
-def encode(cursor: tuple[datetime, UUID]) -> str:
-    """(time, row id) of the last row shown, as one URL-safe token."""
-    at, row_id = cursor
-    raw = f"{at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def decode(token: str) -> tuple[datetime, UUID]:
     """The (time, row id) of a token from `encode`; a 400 page for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        at, row_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(at)
-        row = UUID(row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return cursors.decode(token)
+    except cursors.BadCursor:
         raise PageError(400, DAMAGED) from None
-    if moment.tzinfo is None:
-        raise PageError(400, DAMAGED)
-    return moment, row
 
 
 T = TypeVar("T")

@@ -14,14 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.access.deps import SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
+from trackd.domain.cursors import BadCursor, decode, encode
 from trackd.modules import journal
 from trackd.modules.journal import InvalidEntry, JournalEntryIn
-from trackd.web.paging import MAX_PAGE_SIZE, PAGE_SIZE, decode, encode
-from trackd.web.render import PageError
 
 router = APIRouter(tags=["journal"])
 
@@ -86,13 +86,13 @@ async def list_mine(
     since: Annotated[AwareDatetime | None, Query(description="Entries at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Entries before.")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Your entries, newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     user = _user(principal)
     try:
         after = decode(cursor) if cursor else None
-    except PageError:
+    except BadCursor:
         raise ApiError(422, "cursor: not a cursor this API gave; start without one") from None
     rows, following = await journal.page(
         session, principal.tenant_id, user, since=since, until=until, after=after, limit=limit
