@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.api.errors import ApiError
 from trackd.domain.access import Principal
+from trackd.league.service import League
 from trackd.runtime import Runtime
 from trackd.store.repos import tokens
 
@@ -23,6 +24,14 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_league(runtime: RuntimeDep) -> League:
+    """The league trackers feature over the runtime's settings and bus."""
+    return League(runtime.settings, runtime.bus, wake_workers=runtime.poll_requests_heard)
+
+
+LeagueDep = Annotated[League, Depends(get_league)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

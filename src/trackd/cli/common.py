@@ -88,7 +88,9 @@ def setup_logging(level: str) -> None:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; trackd's own errors become one line and exit code 2."""
+    """Run a coroutine; trackd's own errors (the shared set of `trackd.errors`: a rule broken,
+    forbidden, not found, a conflict; a setting) become one line and exit code 2. Commands let
+    a feature's error through to here instead of catching it."""
     try:
         return asyncio.run(coro)
     except TrackdError as exc:

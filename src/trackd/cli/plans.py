@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trackd.cli.common import DatabaseOpt, fail, load_settings, run
-from trackd.errors import NotFoundError
+from trackd.cli.common import DatabaseOpt, load_settings, run
 from trackd.store import views
 from trackd.store.engine import create_engine, session_factory
 
@@ -52,12 +51,7 @@ def show(
 ) -> None:
     """Show a plan's status and its tasks as a table."""
     settings = load_settings(database_url=database_url)
-    try:
-        status, tasks = run(
-            _load(settings.database_url, tenant or settings.default_tenant, plan_id)
-        )
-    except NotFoundError as exc:
-        raise fail(str(exc)) from None
+    status, tasks = run(_load(settings.database_url, tenant or settings.default_tenant, plan_id))
     console = Console()
     p = status.plan
     console.print(

@@ -18,7 +18,7 @@ from trackd.api.deps import SessionDep
 from trackd.api.routers.tracker import PlanId, TaskId
 from trackd.domain.metrics import PERIODS
 from trackd.domain.states import TaskState
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.http_errors import describe_invalid
 from trackd.store import views
 from trackd.store.repos import tokens
@@ -59,7 +59,7 @@ class PageRoute(APIRoute):
                 return RedirectResponse(LOGIN, status_code=303)
             except PageError as exc:
                 return error_page(request, exc.status, exc.message)
-            except NotFoundError as exc:
+            except NotFound as exc:
                 return error_page(request, 404, str(exc))
             except RequestValidationError as exc:
                 return error_page(request, 422, describe_invalid(exc))

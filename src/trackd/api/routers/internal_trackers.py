@@ -9,30 +9,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import ValidationError
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal, LeagueDep, SessionDep
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import (
-    BatchId,
-    add_tracker,
-    announce,
-    now_utc,
-    register_trackers,
-    rules,
-    transaction,
-)
 from trackd.api.routers.tracker_schemas import (
     AddForIn,
+    BatchId,
     GuildSettingsIn,
     ProcessIn,
     RegisterForIn,
     ScheduleIn,
 )
 from trackd.domain.access import Principal, Role
-from trackd.modules.mmr import MmrConfig, problems
-from trackd.modules.trackers import batches, guilds, service
-from trackd.sources.http import AddressGuard
+from trackd.league import service
+from trackd.league.batches import BatchStatus
 
 
 async def _bot(principal: CurrentPrincipal) -> Principal:
@@ -52,7 +42,7 @@ router = APIRouter(prefix="/internal/trackers", tags=["league trackers (internal
 
 @router.post("/register-multiple", status_code=201)
 async def register_multiple(
-    body: RegisterForIn, principal: Bot, session: SessionDep, runtime: RuntimeDep
+    body: RegisterForIn, principal: Bot, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Register 1 to 4 trackers for `userId`, who must have none yet."""
     who = service.Registration(
@@ -61,14 +51,12 @@ async def register_multiple(
         user_data=body.user_data,
         created_by=principal.user_id or principal.role.value,
     )
-    return {
-        "trackers": await register_trackers(session, runtime, principal.tenant_id, who, body.urls)
-    }
+    return {"trackers": await league.register(session, principal.tenant_id, who, body.urls)}
 
 
 @router.post("/add", status_code=201)
 async def add(
-    body: AddForIn, principal: Bot, session: SessionDep, runtime: RuntimeDep
+    body: AddForIn, principal: Bot, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Add a tracker for `userId`, up to 4 live ones."""
     who = service.Registration(
@@ -77,53 +65,40 @@ async def add(
         user_data=body.user_data,
         created_by=principal.user_id or principal.role.value,
     )
-    return await add_tracker(session, runtime, principal.tenant_id, who, body.url)
+    return await league.add(session, principal.tenant_id, who, body.url)
 
 
 @router.post("/process-pending", status_code=202)
-async def process_pending(
-    principal: Bot, session: SessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+async def process_pending(principal: Bot, session: SessionDep, league: LeagueDep) -> dict[str, Any]:
     """Scrape every active tracker never scraped or whose last scrape failed."""
-    async with transaction(session):
-        polls, skipped = await service.process_pending(
-            session, principal.tenant_id, requested_by=principal.user_id, now=now_utc()
-        )
-    announce(runtime, polls)
-    return {"queued": len(polls), "alreadyQueued": skipped}
+    return await league.process_pending(
+        session, principal.tenant_id, requested_by=principal.user_id
+    )
 
 
 @router.post("/process", status_code=202)
 async def process_guild(
-    body: ProcessIn, principal: Bot, session: SessionDep, runtime: RuntimeDep
+    body: ProcessIn, principal: Bot, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Scrape every active tracker of a guild now."""
-    async with transaction(session):
-        polls, skipped = await service.process_guild(
-            session,
-            principal.tenant_id,
-            body.guild_id,
-            requested_by=principal.user_id,
-            now=now_utc(),
-        )
-    announce(runtime, polls)
-    return {"guildId": body.guild_id, "queued": len(polls), "alreadyQueued": skipped}
+    return await league.process_guild(
+        session, principal.tenant_id, body.guild_id, requested_by=principal.user_id
+    )
 
 
 @router.post("/schedule", status_code=201)
-async def schedule(body: ScheduleIn, principal: Bot, session: SessionDep) -> dict[str, Any]:
+async def schedule(
+    body: ScheduleIn, principal: Bot, session: SessionDep, league: LeagueDep
+) -> dict[str, Any]:
     """Schedule the guild's trackers to be scraped at `scheduledAt` (in the future)."""
-    with rules():
-        async with transaction(session):
-            return await batches.schedule(
-                session,
-                principal.tenant_id,
-                body.guild_id,
-                body.scheduled_at,
-                metadata=body.metadata,
-                created_by=principal.user_id or principal.role.value,
-                now=now_utc(),
-            )
+    return await league.schedule_batch(
+        session,
+        principal.tenant_id,
+        body.guild_id,
+        body.scheduled_at,
+        metadata=body.metadata,
+        created_by=principal.user_id or principal.role.value,
+    )
 
 
 @router.get("/schedule/guild/{guild_id}")
@@ -131,22 +106,21 @@ async def schedules(
     guild_id: GuildPath,
     principal: Bot,
     session: SessionDep,
-    status: batches.BatchStatus | None = None,
+    status: BatchStatus | None = None,
     include_completed: Annotated[bool, Query(alias="includeCompleted")] = True,
 ) -> dict[str, Any]:
     """The guild's scheduled batches by time; `status` wins over `includeCompleted`."""
-    shown = await batches.list_for_guild(
+    return await service.batches_of_guild(
         session, principal.tenant_id, guild_id, status=status, include_completed=include_completed
     )
-    return {"guildId": guild_id, "schedules": shown}
 
 
 @router.post("/schedule/{schedule_id}/cancel")
-async def cancel(schedule_id: BatchId, principal: Bot, session: SessionDep) -> dict[str, Any]:
+async def cancel(
+    schedule_id: BatchId, principal: Bot, session: SessionDep, league: LeagueDep
+) -> dict[str, Any]:
     """Cancel a PENDING batch."""
-    with rules():
-        async with transaction(session):
-            return await batches.cancel(session, principal.tenant_id, schedule_id, now=now_utc())
+    return await league.cancel_batch(session, principal.tenant_id, schedule_id)
 
 
 @router.get("/guilds/{guild_id}")
@@ -154,7 +128,7 @@ async def guild_settings(
     guild_id: GuildPath, principal: Bot, session: SessionDep
 ) -> dict[str, Any]:
     """The guild's webhook (masked) and MMR rules."""
-    return await guilds.read_settings(session, principal.tenant_id, guild_id)
+    return await service.guild_settings(session, principal.tenant_id, guild_id)
 
 
 @router.put("/guilds/{guild_id}")
@@ -163,29 +137,15 @@ async def set_guild_settings(
     body: GuildSettingsIn,
     principal: Bot,
     session: SessionDep,
-    runtime: RuntimeDep,
+    league: LeagueDep,
 ) -> dict[str, Any]:
     """Set the guild's webhook for rank and rating changes (`webhookUrl`, null to remove) and
     its MMR rules (`mmr`, null for the defaults); fields left out stay as they are."""
-    config: MmrConfig | None = None
-    if body.mmr is not None:
-        try:
-            config = MmrConfig.model_validate(body.mmr)
-        except ValidationError as exc:
-            raise ApiError(400, f"mmr: {problems(exc)}") from None
-    now = now_utc()
-    with rules():
-        async with transaction(session):
-            if "webhook_url" in body.model_fields_set:
-                await guilds.set_webhook(
-                    session,
-                    principal.tenant_id,
-                    guild_id,
-                    body.webhook_url,
-                    kind=body.webhook_kind,
-                    guard=AddressGuard(allow_private=runtime.settings.allow_private_fetch),
-                    now=now,
-                )
-            if "mmr" in body.model_fields_set:
-                await guilds.set_mmr(session, principal.tenant_id, guild_id, config, now=now)
-            return await guilds.read_settings(session, principal.tenant_id, guild_id)
+    changes: dict[str, Any] = {}
+    if "webhook_url" in body.model_fields_set:
+        changes["webhook_url"] = body.webhook_url
+    if "mmr" in body.model_fields_set:
+        changes["mmr"] = body.mmr
+    return await league.set_guild_settings(
+        session, principal.tenant_id, guild_id, webhook_kind=body.webhook_kind, **changes
+    )

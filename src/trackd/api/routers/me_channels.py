@@ -7,22 +7,17 @@ here hears the user's trackers, those registered before it and those registered 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from trackd.api.deps import CurrentPrincipal, LeagueDep, SessionDep
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
-from trackd.domain.channels import MAX_URL, InvalidChannel
-from trackd.modules.trackers import user_channels
-from trackd.sources.http import AddressGuard
+from trackd.domain.channels import MAX_URL
 from trackd.store.repos import channels as channels_repo
 from trackd.store.repos.channels import ChannelView
 
@@ -53,36 +48,22 @@ def _json(view: ChannelView) -> dict[str, Any]:
     return shown
 
 
-@contextlib.contextmanager
-def _rules() -> Iterator[None]:
-    try:
-        yield
-    except user_channels.ChannelForbidden as exc:
-        raise ApiError(403, str(exc)) from None
-    except InvalidChannel as exc:
-        raise ApiError(400, str(exc)) from None
-
-
 @router.post("", status_code=201)
 async def create(
-    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Add a channel (webhook, discord or apprise) and subscribe it to your trackers."""
     user = _user(principal, changes=True)
-    with _rules():
-        async with transaction(session):
-            row = await user_channels.add(
-                session,
-                principal.tenant_id,
-                user,
-                kind=body.kind,
-                url=body.url,
-                name=body.name,
-                secret=body.secret,
-                guard=AddressGuard(allow_private=runtime.settings.allow_private_fetch),
-            )
-            shown = _json(ChannelView.of(row))
-    return shown
+    view = await league.add_channel(
+        session,
+        principal.tenant_id,
+        user,
+        kind=body.kind,
+        url=body.url,
+        name=body.name,
+        secret=body.secret,
+    )
+    return _json(view)
 
 
 @router.get("")
@@ -95,11 +76,9 @@ async def list_mine(principal: CurrentPrincipal, session: SessionDep) -> dict[st
 
 @router.delete("/{channel_id}", status_code=204)
 async def delete(
-    channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> Response:
     """Remove your channel, its subscriptions and its undelivered messages."""
     user = _user(principal, changes=True)
-    with _rules():
-        async with transaction(session):
-            await user_channels.remove(session, principal.tenant_id, user, channel_id)
+    await league.remove_channel(session, principal.tenant_id, user, channel_id)
     return Response(status_code=204)
