@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trackd.cli.common import DatabaseOpt, load_settings, run
-from trackd.store import views
+from trackd.reads import service as reads
 from trackd.store.engine import create_engine, session_factory
 
 app = typer.Typer(help="Plans.", no_args_is_help=True)
@@ -29,13 +29,13 @@ async def _load(
     database_url: str,
     tenant: str,
     plan_id: str,
-) -> tuple[views.PlanStatusView, views.PlanTasksView]:
+) -> tuple[reads.PlanStatusView, reads.PlanTasksView]:
     engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session:
             return (
-                await views.plan_status(session, tenant, plan_id),
-                await views.plan_tasks(session, tenant, plan_id),
+                await reads.plan_status(session, tenant, plan_id),
+                await reads.plan_tasks(session, tenant, plan_id),
             )
     finally:
         await engine.dispose()

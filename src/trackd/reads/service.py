@@ -1,4 +1,5 @@
-"""Read models of the tracker, composed from the repos; shared by the API and the CLI.
+"""Task reads (the `/v1/tracker` plan, task, timeline and metrics reads, the dashboard's
+and `trackd plans`): read models composed from the repos.
 
 Each view carries `as_of`, the time of the newest event folded into what it shows.
 """
