@@ -52,6 +52,7 @@ from trackd.sources.http import AddressGuard
 from trackd.sources.rocket_league_stats import SeasonStats
 from trackd.store.engine import transaction
 from trackd.store.models import PollRow, SnapshotRow, TrackerRow
+from trackd.store.repos import channels as channels_repo
 from trackd.store.repos import trackers as repo
 from trackd.store.repos.channels import ChannelView
 
@@ -271,8 +272,7 @@ class League:
     async def add_channel(
         self,
         session: AsyncSession,
-        tenant_id: str,
-        user_id: str,
+        principal: Principal,
         *,
         kind: str,
         url: str,
@@ -281,10 +281,11 @@ class League:
     ) -> ChannelView:
         """Add a channel of the user (webhook, discord or apprise) and subscribe it to the
         user's live trackers."""
+        user_id = user_channels.channel_user(principal, changes=True)
         async with transaction(session):
             row = await user_channels.add(
                 session,
-                tenant_id,
+                principal.tenant_id,
                 user_id,
                 kind=kind,
                 url=url,
@@ -295,11 +296,12 @@ class League:
             return ChannelView.of(row)
 
     async def remove_channel(
-        self, session: AsyncSession, tenant_id: str, user_id: str, channel_id: uuid.UUID
+        self, session: AsyncSession, principal: Principal, channel_id: uuid.UUID
     ) -> None:
         """Delete the user's channel with its subscriptions and undelivered messages."""
+        user_id = user_channels.channel_user(principal, changes=True)
         async with transaction(session):
-            await user_channels.remove(session, tenant_id, user_id, channel_id)
+            await user_channels.remove(session, principal.tenant_id, user_id, channel_id)
 
     # -- after the commit -----------------------------------------------------------------
 
@@ -449,6 +451,13 @@ async def batches_of_guild(
 async def guild_settings(session: AsyncSession, tenant_id: str, guild_id: str) -> dict[str, Any]:
     """The guild's webhook (masked) and MMR rules."""
     return await guilds.read_settings(session, tenant_id, guild_id)
+
+
+async def my_channels(session: AsyncSession, principal: Principal) -> list[ChannelView]:
+    """The calling user's channels, oldest first (URLs masked)."""
+    user_id = user_channels.channel_user(principal)
+    rows = await channels_repo.list_channels(session, principal.tenant_id, owner_user_id=user_id)
+    return [ChannelView.of(row) for row in rows]
 
 
 def _snapshot_json(stored: StoredSnapshot) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.access import Principal, Role
 from trackd.domain.channels import parse_kind, validate_url
 from trackd.errors import Conflict, Forbidden, NotFound
 from trackd.league import guilds
@@ -25,6 +26,15 @@ _PAGE = 100
 
 class ChannelForbidden(Forbidden):
     """The caller may not touch this channel (another user's, or the tenant's own)."""
+
+
+def channel_user(principal: Principal, *, changes: bool = False) -> str:
+    """The user whose own channels a token reaches (`changes`: to change them)."""
+    if principal.user_id is None:
+        raise ChannelForbidden("this token names no user; use a user's token for /v1/me/channels")
+    if changes and principal.role is Role.READER:
+        raise ChannelForbidden("a reader token may not change notification channels")
+    return principal.user_id
 
 
 async def subscribe_user_trackers(session: AsyncSession, tenant_id: str, user_id: str) -> int:

@@ -15,10 +15,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from trackd.api.deps import CurrentPrincipal, LeagueDep, SessionDep
-from trackd.api.errors import ApiError
-from trackd.domain.access import Principal, Role
 from trackd.domain.channels import MAX_URL
-from trackd.store.repos import channels as channels_repo
+from trackd.league import service
 from trackd.store.repos.channels import ChannelView
 
 router = APIRouter(prefix="/v1/me/channels", tags=["notification channels"])
@@ -33,14 +31,6 @@ class ChannelIn(BaseModel):
     secret: Annotated[str | None, Field(max_length=512)] = None
 
 
-def _user(principal: Principal, *, changes: bool = False) -> str:
-    if principal.user_id is None:
-        raise ApiError(403, "this token names no user; use a user's token for /v1/me/channels")
-    if changes and principal.role is Role.READER:
-        raise ApiError(403, "a reader token may not change notification channels")
-    return principal.user_id
-
-
 def _json(view: ChannelView) -> dict[str, Any]:
     shown = asdict(view)
     shown["id"] = str(view.id)
@@ -53,11 +43,9 @@ async def create(
     body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Add a channel (webhook, discord or apprise) and subscribe it to your trackers."""
-    user = _user(principal, changes=True)
     view = await league.add_channel(
         session,
-        principal.tenant_id,
-        user,
+        principal,
         kind=body.kind,
         url=body.url,
         name=body.name,
@@ -69,9 +57,7 @@ async def create(
 @router.get("")
 async def list_mine(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
     """Your channels, oldest first, URLs masked."""
-    user = _user(principal)
-    rows = await channels_repo.list_channels(session, principal.tenant_id, owner_user_id=user)
-    return {"channels": [_json(ChannelView.of(row)) for row in rows]}
+    return {"channels": [_json(view) for view in await service.my_channels(session, principal)]}
 
 
 @router.delete("/{channel_id}", status_code=204)
@@ -79,6 +65,5 @@ async def delete(
     channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> Response:
     """Remove your channel, its subscriptions and its undelivered messages."""
-    user = _user(principal, changes=True)
-    await league.remove_channel(session, principal.tenant_id, user, channel_id)
+    await league.remove_channel(session, principal, channel_id)
     return Response(status_code=204)
