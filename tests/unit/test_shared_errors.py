@@ -7,9 +7,11 @@ import httpx
 import pytest
 import typer
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
 from trackd.api import errors as api_errors
 from trackd.cli.common import run
+from trackd.cli.main import app as cli
 from trackd.domain.channels import InvalidChannel
 from trackd.domain.schedules import InvalidSchedule
 from trackd.domain.trackers import TrackerRuleError
@@ -114,3 +116,14 @@ def test_the_cli_fails_with_one_line_and_a_non_zero_exit(
         run(command())
     assert exited.value.exit_code != 0
     assert capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_a_command_failing_outside_run_answers_the_same_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    result = CliRunner().invoke(cli, ["celery"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: name the Celery broker: --broker redis://host:6379/0 (or -A app)\n"
+    )
