@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from trackd.api.deps import CurrentPrincipal, LeagueDep, SessionDep
-from trackd.api.routers.tracker_schemas import (
+from trackd.api.routers.league_schemas import (
     AddIn,
     ManualSnapshotIn,
     RegisterIn,

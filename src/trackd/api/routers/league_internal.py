@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from trackd.api.deps import CurrentPrincipal, LeagueDep, SessionDep
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_schemas import (
+from trackd.api.routers.league_schemas import (
     AddForIn,
     BatchId,
     GuildSettingsIn,
