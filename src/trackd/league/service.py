@@ -35,6 +35,7 @@ from trackd.league.batches import BatchStatus
 from trackd.league.mmr import MmrConfig, problems
 from trackd.league.trackers import (
     SOURCE,
+    UNSET,
     Registration,
     TrackerForbidden,
     acting_user,
@@ -64,8 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_UNSET: Any = object()
 
 
 def _now() -> datetime:
@@ -117,20 +116,19 @@ class League:
         principal: Principal,
         tracker_id: uuid.UUID,
         *,
-        display_name: str | None = _UNSET,
+        display_name: str | None = UNSET,
         is_active: bool | None = None,
     ) -> dict[str, Any]:
         """Rename a tracker (when `display_name` is given) or pause/resume its scraping."""
-        changes = {} if display_name is _UNSET else {"display_name": display_name}
         async with transaction(session):
             outcome = await trackers.update(
                 session,
                 self.settings,
                 principal,
                 tracker_id,
+                display_name=display_name,
                 is_active=is_active,
                 now=_now(),
-                **changes,
             )
             [shown] = await trackers_json(session, principal.tenant_id, outcome.trackers)
         self._announce(outcome.polls)
@@ -239,21 +237,21 @@ class League:
         tenant_id: str,
         guild_id: str,
         *,
-        webhook_url: str | None = _UNSET,
+        webhook_url: str | None = UNSET,
         webhook_kind: str | None = None,
-        mmr: Mapping[str, Any] | None = _UNSET,
+        mmr: Mapping[str, Any] | None = UNSET,
     ) -> dict[str, Any]:
         """Set the guild's webhook for rank and rating changes (None removes it) and/or its
         MMR rules (None: the defaults); what is not given stays as it is."""
         config: MmrConfig | None = None
-        if mmr is not _UNSET and mmr is not None:
+        if mmr is not UNSET and mmr is not None:
             try:
                 config = MmrConfig.model_validate(mmr)
             except ValidationError as exc:
                 raise TrackerRuleError(f"mmr: {problems(exc)}") from None
         now = _now()
         async with transaction(session):
-            if webhook_url is not _UNSET:
+            if webhook_url is not UNSET:
                 await guilds.set_webhook(
                     session,
                     tenant_id,
@@ -263,7 +261,7 @@ class League:
                     guard=AddressGuard(allow_private=self.settings.allow_private_fetch),
                     now=now,
                 )
-            if mmr is not _UNSET:
+            if mmr is not UNSET:
                 await guilds.set_mmr(session, tenant_id, guild_id, config, now=now)
             return await guilds.read_settings(session, tenant_id, guild_id)
 

@@ -199,7 +199,8 @@ async def get(session: AsyncSession, tenant_id: str, tracker_id: uuid.UUID) -> T
     return row
 
 
-_UNSET: Any = object()
+UNSET: Any = object()
+"""The default of an argument left out (None is a value: it clears)."""
 
 
 async def update(
@@ -208,7 +209,7 @@ async def update(
     principal: Principal,
     tracker_id: uuid.UUID,
     *,
-    display_name: str | None = _UNSET,
+    display_name: str | None = UNSET,
     is_active: bool | None = None,
     now: datetime,
 ) -> Outcome:
@@ -217,7 +218,7 @@ async def update(
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
     outcome = Outcome([tracker])
-    if display_name is not _UNSET:
+    if display_name is not UNSET:
         tracker.display_name = display_name
     if is_active is not None and is_active != tracker.is_active:
         tracker.is_active = is_active
