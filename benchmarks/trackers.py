@@ -53,7 +53,7 @@ from benchmarks.stats_site import StatsSite
 from trackd.bus.urls import from_url
 from trackd.domain.polls import FINISHED, PollStatus
 from trackd.domain.trackers import PLATFORMS, profile
-from trackd.modules.trackers import scrapes
+from trackd.league import scrapes
 from trackd.scheduling.requests import POLL_REQUESTS, decode_request
 from trackd.settings import Settings
 from trackd.sources.registry import registry as source_registry

@@ -122,11 +122,17 @@ class Runtime:
         if poll and settings.worker_enabled:
             runtime.poller = build_poller(settings, bus, sessions, consumer)
         if schedule and settings.scheduler_enabled:
-            # On the in-process bus only an in-process poller could hear a request; without
-            # one the polls wait in the database for another process's worker to sweep.
-            announce = runtime.poller is not None or not in_process(settings.bus_url)
-            runtime.scheduler = build_scheduler(settings, bus, sessions, announce=announce)
+            runtime.scheduler = build_scheduler(
+                settings, bus, sessions, announce=runtime.poll_requests_heard
+            )
         return runtime
+
+    @property
+    def poll_requests_heard(self) -> bool:
+        """Whether a poll request published on the bus reaches a worker. On the in-process
+        bus only an in-process poller hears it; without one the polls wait in the database
+        for another process's worker to sweep."""
+        return self.poller is not None or not in_process(self.settings.bus_url)
 
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.domain.channels import InvalidChannel
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.store.repos import channels
 from trackd.store.repos import outbox as repo
 from trackd.store.repos.channels import ChannelView
@@ -22,9 +22,9 @@ async def test_channels_belong_to_their_tenant(sessions: async_sessionmaker[Asyn
         mine = await channels.create_channel(session, "t1", kind="discord", url=DISCORD)
         assert await channels.get_channel(session, "t2", mine.id) is None
         assert await channels.list_channels(session, "t2") == []
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFound):
             await channels.subscribe(session, "t2", mine.id, source="game")
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFound):
             await channels.set_enabled(session, "t2", mine.id, False)
         assert not await channels.delete_channel(session, "t2", mine.id)
         assert await channels.subscribed_channels(session, "t2", "game", "p1") == []

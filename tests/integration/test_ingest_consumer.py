@@ -21,9 +21,9 @@ from trackd.bus.memory import MemoryBus
 from trackd.domain.plans import PlanStatus
 from trackd.domain.states import TaskState
 from trackd.ingest.consumer import IngestConsumer, IngestOptions, IngestStats
+from trackd.reads.service import agent_metrics, plan_timeline
 from trackd.store.models import AgentMetricBucket, DeadLetter, StateTransition, TimelineEvent
 from trackd.store.repos import anomalies, dead_letters, plans, tasks
-from trackd.store.views import agent_metrics, plan_timeline
 from trackd.testing import EventFactory
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -33,10 +33,10 @@ from trackd.jobs.events import (
 )
 from trackd.jobs.metrics import JobMetrics
 from trackd.jobs.service import BaseTaskTrackingService
+from trackd.reads.service import agent_metrics
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.repos import anomalies, tasks, tokens
-from trackd.store.views import agent_metrics
 
 Sessions = async_sessionmaker[AsyncSession]
 TENANT = "acme"

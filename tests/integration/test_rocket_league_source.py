@@ -76,6 +76,22 @@ def test_the_registry_builds_it_from_the_settings_it_is_given() -> None:
     assert (rebuilt.api_url, rebuilt.enabled) == ("http://other.local:8191", False)
 
 
+def test_a_source_registered_in_place_of_a_built_one_outlives_new_settings() -> None:
+    """A test's fake stays in place when a runtime configures the registry after it."""
+    reg = SourceRegistry({NAME: "trackd.sources.rocket_league:RocketLeagueSource"})
+    reg.configure(Settings(trn_enabled=False))
+    assert reg.get(NAME).enabled is False  # built from the settings
+    fake = RocketLeagueSource(api_url="http://proxy.local:8191", enabled=True)
+    reg.register(fake, replace=True)
+    reg.configure(Settings(trn_enabled=False))
+    assert reg.get(NAME) is fake
+    reg.unregister(NAME)
+    rebuilt = reg.get(NAME)
+    assert rebuilt is not fake
+    assert isinstance(rebuilt, RocketLeagueSource)
+    assert rebuilt.enabled is False
+
+
 def test_settings_decide_base_url_and_switch() -> None:
     source = RocketLeagueSource.from_settings(Settings())
     assert (source.api_url, source.enabled) == ("https://api.tracker.gg", False)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from trackd.bus.memory import MemoryBus
 from trackd.domain.polls import PollStatus
 from trackd.domain.schedules import InvalidSchedule, RunStatus, ScheduleStatus
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.scheduling import (
     POLL_REQUESTS,
     POLLERS_GROUP,
@@ -23,7 +23,6 @@ from trackd.scheduling import (
     SchedulerOptions,
     cancel_schedule,
     create_schedule,
-    find_schedules,
     request_poll,
     schedule_run,
 )
@@ -32,6 +31,7 @@ from trackd.sources.base import InvalidTarget
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.models import PollRow, ScheduleRow
 from trackd.store.repos import polls as poll_repo
+from trackd.store.repos import schedules as schedule_repo
 
 Sessions = async_sessionmaker[AsyncSession]
 TENANT = "acme"
@@ -190,8 +190,8 @@ async def test_a_batch_reports_pending_running_then_failed_or_completed(
         )
     async with sessions() as session:
         done = await schedule_run(session, TENANT, schedule.id)
-        by_label = await find_schedules(session, TENANT, labels={"guild_id": "42"})
-        other = await find_schedules(session, TENANT, labels={"guild_id": "43"})
+        by_label = await schedule_repo.find(session, TENANT, labels={"guild_id": "42"})
+        other = await schedule_repo.find(session, TENANT, labels={"guild_id": "43"})
 
     assert before is not None and before.status is RunStatus.PENDING
     assert before.scheduled_for == when
@@ -215,7 +215,7 @@ async def test_cancel_stops_a_schedule_and_its_waiting_polls_and_frees_its_name(
     await Scheduler(None, sessions, NO_SPREAD, clock=Clock()).tick()
 
     async with sessions() as session, session.begin():
-        with pytest.raises(ConflictError, match="refresh"):
+        with pytest.raises(Conflict, match="refresh"):
             await create_schedule(
                 session,
                 TENANT,

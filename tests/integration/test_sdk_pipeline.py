@@ -16,9 +16,9 @@ from trackd.bus.memory import MemoryBus
 from trackd.domain.states import TaskState
 from trackd.domain.timeline import TimelineNode
 from trackd.ingest.consumer import IngestConsumer, IngestOptions, IngestStats
+from trackd.reads.service import plan_tasks, plan_timeline
 from trackd.sdk import TaskHandle, Tracker, current_task, tracked
 from trackd.store.repos import anomalies, tasks
-from trackd.store.views import plan_tasks, plan_timeline
 
 Sessions = async_sessionmaker[AsyncSession]
 TENANT = "acme"

@@ -20,9 +20,9 @@ from sqlalchemy import update
 from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
+from trackd.reads import service as reads
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.store import views
 from trackd.store.models import ApiToken
 from trackd.store.repos import tokens
 from trackd.store.repos.tasks import TaskListRow
@@ -559,11 +559,11 @@ async def test_metrics_page_counts_every_task_once_so_totals_add_up(
     assert "<polyline points=" in page
 
     async with runtime.sessions() as s:
-        v = await views.outcomes(s, ACME, "1h")
+        v = await reads.outcomes(s, ACME, "1h")
         assert v.totals.total == 5
         assert sum(p.count for p in v.durations) == 4  # all but the cancelled one
-        assert (await views.outcomes(s, GLOBEX, "1h")).totals.running == 1  # gx-1, open
-        every = await views.metrics_by_agent(s, ACME, "1h")
+        assert (await reads.outcomes(s, GLOBEX, "1h")).totals.running == 1  # gx-1, open
+        every = await reads.metrics_by_agent(s, ACME, "1h")
         for agent in every.agents:  # the API's numbers agree with the page's
             mine = next(a for a in v.agents if a.agent_id == agent.agent_id)
             assert (agent.completed_tasks, agent.failed_tasks) == (mine.completed, mine.failed)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 from trackd.store.models import TaskExecution, table_of
@@ -58,7 +58,7 @@ async def test_data_at_0008_reads_back_and_configs_are_stored(empty_database_url
                 expected_version=0,
             )
         async with session_factory(engine)() as session:
-            with pytest.raises(ConflictError):
+            with pytest.raises(Conflict):
                 # A second global row of a module: the unique index refuses it.
                 await module_config.write(
                     session, None, "solar", config={}, is_active=True, expected_version=0

@@ -14,7 +14,7 @@ from trackd.api.job_caller import trackd_bearer
 from trackd.api.routers import (
     events,
     health,
-    internal_trackers,
+    league_internal,
     league_trackers,
     me_channels,
     me_journal,
@@ -75,7 +75,7 @@ def create_api(
     app.include_router(traces.router)
     app.include_router(tracker.router)
     app.include_router(league_trackers.router)
-    app.include_router(internal_trackers.router)
+    app.include_router(league_internal.router)
     app.include_router(me_channels.router)
     app.include_router(me_journal.router)
     app.include_router(modules.router)

@@ -9,12 +9,21 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from trackd.access.deps import SessionDep
+from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.access.tokens import principal_of
 from trackd.api.errors import ApiError
 from trackd.domain.access import Principal
+from trackd.league.service import League
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `trackd token create`.")
+
+
+def get_league(runtime: RuntimeDep) -> League:
+    """The league trackers feature over the runtime's settings and bus."""
+    return League(runtime.settings, runtime.bus, wake_workers=runtime.poll_requests_heard)
+
+
+LeagueDep = Annotated[League, Depends(get_league)]
 
 
 async def get_principal(

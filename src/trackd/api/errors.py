@@ -1,4 +1,9 @@
-"""Every error leaves as `{"error": {"code": ..., "message": ...}}` with the right status."""
+"""Every error leaves as `{"error": {"code": ..., "message": ...}}` with the right status.
+
+trackd's shared errors (`trackd.errors`: RuleBroken 400, Forbidden 403, NotFound 404,
+Conflict 409) are mapped here, once: routes let a feature's error through instead of
+mapping it by hand.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trackd.errors import BusUnavailableError, ConflictError, NotFoundError
+from trackd.errors import BusUnavailableError, TrackdError, status_of
 from trackd.http_errors import code_for, describe_invalid, error_body
 
 log = logging.getLogger(__name__)
@@ -48,13 +53,12 @@ def install(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("invalid", describe_invalid(exc)), status_code=422)
 
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(error_body("not_found", str(exc)), status_code=404)
-
-    @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return JSONResponse(error_body("conflict", str(exc)), status_code=409)
+    @app.exception_handler(TrackdError)
+    async def _refused(request: Request, exc: TrackdError) -> JSONResponse:
+        status = status_of(exc)
+        if status is None:  # one of trackd's own (a setting, a missing extra): not the caller's
+            return await _unexpected(request, exc)
+        return JSONResponse(error_body(code_for(status), str(exc)), status_code=status)
 
     @app.exception_handler(BusUnavailableError)
     async def _bus_down(_: Request, exc: BusUnavailableError) -> JSONResponse:

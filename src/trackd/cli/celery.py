@@ -23,6 +23,7 @@ from trackd.cli.common import (
     BusOpt,
     DatabaseOpt,
     fail,
+    failing,
     load_settings,
     run,
     setup_logging,
@@ -151,10 +152,8 @@ def celery(
         raise fail("--tenant must be 1 to 100 characters")
     broker = broker or os.environ.get("CELERY_BROKER_URL")
     result_backend = result_backend or os.environ.get("CELERY_RESULT_BACKEND")
-    try:
+    with failing():
         app = celery_app(broker, result_backend, app_path)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
     setup_logging(settings.log_level)
     options = MonitorOptions(
         max_tasks=max_tasks,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -87,14 +87,24 @@ def setup_logging(level: str) -> None:
     )
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; trackd's own errors become one line and exit code 2."""
+@contextmanager
+def failing() -> Iterator[None]:
+    """Where the CLI answers trackd's errors (the shared set of `trackd.errors`: a rule
+    broken, forbidden, not found, a conflict; and a setting): one line and exit code 2.
+    Commands let a feature's error through to here instead of catching it."""
     try:
-        return asyncio.run(coro)
+        yield
     except TrackdError as exc:
         raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"{exc.strerror or exc} (is the database reachable?)") from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; trackd's errors fail the command as `failing` says."""
+    with failing():
+        try:
+            return asyncio.run(coro)
+        except OSError as exc:
+            raise fail(f"{exc.strerror or exc} (is the database reachable?)") from None
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from trackd.cli.common import DatabaseOpt, fail, load_settings, run
-from trackd.domain.channels import InvalidChannel, parse_kind
+from trackd.domain.channels import parse_kind
 from trackd.notify.channels import (
     ChannelConfig,
     Delivery,
@@ -104,10 +104,7 @@ def add_channel(
         )
         return ChannelView.of(row)
 
-    try:
-        view = run(_with_session(settings, work))
-    except InvalidChannel as exc:
-        raise fail(str(exc)) from None
+    view = run(_with_session(settings, work))
     typer.echo(f"added {_show(view)}", err=True)
     typer.echo(str(view.id))
 
@@ -156,10 +153,7 @@ def subscribe(
             session, tenant, channel_id, source=source, subject=subject, user_id=user
         )
 
-    try:
-        run(_with_session(settings, work))
-    except InvalidChannel as exc:
-        raise fail(str(exc)) from None
+    run(_with_session(settings, work))
     typer.echo(f"channel {channel_id} gets changes of {source or '*'}/{subject or '*'}")
 
 

@@ -8,9 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trackd.cli.common import DatabaseOpt, fail, load_settings, run
-from trackd.errors import NotFoundError
-from trackd.store import views
+from trackd.cli.common import DatabaseOpt, load_settings, run
+from trackd.reads import service as reads
 from trackd.store.engine import create_engine, session_factory
 
 app = typer.Typer(help="Plans.", no_args_is_help=True)
@@ -30,13 +29,13 @@ async def _load(
     database_url: str,
     tenant: str,
     plan_id: str,
-) -> tuple[views.PlanStatusView, views.PlanTasksView]:
+) -> tuple[reads.PlanStatusView, reads.PlanTasksView]:
     engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session:
             return (
-                await views.plan_status(session, tenant, plan_id),
-                await views.plan_tasks(session, tenant, plan_id),
+                await reads.plan_status(session, tenant, plan_id),
+                await reads.plan_tasks(session, tenant, plan_id),
             )
     finally:
         await engine.dispose()
@@ -52,12 +51,7 @@ def show(
 ) -> None:
     """Show a plan's status and its tasks as a table."""
     settings = load_settings(database_url=database_url)
-    try:
-        status, tasks = run(
-            _load(settings.database_url, tenant or settings.default_tenant, plan_id)
-        )
-    except NotFoundError as exc:
-        raise fail(str(exc)) from None
+    status, tasks = run(_load(settings.database_url, tenant or settings.default_tenant, plan_id))
     console = Console()
     p = status.plan
     console.print(

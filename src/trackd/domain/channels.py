@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from trackd.errors import RuleBroken
+
 MAX_URL: Final = 2000
 BUS: Final = "bus"
 """The outbox kind of a row that goes onto trackd's bus rather than to a channel."""
@@ -24,7 +26,7 @@ class ChannelKind(StrEnum):
     APPRISE = "apprise"  # any apprise URL (needs the `apprise` extra)
 
 
-class InvalidChannel(ValueError):
+class InvalidChannel(RuleBroken):
     """The channel cannot work as given; the message says what to fix."""
 
 

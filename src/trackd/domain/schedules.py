@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from trackd.errors import RuleBroken
+
 MIN_INTERVAL_SECONDS = 1.0
 MAX_JITTER_SECONDS = 86_400.0
 MAX_GRACE_SECONDS = 7 * 86_400.0
@@ -54,7 +56,7 @@ class ScheduleStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(RuleBroken):
     """A schedule that cannot run as given; the message says what to fix."""
 
 

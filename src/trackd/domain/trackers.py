@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import quote, unquote
 
+from trackd.errors import RuleBroken
+
 PLATFORMS: Final = ("steam", "epic", "xbl", "psn", "switch")
 ID_MAX_LENGTH: Final = 100
 # Register and add both stop at this many live trackers per user unless configured otherwise.
@@ -74,7 +76,7 @@ def poll_statuses(status: ScrapingStatus) -> list[str]:
     return [poll for poll, scraping in _SCRAPING_BY_POLL.items() if scraping is status]
 
 
-class TrackerRuleError(ValueError):
+class TrackerRuleError(RuleBroken):
     """A tracker request breaks a rule; the message says which and what to do instead."""
 
 

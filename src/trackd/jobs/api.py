@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trackd.domain.jobs import MAX_ATTEMPTS_LIMIT, IllegalJobTransition, parse_status
-from trackd.errors import ConflictError, NotFoundError, TrackdError
+from trackd.errors import NotFound, TrackdError, status_of
 from trackd.http_errors import code_for, describe_invalid, error_body
 from trackd.jobs.crud import MAX_PAGE
 from trackd.jobs.models import DEFAULT_TENANT, STANDARD_COLUMNS, BaseTaskTracking
@@ -152,7 +152,7 @@ class DomainRegistry:
         domain = self._domains.get(name)
         if domain is None:
             known = ", ".join(sorted(self._domains)) or "none"
-            raise NotFoundError(f"no task domain {name!r}; known domains: {known}")
+            raise NotFound(f"no task domain {name!r}; known domains: {known}")
         return domain
 
     def names(self) -> list[str]:
@@ -324,10 +324,6 @@ class _TrackdErrors(APIRoute):
             except StarletteHTTPException as exc:
                 code = getattr(exc, "code", None) or code_for(exc.status_code)
                 return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
-            except NotFoundError as exc:
-                return _error(404, "not_found", str(exc))
-            except ConflictError as exc:
-                return _error(409, "conflict", str(exc))
             except InvalidTask as exc:
                 return _error(422, "invalid", str(exc))
             except IntegrityError as exc:
@@ -338,7 +334,9 @@ class _TrackdErrors(APIRoute):
             except (DataError, DBAPIError) as exc:
                 return _error(422, "invalid", f"the database refused a value: {_first_line(exc)}")
             except TrackdError as exc:
-                return _error(400, "bad_request", str(exc))
+                # trackd's shared set (trackd.errors), answered as trackd's API answers it.
+                status = status_of(exc) or 400
+                return _error(status, code_for(status), str(exc))
 
         return route
 

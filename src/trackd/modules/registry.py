@@ -16,7 +16,7 @@ import threading
 from importlib.metadata import entry_points
 from typing import Any
 
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.modules.base import LAYERS, Module
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ ENTRY_POINT_GROUP = "trackd.modules"
 AnyModule = Module[Any]
 
 
-class UnknownModule(NotFoundError):
+class UnknownModule(NotFound):
     """No module has that name; the message lists the known ones."""
 
 

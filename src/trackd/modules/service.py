@@ -103,7 +103,7 @@ async def write_config(
     Raises:
         UnknownModule: no such module.
         InvalidModuleConfig: the result does not validate; the message names each field.
-        ConflictError: `version` is not the stored row's (0: no row): another write came first.
+        Conflict: `version` is not the stored row's (0: no row): another write came first.
     """
     module = registry.get(name)
     rows = await repo.visible(session, tenant_id or "", name)

@@ -13,9 +13,6 @@ from trackd.scheduling.service import (
     cancel_poll,
     cancel_schedule,
     create_schedule,
-    find_schedules,
-    get_poll,
-    get_schedule,
     request_poll,
     schedule_run,
 )
@@ -32,9 +29,6 @@ __all__ = [
     "cancel_poll",
     "cancel_schedule",
     "create_schedule",
-    "find_schedules",
-    "get_poll",
-    "get_schedule",
     "request_poll",
     "schedule_run",
 ]

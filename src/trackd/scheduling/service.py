@@ -14,9 +14,12 @@
     await session.commit()
     await announce_polls(bus, [poll])   # optional: a worker starts it at once, not at its sweep
 
-Validation errors are `InvalidSchedule` (a ValueError) and `InvalidTarget`, both with a
-message for the user; a name already taken by an active schedule is a `ConflictError`; an
-unknown source is an `UnknownSource` (a ConfigError). Routers map them to 400, 409 and 400.
+Reading schedules and polls back is the store's (`trackd.store.repos.schedules.get` and
+`.find`, `trackd.store.repos.polls.get`); this module holds the rules of changing them.
+
+Validation errors are `InvalidSchedule` and `InvalidTarget` (RuleBroken), both with a message
+for the user; a name already taken by an active schedule is a `Conflict`; an unknown source
+is an `UnknownSource` (a ConfigError).
 """
 
 from __future__ import annotations
@@ -113,14 +116,14 @@ async def create_schedule(
             recorded as missed.
         max_attempts, timeout_seconds: for each poll (timeout: the worker's default if None).
         owner, labels: the feature's own keys, e.g. a user id and {"guild_id": "..."}, to
-            find schedules again with `find_schedules`.
+            find schedules again with `trackd.store.repos.schedules.find`.
         validate_targets: check each target with its source (on by default).
         allow_no_targets: accept an empty `targets` (a batch scheduled ahead of what it will
             poll, whose owner fills the targets in before it runs); a run with none completes
             with nothing polled.
 
     Raises:
-        InvalidSchedule, InvalidTarget, ConflictError, UnknownSource: see the module docstring.
+        InvalidSchedule, InvalidTarget, Conflict, UnknownSource: see the module docstring.
     """
     if (target is None) == (targets is None):
         raise InvalidSchedule("give either target or targets")
@@ -181,34 +184,6 @@ async def cancel_schedule(
     return row
 
 
-async def get_schedule(
-    session: AsyncSession, tenant_id: str, schedule_id: uuid.UUID
-) -> ScheduleRow | None:
-    return await schedule_repo.get(session, tenant_id, schedule_id)
-
-
-async def find_schedules(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    owner: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    statuses: Sequence[ScheduleStatus] | None = None,
-    source: str | None = None,
-    limit: int = 100,
-) -> list[ScheduleRow]:
-    """The tenant's schedules, newest first, filtered by owner, labels, status, source."""
-    return await schedule_repo.find(
-        session,
-        tenant_id,
-        owner=owner,
-        labels=labels,
-        statuses=statuses,
-        source=source,
-        limit=limit,
-    )
-
-
 async def request_poll(
     session: AsyncSession,
     tenant_id: str,
@@ -244,10 +219,6 @@ async def request_poll(
     if poll is None:  # pragma: no cover - inserted just above
         raise RuntimeError("the poll just added is missing")
     return poll
-
-
-async def get_poll(session: AsyncSession, tenant_id: str, poll_id: uuid.UUID) -> PollRow | None:
-    return await poll_repo.get(session, tenant_id, poll_id)
 
 
 async def cancel_poll(

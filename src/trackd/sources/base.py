@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from trackd.errors import RuleBroken
+
 if TYPE_CHECKING:
     import httpx
 
@@ -19,7 +21,7 @@ class SourceError(Exception):
     """A fetch failed in a way worth retrying later (network, 5xx, a malformed answer)."""
 
 
-class InvalidTarget(SourceError):
+class InvalidTarget(SourceError, RuleBroken):
     """The target can never be fetched as given; retrying will not help. The message says
     what to fix."""
 

@@ -59,6 +59,9 @@ class SourceRegistry:
             if name in self._sources and not replace and self._sources[name] is not source:
                 raise ValueError(f"a source named {name!r} is already registered")
             self._sources[name] = source
+            # A source registered in place of a built one is no longer the registry's to
+            # rebuild: `configure` keeps it.
+            self._built.discard(name)
         return source
 
     def add_builtin(self, name: str, path: str) -> None:
@@ -97,8 +100,9 @@ class SourceRegistry:
             built = _build(_import(self._builtins[name]), self._settings)
             if built.name != name:
                 raise ConfigError(f"builtin source {name!r} builds a source named {built.name!r}")
+            self.register(built)
             self._built.add(name)
-            return self.register(built)
+            return built
         self._load_plugins()
         source = self._sources.get(name)
         if source is None and name in self._unconfigured:

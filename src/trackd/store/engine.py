@@ -1,7 +1,10 @@
-"""Engines for SQLite (the embedded default) and PostgreSQL, and the session factory."""
+"""Engines for SQLite (the embedded default) and PostgreSQL, the session factory, and the
+transaction a feature's operation runs in."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event
@@ -67,3 +70,15 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def transaction(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit what the block did, or roll it back if it raised. The session may already be
+    in a transaction (a request's token lookup began one), so this is not `session.begin()`."""
+    try:
+        yield
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()

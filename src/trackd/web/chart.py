@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trackd.domain.metrics import DurationPoint
-from trackd.store.views import Outcomes
+from trackd.reads.service import Outcomes
 
 WIDTH = 640
 LABEL_WIDTH = 180  # room for the agent's name left of its bar

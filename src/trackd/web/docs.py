@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 
 SWAGGER_UI_VERSION = "5.35.0"
 ASSETS = "/docs/assets"
@@ -45,7 +45,7 @@ async def docs(request: Request) -> HTMLResponse:
 async def asset(name: str) -> Response:
     """Swagger UI's script, stylesheet and icon."""
     if name not in _MEDIA:
-        raise NotFoundError(f"no docs asset {name!r}")
+        raise NotFound(f"no docs asset {name!r}")
     return Response(
         _asset(name), media_type=_MEDIA[name], headers={"Cache-Control": "public, max-age=86400"}
     )

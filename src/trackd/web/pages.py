@@ -20,9 +20,9 @@ from trackd.access.tokens import principal_of
 from trackd.domain import cursors
 from trackd.domain.metrics import PERIODS
 from trackd.domain.states import TaskState
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.http_errors import describe_invalid
-from trackd.store import views
+from trackd.reads import service as reads
 from trackd.store.repos.tasks import TaskFilter
 from trackd.web import chart, paging, waterfall
 from trackd.web.auth import (
@@ -59,7 +59,7 @@ class PageRoute(APIRoute):
                 return RedirectResponse(LOGIN, status_code=303)
             except PageError as exc:
                 return error_page(request, exc.status, exc.message)
-            except NotFoundError as exc:
+            except NotFound as exc:
                 return error_page(request, 404, str(exc))
             except RequestValidationError as exc:
                 return error_page(request, 422, describe_invalid(exc))
@@ -137,7 +137,7 @@ async def logout(request: Request) -> Response:
 @router.get("")
 async def plans(request: Request, session: SessionDep, principal: Viewer) -> Response:
     """The tenant's plans with the newest events."""
-    v = await views.recent_plans(session, principal.tenant_id, limit=RECENT_PLANS)
+    v = await reads.recent_plans(session, principal.tenant_id, limit=RECENT_PLANS)
     return page(request, "plans.html", {"principal": principal, "view": v})
 
 
@@ -146,7 +146,7 @@ async def plan(
     request: Request, plan_id: PlanId, session: SessionDep, principal: Viewer
 ) -> Response:
     """A plan's status and its trace as a waterfall of tasks and events."""
-    v = await views.plan_page(session, principal.tenant_id, plan_id)
+    v = await reads.plan_page(session, principal.tenant_id, plan_id)
     context = {
         "principal": principal,
         "status": v.status,
@@ -164,7 +164,7 @@ async def task(
 ) -> Response:
     """A task: its state, attempts with their errors, transitions, events, anomalies, and the
     tasks around it."""
-    v = await views.task_page(session, principal.tenant_id, task_id)
+    v = await reads.task_page(session, principal.tenant_id, task_id)
     return page(request, "task.html", {"principal": principal, "view": v})
 
 
@@ -195,7 +195,7 @@ async def tasks_across_plans(
         until=_moment("until", until),
     )
     cursor = paging.decode(after) if after else None
-    v = await views.task_list(
+    v = await reads.task_list(
         session, principal.tenant_id, where, limit=TASKS_PER_PAGE, after=cursor
     )
     filters = {"state": state, "agent": agent, "type": kind, "q": q, "since": since, "until": until}
@@ -239,7 +239,7 @@ async def metrics(
     """Each agent's tasks by outcome and state (totals add up), and durations over time."""
     if period not in PERIODS:
         raise PageError(400, f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
-    v = await views.outcomes(session, principal.tenant_id, period)
+    v = await reads.outcomes(session, principal.tenant_id, period)
     context = {
         "principal": principal,
         "view": v,

@@ -16,8 +16,8 @@ from starlette.responses import Response
 from trackd.access.deps import SessionDep
 from trackd.domain.access import Principal, Role
 from trackd.domain.trackers import PLATFORMS, ScrapingStatus
-from trackd.modules.trackers import service
-from trackd.modules.trackers.views import scrape_states
+from trackd.league import service
+from trackd.league.views import scrape_states
 from trackd.sources.rocket_league_stats import Mode
 from trackd.store.models import SnapshotRow, TrackerRow
 from trackd.store.repos import snapshots as snapshots_repo
@@ -112,7 +112,7 @@ async def tracker(
     """A tracker's scraping state, its seasons and one season's ratings over time."""
     row = await visible_tracker(session, principal, tracker_id)
     state = (await scrape_states(session, principal.tenant_id, [row]))[row.id]
-    heads = await service.seasons(session, row)
+    heads = await service.season_heads(session, row)
     subject = str(row.id)
     known = await snapshots_repo.seasons(session, principal.tenant_id, repo.SOURCE, subject)
     shown = season if season else (heads[0].season if heads else None)

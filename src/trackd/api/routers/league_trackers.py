@@ -1,7 +1,7 @@
 """League trackers for users: `/api/trackers/...` (seed 002's TrackerController).
 
-The user is the token's; registration and changes act for that user only. Routes own the
-transaction: commit, then wake a worker for the scrapes they asked for.
+The user is the token's; registration and changes act for that user only. Each route parses,
+calls the league feature (`trackd.league.service`) and answers what it returns.
 """
 
 from __future__ import annotations
@@ -11,28 +11,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from trackd.access.deps import RuntimeDep, SessionDep
-from trackd.api.deps import CurrentPrincipal
-from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import (
+from trackd.access.deps import SessionDep
+from trackd.api.deps import CurrentPrincipal, LeagueDep
+from trackd.api.routers.league_schemas import (
+    AddIn,
+    ManualSnapshotIn,
+    RegisterIn,
     TrackerId,
-    add_tracker,
-    announce,
-    now_utc,
-    register_trackers,
-    rules,
-    transaction,
+    UpdateIn,
 )
-from trackd.api.routers.tracker_schemas import AddIn, ManualSnapshotIn, RegisterIn, UpdateIn
 from trackd.domain.trackers import ScrapingStatus
-from trackd.modules.trackers import guilds, service
-from trackd.modules.trackers.views import (
-    scrape_states,
-    season_json,
-    snapshot_json,
-    trackers_json,
-)
-from trackd.snapshots.service import list_snapshots
+from trackd.league import service
 from trackd.sources.rocket_league_stats import CURRENT_PLAYLISTS, PlaylistStats, SeasonStats
 from trackd.store.repos import trackers as repo
 
@@ -43,45 +32,36 @@ Platform = Literal["steam", "epic", "xbl", "psn", "switch"]  # trackd.domain.tra
 
 @router.post("/register", status_code=201)
 async def register(
-    body: RegisterIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    body: RegisterIn, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Register 1 to 4 trackers for a user who has none yet."""
-    with rules():
-        who = service.Registration(
-            user_id=service.acting_user(principal),
-            guild_id=body.guild_id,
-            user_data=body.user_data,
-            created_by=principal.user_id,
-        )
-    return {
-        "trackers": await register_trackers(session, runtime, principal.tenant_id, who, body.urls)
-    }
+    who = service.Registration(
+        user_id=service.acting_user(principal),
+        guild_id=body.guild_id,
+        user_data=body.user_data,
+        created_by=principal.user_id,
+    )
+    return {"trackers": await league.register(session, principal.tenant_id, who, body.urls)}
 
 
 @router.post("/add", status_code=201)
 async def add(
-    body: AddIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    body: AddIn, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Add a tracker, up to 4 live ones per user."""
-    with rules():
-        who = service.Registration(
-            user_id=service.acting_user(principal),
-            guild_id=body.guild_id,
-            user_data=body.user_data,
-            created_by=principal.user_id,
-        )
-    return await add_tracker(session, runtime, principal.tenant_id, who, body.url)
+    who = service.Registration(
+        user_id=service.acting_user(principal),
+        guild_id=body.guild_id,
+        user_data=body.user_data,
+        created_by=principal.user_id,
+    )
+    return await league.add(session, principal.tenant_id, who, body.url)
 
 
 @router.get("/me")
 async def mine(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
     """The calling user's live trackers."""
-    if principal.user_id is None:
-        raise ApiError(403, "this token names no user; GET /api/trackers?userId=... lists a user's")
-    rows, total = await repo.search(
-        session, principal.tenant_id, repo.TrackerFilter(user_id=principal.user_id), limit=100
-    )
-    return {"trackers": await trackers_json(session, principal.tenant_id, rows), "total": total}
+    return await service.mine(session, principal)
 
 
 @router.get("")
@@ -100,7 +80,7 @@ async def search(
 ) -> dict[str, Any]:
     """The tenant's live trackers, filtered (guild, platform, scraping status, user, active),
     sorted and paged."""
-    rows, total = await repo.search(
+    return await service.search(
         session,
         principal.tenant_id,
         repo.TrackerFilter(
@@ -111,21 +91,13 @@ async def search(
         limit=limit,
         offset=offset,
     )
-    return {
-        "trackers": await trackers_json(session, principal.tenant_id, rows),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
 
 
 @router.get("/{tracker_id}")
 async def read(
     tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
-    tracker = await service.get(session, principal.tenant_id, tracker_id)
-    [shown] = await trackers_json(session, principal.tenant_id, [tracker])
-    return shown
+    return await service.tracker(session, principal.tenant_id, tracker_id)
 
 
 @router.get("/{tracker_id}/detail")
@@ -134,14 +106,7 @@ async def detail(
 ) -> dict[str, Any]:
     """The tracker with its seasons (each as its newest snapshot holds it) and its MMR under
     its guild's rules."""
-    tracker = await service.get(session, principal.tenant_id, tracker_id)
-    [shown] = await trackers_json(session, principal.tenant_id, [tracker])
-    seasons = await service.seasons(session, tracker)
-    return {
-        **shown,
-        "seasons": [season_json(row) for row in seasons],
-        "mmr": await guilds.mmr_json(session, tracker),
-    }
+    return await service.detail(session, principal.tenant_id, tracker_id)
 
 
 @router.get("/{tracker_id}/status")
@@ -149,18 +114,15 @@ async def status(
     tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
     """Scraping status, attempts, last error and last scrape, from the newest poll."""
-    tracker = await service.get(session, principal.tenant_id, tracker_id)
-    state = (await scrape_states(session, principal.tenant_id, [tracker]))[tracker.id]
-    return {"id": str(tracker.id), "isActive": tracker.is_active, **state.as_json()}
+    return await service.status(session, principal.tenant_id, tracker_id)
 
 
 @router.get("/{tracker_id}/seasons")
 async def seasons(
     tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
-    tracker = await service.get(session, principal.tenant_id, tracker_id)
-    rows = await service.seasons(session, tracker)
-    return {"trackerId": str(tracker.id), "seasons": [season_json(row) for row in rows]}
+    """The newest snapshot of each of the tracker's seasons, newest season first."""
+    return await service.seasons(session, principal.tenant_id, tracker_id)
 
 
 @router.get("/{tracker_id}/snapshots")
@@ -174,32 +136,9 @@ async def snapshots(
 ) -> dict[str, Any]:
     """Every snapshot of the tracker (of one season when given), newest first; history is
     never overwritten. Page on with `before` = the previous page's `nextBefore`."""
-    tracker = await service.get(session, principal.tenant_id, tracker_id)
-    page = await list_snapshots(
-        session,
-        principal.tenant_id,
-        service.SOURCE,
-        str(tracker.id),
-        season="*" if season is None else str(season),
-        limit=limit,
-        before=before,
+    return await service.snapshots(
+        session, principal.tenant_id, tracker_id, season=season, limit=limit, before=before
     )
-    return {
-        "trackerId": str(tracker.id),
-        "snapshots": [
-            snapshot_json(
-                snapshot_id=s.id,
-                season=s.season,
-                seq=s.seq,
-                taken_at=s.taken_at,
-                data=s.data,
-                meta=s.meta,
-                changes=[c.as_dict() for c in s.changes],
-            )
-            for s in page.items
-        ],
-        "nextBefore": str(page.next_before) if page.next_before else None,
-    }
 
 
 @router.post("/{tracker_id}/snapshots", status_code=201)
@@ -208,10 +147,9 @@ async def add_snapshot(
     body: ManualSnapshotIn,
     principal: CurrentPrincipal,
     session: SessionDep,
-    runtime: RuntimeDep,
+    league: LeagueDep,
 ) -> dict[str, Any]:
     """Enter a season's stats by hand; kept as a snapshot marked manual."""
-    taken_at = body.taken_at or now_utc()
     stats = SeasonStats(
         season=body.season,
         current_season=body.season,
@@ -220,41 +158,15 @@ async def add_snapshot(
             for mode, p in body.playlists.items()
         },
     )
-    with rules():
-        async with transaction(session):
-            stored = await service.add_snapshot(
-                session, principal, tracker_id, stats, taken_at=taken_at, settings=runtime.settings
-            )
-    return snapshot_json(
-        snapshot_id=stored.id,
-        season=stored.season,
-        seq=stored.seq,
-        taken_at=stored.taken_at,
-        data=stored.data,
-        meta=stored.meta,
-        changes=[c.as_dict() for c in stored.changes],
-    )
+    return await league.add_snapshot(session, principal, tracker_id, stats, taken_at=body.taken_at)
 
 
 @router.post("/{tracker_id}/refresh", status_code=202)
 async def refresh(
-    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Scrape the tracker now (nothing new when a scrape is already on its way)."""
-    with rules():
-        async with transaction(session):
-            done = await service.refresh(session, principal, tracker_id, now=now_utc())
-            state = (await scrape_states(session, principal.tenant_id, [done.tracker]))[
-                done.tracker.id
-            ]
-    if done.queued and done.poll is not None:
-        announce(runtime, [done.poll])
-    return {
-        "id": str(done.tracker.id),
-        "queued": done.queued,
-        "message": "scrape queued" if done.queued else "a scrape is already on its way",
-        **state.as_json(),
-    }
+    return await league.refresh(session, principal, tracker_id)
 
 
 @router.put("/{tracker_id}")
@@ -263,36 +175,21 @@ async def update(
     body: UpdateIn,
     principal: CurrentPrincipal,
     session: SessionDep,
-    runtime: RuntimeDep,
+    league: LeagueDep,
 ) -> dict[str, Any]:
     """Change displayName and/or isActive (false pauses scraping, true resumes it)."""
     changes: dict[str, Any] = {}
     if "display_name" in body.model_fields_set:
         changes["display_name"] = body.display_name
-    with rules():
-        async with transaction(session):
-            outcome = await service.update(
-                session,
-                runtime.settings,
-                principal,
-                tracker_id,
-                is_active=body.is_active,
-                now=now_utc(),
-                **changes,
-            )
-            [shown] = await trackers_json(session, principal.tenant_id, outcome.trackers)
-    announce(runtime, outcome.polls)
-    return shown
+    return await league.update(session, principal, tracker_id, is_active=body.is_active, **changes)
 
 
 @router.delete("/{tracker_id}", status_code=204)
 async def delete(
-    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
+    tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> Response:
     """Soft-delete the tracker: its history stays and its URL can be registered again."""
-    with rules():
-        async with transaction(session):
-            await service.delete(session, principal, tracker_id, now=now_utc())
+    await league.delete(session, principal, tracker_id)
     return Response(status_code=204)
 
 

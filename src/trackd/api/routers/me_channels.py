@@ -7,24 +7,17 @@ here hears the user's trackers, those registered before it and those registered 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.access.deps import RuntimeDep, SessionDep
-from trackd.api.deps import CurrentPrincipal
-from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import transaction
-from trackd.domain.access import Principal, Role
-from trackd.domain.channels import MAX_URL, InvalidChannel
-from trackd.modules.trackers import user_channels
-from trackd.outbound.http import AddressGuard
-from trackd.store.repos import channels as channels_repo
+from trackd.access.deps import SessionDep
+from trackd.api.deps import CurrentPrincipal, LeagueDep
+from trackd.domain.channels import MAX_URL
+from trackd.league import service
 from trackd.store.repos.channels import ChannelView
 
 router = APIRouter(prefix="/v1/me/channels", tags=["notification channels"])
@@ -39,14 +32,6 @@ class ChannelIn(BaseModel):
     secret: Annotated[str | None, Field(max_length=512)] = None
 
 
-def _user(principal: Principal, *, changes: bool = False) -> str:
-    if principal.user_id is None:
-        raise ApiError(403, "this token names no user; use a user's token for /v1/me/channels")
-    if changes and principal.role is Role.READER:
-        raise ApiError(403, "a reader token may not change notification channels")
-    return principal.user_id
-
-
 def _json(view: ChannelView) -> dict[str, Any]:
     shown = asdict(view)
     shown["id"] = str(view.id)
@@ -54,53 +39,32 @@ def _json(view: ChannelView) -> dict[str, Any]:
     return shown
 
 
-@contextlib.contextmanager
-def _rules() -> Iterator[None]:
-    try:
-        yield
-    except user_channels.ChannelForbidden as exc:
-        raise ApiError(403, str(exc)) from None
-    except InvalidChannel as exc:
-        raise ApiError(400, str(exc)) from None
-
-
 @router.post("", status_code=201)
 async def create(
-    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    body: ChannelIn, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
     """Add a channel (webhook, discord or apprise) and subscribe it to your trackers."""
-    user = _user(principal, changes=True)
-    with _rules():
-        async with transaction(session):
-            row = await user_channels.add(
-                session,
-                principal.tenant_id,
-                user,
-                kind=body.kind,
-                url=body.url,
-                name=body.name,
-                secret=body.secret,
-                guard=AddressGuard(allow_private=runtime.settings.allow_private_fetch),
-            )
-            shown = _json(ChannelView.of(row))
-    return shown
+    view = await league.add_channel(
+        session,
+        principal,
+        kind=body.kind,
+        url=body.url,
+        name=body.name,
+        secret=body.secret,
+    )
+    return _json(view)
 
 
 @router.get("")
 async def list_mine(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
     """Your channels, oldest first, URLs masked."""
-    user = _user(principal)
-    rows = await channels_repo.list_channels(session, principal.tenant_id, owner_user_id=user)
-    return {"channels": [_json(ChannelView.of(row)) for row in rows]}
+    return {"channels": [_json(view) for view in await service.my_channels(session, principal)]}
 
 
 @router.delete("/{channel_id}", status_code=204)
 async def delete(
-    channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    channel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> Response:
     """Remove your channel, its subscriptions and its undelivered messages."""
-    user = _user(principal, changes=True)
-    with _rules():
-        async with transaction(session):
-            await user_channels.remove(session, principal.tenant_id, user, channel_id)
+    await league.remove_channel(session, principal, channel_id)
     return Response(status_code=204)

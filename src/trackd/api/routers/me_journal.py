@@ -17,11 +17,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from trackd.access.deps import SessionDep
 from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.domain.cursors import BadCursor, decode, encode
 from trackd.modules import journal
 from trackd.modules.journal import InvalidEntry, JournalEntryIn
+from trackd.store.engine import transaction
 
 router = APIRouter(tags=["journal"])
 

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import transaction
 from trackd.bus.urls import in_process
 from trackd.domain.access import Role
 from trackd.modules import service
 from trackd.modules.config import InvalidModuleConfig
 from trackd.modules.service import ModuleView
 from trackd.runtime import Runtime
+from trackd.store.engine import transaction
 from trackd.store.repos.module_config import ConfigRow
 
 log = logging.getLogger(__name__)

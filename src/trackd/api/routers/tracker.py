@@ -22,7 +22,7 @@ from trackd.api.schemas import (
 )
 from trackd.domain.tasks import TaskRecord
 from trackd.domain.timeline import TimelineNode
-from trackd.store import views
+from trackd.reads import service as reads
 from trackd.store.repos.tasks import TaskSummary
 
 router = APIRouter(prefix="/v1/tracker", tags=["tracker"])
@@ -62,7 +62,7 @@ async def plan_status(
     plan_id: PlanId, session: SessionDep, principal: CurrentPrincipal
 ) -> PlanStatusOut:
     """A plan's status and task counts."""
-    v = await views.plan_status(session, principal.tenant_id, plan_id)
+    v = await reads.plan_status(session, principal.tenant_id, plan_id)
     return PlanStatusOut(
         plan_id=v.plan.plan_id,
         status=v.plan.status.value,
@@ -82,11 +82,11 @@ async def plan_tasks(
     plan_id: PlanId,
     session: SessionDep,
     principal: CurrentPrincipal,
-    limit: Annotated[int, Query(ge=1, le=views.MAX_TASKS)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=reads.MAX_TASKS)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> FastJSONResponse:
     """The tasks of a plan, in the order they were first seen."""
-    v = await views.plan_tasks(session, principal.tenant_id, plan_id, limit=limit, offset=offset)
+    v = await reads.plan_tasks(session, principal.tenant_id, plan_id, limit=limit, offset=offset)
     body = {"as_of": v.as_of, "plan_id": v.plan_id, "tasks": [_task(t) for t in v.tasks]}
     return FastJSONResponse(body)
 
@@ -96,7 +96,7 @@ async def plan_timeline(
     plan_id: PlanId, session: SessionDep, principal: CurrentPrincipal
 ) -> FastJSONResponse:
     """The plan's events in time order, and the same events nested as a trace tree."""
-    v = await views.plan_timeline(session, principal.tenant_id, plan_id)
+    v = await reads.plan_timeline(session, principal.tenant_id, plan_id)
     events = [
         {
             "event_id": e.event_id,
@@ -124,7 +124,7 @@ async def task_history(
     task_id: TaskId, session: SessionDep, principal: CurrentPrincipal
 ) -> TaskHistoryOut:
     """One task: its record, every state transition, and the events it refused."""
-    v = await views.task_history(session, principal.tenant_id, task_id)
+    v = await reads.task_history(session, principal.tenant_id, task_id)
     t = v.task
     detail = TaskDetailOut(
         **_task(t),
@@ -176,7 +176,7 @@ async def agent_metrics(
     period: Literal["1h", "24h", "7d", "30d"] = "24h",
 ) -> MetricsOut:
     """Tasks that ended in the period, counted once per logical task (retries included)."""
-    v = await views.agent_metrics(session, principal.tenant_id, agent_id, period)
+    v = await reads.agent_metrics(session, principal.tenant_id, agent_id, period)
     m = v.metrics
     return MetricsOut(
         agent_id=agent_id,

@@ -28,7 +28,7 @@ from trackd.domain.channels import (
     validate_options,
     validate_url,
 )
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.store.models import (
     NotificationChannel,
     NotificationSubscription,
@@ -181,7 +181,7 @@ async def require_channel(
 ) -> NotificationChannel:
     row = await get_channel(session, tenant_id, channel_id)
     if row is None:
-        raise NotFoundError(f"no notification channel {channel_id}")
+        raise NotFound(f"no notification channel {channel_id}")
     return row
 
 
@@ -228,7 +228,7 @@ async def subscribe(
     one subscription.
 
     Raises:
-        NotFoundError: the tenant has no such channel.
+        NotFound: the tenant has no such channel.
     """
     await require_channel(session, tenant_id, channel_id)
     for what, value in (("source", source), ("subject", subject)):

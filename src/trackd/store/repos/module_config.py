@@ -1,7 +1,7 @@
 """Module configuration rows: the global row of a module (tenant NULL) and a tenant's override.
 
 Writes are optimistic: the caller names the version it read (0: no row yet) and a write that
-another came before is refused with `ConflictError`, so two admins never overwrite each
+another came before is refused with `Conflict`, so two admins never overwrite each
 other's change unseen.
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.store.models import SystemConfiguration, new_id, utcnow
 
 
@@ -71,7 +71,7 @@ async def write(
         expected_version: the version the caller read; 0 when it saw no row.
 
     Raises:
-        ConflictError: the stored version is not `expected_version` (another write came
+        Conflict: the stored version is not `expected_version` (another write came
             first); read it again and reapply the change.
     """
     now = utcnow()
@@ -119,9 +119,9 @@ async def write(
     return _row(updated)
 
 
-def _stale(module: str, tenant_id: str | None, expected: int) -> ConflictError:
+def _stale(module: str, tenant_id: str | None, expected: int) -> Conflict:
     whose = "the global" if tenant_id is None else f"tenant {tenant_id!r}'s"
-    return ConflictError(
+    return Conflict(
         f"{whose} configuration of module {module!r} is no longer at version {expected}: "
         "another change came first; read it again (GET) and send your change with its version"
     )

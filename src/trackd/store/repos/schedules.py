@@ -22,7 +22,7 @@ from trackd.domain.schedules import (
     fire_time,
     first_run,
 )
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.store.models import ScheduleRow, new_id
 
 
@@ -56,7 +56,7 @@ async def create(
     """Store a new active schedule, due at its first run.
 
     Raises:
-        ConflictError: the tenant has an active schedule with this name.
+        Conflict: the tenant has an active schedule with this name.
     """
     spec.validate()
     schedule_id = new_id()
@@ -91,7 +91,7 @@ async def create(
         async with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        raise ConflictError(
+        raise Conflict(
             f"tenant {tenant_id!r} already has an active schedule named {name!r}; "
             "cancel it first or pick another name"
         ) from None

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.polls import UNFINISHED, WAITING
 from trackd.domain.trackers import ScrapingStatus, TrackerProfile, poll_statuses
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.store.models import PollRow, SnapshotRow, TrackerGuild, TrackerRow, new_id
 
 SOURCE = "rocket_league"
@@ -48,7 +48,7 @@ async def create_many(
     """Insert live trackers, all or none.
 
     Raises:
-        ConflictError: a live tracker of the tenant has one of these profiles already (two
+        Conflict: a live tracker of the tenant has one of these profiles already (two
             registrations raced past the caller's check).
     """
     rows = [
@@ -75,7 +75,7 @@ async def create_many(
         async with session.begin_nested():
             session.add_all(rows)
     except IntegrityError:
-        raise ConflictError("one of these trackers was registered a moment ago") from None
+        raise Conflict("one of these trackers was registered a moment ago") from None
     return rows
 
 

@@ -1,4 +1,5 @@
-"""Read models of the tracker, composed from the repos; shared by the API and the CLI.
+"""Task reads (the `/v1/tracker` plan, task, timeline and metrics reads, the dashboard's
+and `trackd plans`): read models composed from the repos.
 
 Each view carries `as_of`, the time of the newest event folded into what it shows.
 """
@@ -25,7 +26,7 @@ from trackd.domain.plans import PlanRecord, plan_started_at
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord, duration_between
 from trackd.domain.timeline import TimelineNode, build_tree
-from trackd.errors import NotFoundError
+from trackd.errors import NotFound
 from trackd.store.models import AnomalyRow, StateTransition
 from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
 from trackd.store.repos.tasks import TaskFilter, TaskListRow, TaskSummary
@@ -53,7 +54,7 @@ class PlanStatusView:
 async def _plan(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanRecord:
     plan = await plans.get(session, tenant_id, plan_id)
     if plan is None:
-        raise NotFoundError(f"plan {plan_id!r} not found")
+        raise NotFound(f"plan {plan_id!r} not found")
     return plan
 
 
@@ -131,7 +132,7 @@ class TaskHistoryView:
 async def task_history(session: AsyncSession, tenant_id: str, task_id: str) -> TaskHistoryView:
     record = await tasks.get(session, tenant_id, task_id)
     if record is None:
-        raise NotFoundError(f"task {task_id!r} not found")
+        raise NotFound(f"task {task_id!r} not found")
     refused = await anomalies.for_task(session, tenant_id, task_id)
     # A refused event is shown too (as an anomaly), so it counts towards as_of.
     return TaskHistoryView(

@@ -1,16 +1,19 @@
 """Request bodies of the league tracker routes (camelCase, as the league's bot sends them;
-snake_case is accepted too)."""
+snake_case is accepted too), and their id path parameters."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated, Any, Literal
 
+from fastapi import Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from trackd.api.openapi import self_contained
-from trackd.modules.mmr import MmrConfig
+from trackd.errors import NotFound
+from trackd.league.mmr import MmrConfig
 from trackd.sources.rocket_league_stats import Mode
 
 log = logging.getLogger(__name__)
@@ -19,6 +22,33 @@ GuildId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\
 UserId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 Url = Annotated[str, Field(max_length=2048)]
 UserData = Annotated[dict[str, Any], Field(max_length=50)]
+
+
+def _as_id(text: str, missing: str) -> uuid.UUID:
+    # An id that is not even a UUID names nothing: to the caller that is a missing object
+    # (404), not a malformed request.
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(missing) from None
+
+
+def _tracker_id(
+    tracker_id: Annotated[str, Path(description="The tracker's id (a UUID).")],
+) -> uuid.UUID:
+    return _as_id(tracker_id, "no such tracker: tracker ids are UUIDs")
+
+
+def _batch_id(
+    schedule_id: Annotated[str, Path(description="The batch's id (a UUID).")],
+) -> uuid.UUID:
+    return _as_id(schedule_id, "no tracker processing schedule: their ids are UUIDs")
+
+
+TrackerId = Annotated[uuid.UUID, Depends(_tracker_id)]
+"""A `{tracker_id}` path parameter; one that is not a UUID is a 404 like an unknown one."""
+BatchId = Annotated[uuid.UUID, Depends(_batch_id)]
+"""A `{schedule_id}` path parameter of a guild's batch, read as TrackerId is."""
 
 
 class _In(BaseModel):

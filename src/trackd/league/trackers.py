@@ -1,8 +1,9 @@
-"""League trackers: registration, ownership, updates, deletion, refreshes and seasons.
+"""The rules of league trackers: registration, ownership, updates, deletion and refreshes.
 
-Functions take the session (the caller owns the transaction) and the tenant or the calling
-principal. Rule violations raise TrackerRuleError (400), a tracker of another user that the
-caller may not change raises TrackerForbidden (403), a missing one NotFoundError (404).
+Functions take the session (the caller, `trackd.league.service`, owns the transaction) and
+the tenant or the calling principal. Rule violations raise TrackerRuleError (a RuleBroken),
+a tracker of another user that the caller may not change raises TrackerForbidden (a
+Forbidden), a missing one NotFound.
 Who may do what:
 
 * users register and add trackers for themselves, and change, refresh and delete their own;
@@ -33,13 +34,13 @@ from trackd.domain.trackers import (
     parse_profile_url,
     parse_register_request,
 )
-from trackd.errors import ConflictError, NotFoundError, TrackdError
-from trackd.modules.trackers import batches, guilds, scrapes
+from trackd.errors import Conflict, Forbidden, NotFound
+from trackd.league import batches, guilds, scrapes
 from trackd.settings import Settings
 from trackd.snapshots.service import StoredSnapshot, record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.sources.rocket_league_stats import SeasonStats
-from trackd.store.models import PollRow, SnapshotRow, TrackerRow
+from trackd.store.models import PollRow, TrackerRow
 from trackd.store.repos import snapshots as snapshots_repo
 from trackd.store.repos import trackers as repo
 from trackd.store.repos.snapshots import HistoryKey
@@ -47,7 +48,7 @@ from trackd.store.repos.snapshots import HistoryKey
 SOURCE = repo.SOURCE
 
 
-class TrackerForbidden(TrackdError):
+class TrackerForbidden(Forbidden):
     """The caller may not do this to this tracker (another user's)."""
 
 
@@ -157,7 +158,7 @@ async def _create(
             ],
             now=now,
         )
-    except ConflictError:
+    except Conflict:
         raise TrackerRuleError(
             "one of these trackers was registered by someone else a moment ago; "
             "check GET /api/trackers/me and try again"
@@ -190,15 +191,16 @@ async def get(session: AsyncSession, tenant_id: str, tracker_id: uuid.UUID) -> T
     """A live tracker of the tenant.
 
     Raises:
-        NotFoundError: none with this id (another tenant's is none too).
+        NotFound: none with this id (another tenant's is none too).
     """
     row = await repo.get(session, tenant_id, tracker_id)
     if row is None:
-        raise NotFoundError(f"no tracker {tracker_id}")
+        raise NotFound(f"no tracker {tracker_id}")
     return row
 
 
-_UNSET: Any = object()
+UNSET: Any = object()
+"""The default of an argument left out (None is a value: it clears)."""
 
 
 async def update(
@@ -207,7 +209,7 @@ async def update(
     principal: Principal,
     tracker_id: uuid.UUID,
     *,
-    display_name: str | None = _UNSET,
+    display_name: str | None = UNSET,
     is_active: bool | None = None,
     now: datetime,
 ) -> Outcome:
@@ -216,7 +218,7 @@ async def update(
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
     outcome = Outcome([tracker])
-    if display_name is not _UNSET:
+    if display_name is not UNSET:
         tracker.display_name = display_name
     if is_active is not None and is_active != tracker.is_active:
         tracker.is_active = is_active
@@ -271,11 +273,6 @@ async def refresh(
         return Refresh(tracker, latest.get(tracker.id), queued=False)
     poll = await scrapes.request_scrape(session, tracker, requested_by=principal.user_id, now=now)
     return Refresh(tracker, poll, queued=True)
-
-
-async def seasons(session: AsyncSession, tracker: TrackerRow) -> list[SnapshotRow]:
-    """The newest snapshot of each of the tracker's seasons, newest season first."""
-    return await repo.season_heads(session, tracker.tenant_id, str(tracker.id))
 
 
 async def add_snapshot(

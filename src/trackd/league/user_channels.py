@@ -11,9 +11,10 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.access import Principal, Role
 from trackd.domain.channels import parse_kind, validate_url
-from trackd.errors import ConflictError, NotFoundError, TrackdError
-from trackd.modules.trackers import guilds
+from trackd.errors import Conflict, Forbidden, NotFound
+from trackd.league import guilds
 from trackd.notify.service import check_destination
 from trackd.outbound.http import AddressGuard
 from trackd.store.models import NotificationChannel
@@ -23,8 +24,17 @@ from trackd.store.repos import trackers as repo
 _PAGE = 100
 
 
-class ChannelForbidden(TrackdError):
+class ChannelForbidden(Forbidden):
     """The caller may not touch this channel (another user's, or the tenant's own)."""
+
+
+def channel_user(principal: Principal, *, changes: bool = False) -> str:
+    """The user whose own channels a token reaches (`changes`: to change them)."""
+    if principal.user_id is None:
+        raise ChannelForbidden("this token names no user; use a user's token for /v1/me/channels")
+    if changes and principal.role is Role.READER:
+        raise ChannelForbidden("a reader token may not change notification channels")
+    return principal.user_id
 
 
 async def subscribe_user_trackers(session: AsyncSession, tenant_id: str, user_id: str) -> int:
@@ -66,7 +76,7 @@ async def add(
     Raises:
         InvalidChannel: the kind, URL (or where it sends), name or secret cannot work; the
             message says why.
-        ConflictError: the user already has a channel of this kind to this URL.
+        Conflict: the user already has a channel of this kind to this URL.
     """
     channel_kind = parse_kind(kind)
     await check_destination(channel_kind, url, guard)
@@ -74,7 +84,7 @@ async def add(
     for row in await channels_repo.list_channels(session, tenant_id, owner_user_id=user_id):
         # Two channels to one URL would deliver each change twice.
         if row.kind == channel_kind.value and row.url_digest == digest:
-            raise ConflictError(
+            raise Conflict(
                 f"you already have this {channel_kind} channel ({row.id}); "
                 "delete it first to change its name or secret"
             )
@@ -97,12 +107,12 @@ async def owned(
     """The user's channel.
 
     Raises:
-        NotFoundError: the tenant has no such channel (another tenant's is none too).
+        NotFound: the tenant has no such channel (another tenant's is none too).
         ChannelForbidden: it is another user's or the tenant's shared channel.
     """
     row = await channels_repo.get_channel(session, tenant_id, channel_id)
     if row is None:
-        raise NotFoundError(f"no notification channel {channel_id}")
+        raise NotFound(f"no notification channel {channel_id}")
     if row.owner_user_id != user_id:
         raise ChannelForbidden(f"notification channel {channel_id} is not yours")
     return row

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.channels import ChannelKind, parse_kind
-from trackd.modules.mmr import (
+from trackd.league.mmr import (
     MmrConfig,
     MmrError,
     MmrInputs,

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from trackd.domain.formula import FormulaError, compile_formula
+from trackd.errors import RuleBroken
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 
 MODES: Final = tuple(Mode)
@@ -252,7 +253,7 @@ class MmrResult:
     parts: dict[str, float] = field(default_factory=dict)
 
 
-class MmrError(ValueError):
+class MmrError(RuleBroken):
     """The MMR cannot be calculated (a custom formula failed on these numbers)."""
 
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from fakes.trn_payloads import playlist_segment, profile_payload, recorded
-from trackd.modules.mmr import (
+from trackd.league.mmr import (
     VARIABLES,
     Algorithm,
     MmrConfig,

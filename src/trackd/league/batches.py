@@ -24,18 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.schedules import ScheduleStatus
 from trackd.domain.trackers import TrackerRuleError
-from trackd.errors import NotFoundError
-from trackd.modules.trackers import scrapes
-from trackd.modules.trackers.views import iso
+from trackd.errors import NotFound
+from trackd.league import scrapes
+from trackd.league.views import iso
 from trackd.scheduling.service import (
     ScheduleRun,
     cancel_schedule,
     create_schedule,
-    find_schedules,
-    get_schedule,
     schedule_run,
 )
 from trackd.store.models import ScheduleRow
+from trackd.store.repos import schedules as schedule_repo
 from trackd.store.repos import trackers as repo
 
 GRACE_SECONDS: Final = 3600.0
@@ -115,7 +114,7 @@ async def follow_guild(
     batches changed."""
     if guild_id is None:
         return 0
-    waiting = await find_schedules(
+    waiting = await schedule_repo.find(
         session,
         tenant_id,
         labels=_labels(guild_id),
@@ -150,7 +149,7 @@ async def list_for_guild(
     """The guild's batches ordered by time: of one status when `status` is given (it wins
     over `include_completed`), else all, without the COMPLETED ones if `include_completed`
     is false."""
-    rows = await find_schedules(
+    rows = await schedule_repo.find(
         session, tenant_id, labels=_labels(guild_id), source=scrapes.SOURCE, limit=MAX_LISTED
     )
     shown = []
@@ -172,7 +171,7 @@ async def cancel(
     """Cancel a batch that has not run.
 
     Raises:
-        NotFoundError: the tenant has no such batch.
+        NotFound: the tenant has no such batch.
         TrackerRuleError: it is not PENDING.
     """
     row = await _batch(session, tenant_id, batch_id)
@@ -186,14 +185,14 @@ async def cancel(
 
 
 async def _batch(session: AsyncSession, tenant_id: str, batch_id: uuid.UUID) -> ScheduleRow:
-    row = await get_schedule(session, tenant_id, batch_id)
+    row = await schedule_repo.get(session, tenant_id, batch_id)
     labels = row.labels if row is not None else {}
     if (
         row is None
         or labels.get("feature") != scrapes.FEATURE
         or labels.get("kind") != scrapes.BATCH
     ):
-        raise NotFoundError(f"no tracker processing schedule {batch_id}")
+        raise NotFound(f"no tracker processing schedule {batch_id}")
     return row
 
 

@@ -10,7 +10,7 @@ ask for them:
   TRACKD_TRACKER_REFRESH_CRON, spread over TRACKD_TRACKER_REFRESH_JITTER_S). Per tracker, so
   that a tracker registered or deleted changes nothing else, and one slow profile delays no
   other; a run missed while trackd was down runs once when it is back, within six hours;
-* a guild's batch (`trackd.modules.trackers.batches`).
+* a guild's batch (`trackd.league.batches`).
 
 The caller owns the transaction; after it commits, `announce_polls` wakes a worker at once.
 """
@@ -28,11 +28,11 @@ from trackd.scheduling.service import (
     cancel_poll,
     cancel_schedule,
     create_schedule,
-    find_schedules,
     request_poll,
 )
 from trackd.settings import Settings
 from trackd.store.models import PollRow, ScheduleRow, TrackerRow
+from trackd.store.repos import schedules as schedule_repo
 from trackd.store.repos import trackers as repo
 
 SOURCE: Final = repo.SOURCE
@@ -105,7 +105,7 @@ async def start_daily(
 
 async def daily_schedule(session: AsyncSession, tracker: TrackerRow) -> ScheduleRow | None:
     """The tracker's active daily refresh, if it has one."""
-    found = await find_schedules(
+    found = await schedule_repo.find(
         session,
         tracker.tenant_id,
         labels={"feature": FEATURE, "kind": DAILY, "tracker_id": str(tracker.id)},
