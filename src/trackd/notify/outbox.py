@@ -7,6 +7,7 @@ for a channel, so that one change reaches each place once.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,4 +78,82 @@ async def enqueue_change(
         )
         messages += channel_messages(change, subscribed)
     await outbox_repo.enqueue(session, change.tenant_id, messages, max_attempts=max_attempts)
+    return messages
+
+
+def event_messages(
+    tenant_id: str,
+    origin: dict[str, str],
+    taken_at: datetime,
+    event: dict[str, Any],
+    channels: list[NotificationChannel],
+) -> list[outbox_repo.Message]:
+    """One event a tracking rule found in a new snapshot (`origin`: its source, subject and
+    snapshot_id): on the bus as `<source>.<type>` and to each subscribed channel that wants
+    `events.<type>` (or every field)."""
+    kind = str(event["type"])
+    event_type = f"{origin['source']}.{kind}"
+    event_id = f"{event_type}:{origin['snapshot_id']}"
+    payload = {
+        **origin,
+        "type": event_type,
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "taken_at": taken_at.isoformat(),
+        "summary": str(event.get("summary") or kind),
+        "event": event,
+    }
+    envelope = EventEnvelope(
+        id=event_id,
+        source=EVENT_SOURCE,
+        type=event_type,
+        time=taken_at,
+        topic=SYSTEM_EVENTS,
+        subject=f"{origin['source']}/{origin['subject']}"[:255],
+        tenant_id=tenant_id,
+        data=payload,
+    )
+    bus = outbox_repo.Message(
+        kind=BUS,
+        idempotency_key=event_id,
+        event_type=event_type,
+        payload=envelope.model_dump(mode="json", exclude_none=True),
+    )
+    return [bus] + [
+        outbox_repo.Message(
+            kind=channel.kind,
+            idempotency_key=f"{event_id}:{channel.id}",
+            event_type=event_type,
+            payload=payload,
+            channel_id=channel.id,
+        )
+        for channel in channels
+        if wants(channel.options, [f"events.{kind}"])
+    ]
+
+
+async def enqueue_events(
+    session: AsyncSession,
+    tenant_id: str,
+    origin: dict[str, str],
+    taken_at: datetime,
+    events: list[dict[str, Any]],
+    *,
+    notify: bool,
+    max_attempts: int,
+) -> list[outbox_repo.Message]:
+    """Queue each event (see `event_messages`); channels only when `notify`."""
+    subscribed = (
+        await channels_repo.subscribed_channels(
+            session, tenant_id, origin["source"], origin["subject"]
+        )
+        if notify
+        else []
+    )
+    messages = [
+        message
+        for event in events
+        for message in event_messages(tenant_id, origin, taken_at, event, subscribed)
+    ]
+    await outbox_repo.enqueue(session, tenant_id, messages, max_attempts=max_attempts)
     return messages

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     import httpx
 
     from trackd.bus.base import Bus, Message, Subscription
+    from trackd.snapshots.service import HistoryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ _STOP_CHECK = 0.5  # seconds
 
 RecordSnapshot = Callable[[AsyncSession, str, Snapshot], Awaitable[Mapping[str, Any]]]
 SourceLookup = Callable[[str], Source]
+# The policy (retention, event rules) of the history a snapshot joins; None: the settings'.
+PolicyLookup = Callable[[AsyncSession, str, Snapshot], Awaitable["HistoryPolicy | None"]]
 ClientFactory = Callable[[], "httpx.AsyncClient"]
 Clock = Callable[[], datetime]
 
@@ -127,6 +130,7 @@ class Poller:
         sources: SourceLookup | None = None,
         client_factory: ClientFactory | None = None,
         record: RecordSnapshot | None = None,
+        policies: PolicyLookup | None = None,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
     ) -> None:
@@ -139,7 +143,7 @@ class Poller:
         # The deployment's settings decide the outbound client and the snapshots' retention
         # and notifications, unless a test passes its own.
         self._client_factory = client_factory or partial(outbound_client, settings)
-        self._record = record or partial(_record_snapshot, settings=settings)
+        self._record = record or partial(_record_snapshot, settings=settings, policies=policies)
         self._clock = clock
         self._rng = rng
         self.hosts = HostBackoffs(clock, options.host_backoff, rng)
@@ -571,14 +575,20 @@ def _registry_lookup(name: str) -> Source:
 
 
 async def _record_snapshot(
-    session: AsyncSession, tenant_id: str, snapshot: Snapshot, *, settings: Settings
+    session: AsyncSession,
+    tenant_id: str,
+    snapshot: Snapshot,
+    *,
+    settings: Settings,
+    policies: PolicyLookup | None = None,
 ) -> Mapping[str, Any]:
     """Store a snapshot with its history, retention and notifications; returns its id, its
     number in its history and the fields that changed against the one before."""
     from trackd.snapshots.service import record_snapshot
     from trackd.store.repos.snapshots import HistoryKey, latest
 
-    change = await record_snapshot(session, tenant_id, snapshot, settings=settings)
+    policy = await policies(session, tenant_id, snapshot) if policies else None
+    change = await record_snapshot(session, tenant_id, snapshot, settings=settings, policy=policy)
     if change is not None:
         return {"id": str(change.id), "seq": change.seq, "changed": change.paths}
     key = HistoryKey(tenant_id, snapshot.source, snapshot.subject, snapshot.season or "")

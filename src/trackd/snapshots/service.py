@@ -14,6 +14,7 @@ transaction: committed together, or not at all.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -21,7 +22,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
-from trackd.notify.outbox import enqueue_change
+from trackd.notify.outbox import enqueue_change, enqueue_events
 from trackd.settings import Settings
 from trackd.snapshots.change import SnapshotChange
 from trackd.sources.base import Snapshot
@@ -39,6 +40,19 @@ def retention_for(source: str, settings: Settings) -> Retention:
     keep = own.keep if own and own.keep else settings.snapshot_keep
     days = own.days if own and own.days else settings.snapshot_keep_days
     return Retention(keep=keep, max_age=timedelta(days=days))
+
+
+Judge = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """What a history's owner (a tracking module) decides about it: its retention, instead
+    of the settings', and `judge(previous data, new data)` -> the events between two
+    consecutive snapshots (each `{"type", "summary", ...}`), queued like a change."""
+
+    retention: Retention | None = None
+    judge: Judge | None = None
 
 
 def _key(tenant_id: str, snapshot: Snapshot) -> HistoryKey:
@@ -60,6 +74,7 @@ async def record_snapshot(
     *,
     settings: Settings,
     notify: bool = True,
+    policy: HistoryPolicy | None = None,
 ) -> SnapshotChange | None:
     """Store `snapshot` and return the change it makes, if any; the caller commits.
 
@@ -69,6 +84,7 @@ async def record_snapshot(
         snapshot: what a source fetched (data must be JSON-compatible).
         settings: the deployment's (retention, notification attempts).
         notify: queue messages for the subscribed channels (the bus event is always queued).
+        policy: the history's own retention and event rules (None: the settings' retention).
 
     Returns:
         The change against the previous snapshot of the same history, or None for the first
@@ -100,10 +116,22 @@ async def record_snapshot(
         digest=fingerprint,
         changes=[c.as_dict() for c in changes] or None,
     )
-    retention = retention_for(key.source, settings)
+    retention = (policy and policy.retention) or retention_for(key.source, settings)
     await repo.prune_history(
         session, key, newest_seq=row.seq, keep=retention.keep, cutoff=retention.cutoff(utcnow())
     )
+    if previous is not None and changes and policy is not None and policy.judge is not None:
+        events = policy.judge(previous.data, data)
+        if events:
+            await enqueue_events(
+                session,
+                tenant_id,
+                {"source": key.source, "subject": key.subject, "snapshot_id": str(row.id)},
+                row.taken_at,
+                events,
+                notify=notify,
+                max_attempts=settings.notify_max_attempts,
+            )
     if previous is None or not changes:
         return None
     change = SnapshotChange(

@@ -1,0 +1,139 @@
+"""The tracking layer's histories: which module owns which history, their retention and
+event rules when a poll stores a snapshot, and the hourly schedules that feed them.
+
+Each tracking module declares its `history` (`trackd.modules.base.TrackingHistory`): the key
+users know it by (`solar_tracking`), the snapshot source that fills it and its subject (one
+shared subject, or the user's id for a personal history). This module maps between the three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trackd.domain.history import Retention
+from trackd.domain.schedules import ScheduleStatus
+from trackd.errors import NotFoundError
+from trackd.modules import config as configs
+from trackd.modules.base import TrackingConfig, TrackingHistory
+from trackd.modules.registry import AnyModule, ModuleRegistry
+from trackd.modules.registry import registry as default_registry
+from trackd.scheduling.service import create_schedule, find_schedules
+from trackd.snapshots.service import HistoryPolicy
+from trackd.sources.base import Snapshot
+
+SCHEDULE_LABEL = "tracking_module"
+
+
+class UnknownHistory(NotFoundError):
+    """No tracking module keeps a history under that key; the message lists the keys."""
+
+
+def tracking_modules(registry: ModuleRegistry = default_registry) -> list[AnyModule]:
+    """The modules of the tracking layer that keep a history, by name."""
+    return [m for m in registry.all() if m.layer == "tracking" and m.history is not None]
+
+
+def history_of(module: AnyModule) -> TrackingHistory:
+    if module.history is None:
+        raise ValueError(f"module {module.name!r} keeps no history")
+    return module.history
+
+
+def by_key(key: str, registry: ModuleRegistry = default_registry) -> AnyModule:
+    """The module whose history is `key`.
+
+    Raises:
+        UnknownHistory: no such key; the message names the known ones.
+    """
+    modules = tracking_modules(registry)
+    for module in modules:
+        if history_of(module).key == key:
+            return module
+    known = ", ".join(history_of(m).key for m in modules) or "none"
+    raise UnknownHistory(f"unknown history {key!r}; known histories: {known}")
+
+
+def by_source(source: str, registry: ModuleRegistry = default_registry) -> AnyModule | None:
+    return next((m for m in tracking_modules(registry) if history_of(m).source == source), None)
+
+
+def retention(config: Any) -> Retention | None:
+    """A tracking config's retention (None for a config that does not set one)."""
+    if not isinstance(config, TrackingConfig):
+        return None
+    return Retention(keep=config.history_keep, max_age=timedelta(days=config.history_days))
+
+
+async def history_policy(
+    session: AsyncSession,
+    tenant_id: str,
+    snapshot: Snapshot,
+    registry: ModuleRegistry = default_registry,
+) -> HistoryPolicy | None:
+    """The policy of the history `snapshot` joins: its module's retention, and its module's
+    event rules while the module is active for the tenant (None: not a tracking history)."""
+    module = by_source(snapshot.source, registry)
+    if module is None:
+        return None
+    history = history_of(module)
+    if history.subject is not None and snapshot.subject != history.subject:
+        return None
+    effective = await configs.load(session, registry, tenant_id, module.name)
+    config = module.parse_config(effective.config)
+
+    def judge(previous: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+        return module.judge(previous, current, config)
+
+    return HistoryPolicy(retention(config), judge if effective.is_active else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledModule:
+    module: str
+    schedule_id: str
+    created: bool
+
+
+async def ensure_schedules(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    now: datetime | None = None,
+    registry: ModuleRegistry = default_registry,
+) -> list[ScheduledModule]:
+    """An active schedule polling each active, self-polling tracking module's source for
+    `tenant_id` (every `poll_every` seconds, first run at once), created unless one exists.
+    Idempotent; the caller commits."""
+    done = []
+    for module in tracking_modules(registry):
+        if module.poll_every is None:
+            continue
+        effective = await configs.load(session, registry, tenant_id, module.name)
+        if not effective.is_active:
+            continue
+        existing = await find_schedules(
+            session,
+            tenant_id,
+            labels={SCHEDULE_LABEL: module.name},
+            statuses=[ScheduleStatus.ACTIVE],
+            limit=1,
+        )
+        if existing:
+            done.append(ScheduledModule(module.name, str(existing[0].id), False))
+            continue
+        row = await create_schedule(
+            session,
+            tenant_id,
+            name=f"tracking-{module.name}",
+            source=history_of(module).source,
+            target=module.poll_target(module.parse_config(effective.config)),
+            interval_seconds=module.poll_every,
+            labels={SCHEDULE_LABEL: module.name},
+            now=now,
+        )
+        done.append(ScheduledModule(module.name, str(row.id), True))
+    return done
