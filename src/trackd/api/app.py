@@ -21,6 +21,7 @@ from trackd.api.routers import (
     modules,
     traces,
     tracker,
+    tracking,
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(modules.router)
+    app.include_router(tracking.router)
     app.include_router(web.router)
     app.include_router(web_docs.router)
     app.include_router(pages_trackers.router)

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.history import Retention
 from trackd.domain.schedules import ScheduleStatus
-from trackd.errors import NotFoundError
+from trackd.errors import ConflictError, NotFoundError
 from trackd.modules import config as configs
-from trackd.modules.base import TrackingConfig, TrackingHistory
+from trackd.modules.base import Contribution, SynthesisContext, TrackingConfig, TrackingHistory
 from trackd.modules.registry import AnyModule, ModuleRegistry
 from trackd.modules.registry import registry as default_registry
 from trackd.scheduling.service import create_schedule, find_schedules
-from trackd.snapshots.service import HistoryPolicy
+from trackd.snapshots.service import HistoryEntries, HistoryPolicy, history_entries
 from trackd.sources.base import Snapshot
 
 SCHEDULE_LABEL = "tracking_module"
@@ -30,6 +30,10 @@ SCHEDULE_LABEL = "tracking_module"
 
 class UnknownHistory(NotFoundError):
     """No tracking module keeps a history under that key; the message lists the keys."""
+
+
+class ModuleSwitchedOff(ConflictError):
+    """The module is not active for the tenant: nothing is tracked."""
 
 
 def tracking_modules(registry: ModuleRegistry = default_registry) -> list[AnyModule]:
@@ -137,3 +141,59 @@ async def ensure_schedules(
         )
         done.append(ScheduledModule(module.name, str(row.id), True))
     return done
+
+
+async def read_module(
+    session: AsyncSession,
+    tenant_id: str,
+    user: str | None,
+    name: str,
+    now: datetime,
+    registry: ModuleRegistry = default_registry,
+) -> Contribution:
+    """What tracking module `name` knows now for `user` of `tenant_id`.
+
+    Raises:
+        UnknownModule: no such module.
+        ModuleSwitchedOff: the module is not active for the tenant.
+    """
+    module = registry.get(name)
+    effective = await configs.load(session, registry, tenant_id, name)
+    if not effective.is_active:
+        raise ModuleSwitchedOff(
+            f"the {name} module is switched off for your tenant; an admin switches it on "
+            f"with PUT /v1/modules/{name}/config"
+        )
+    context = SynthesisContext(session, module.parse_config(effective.config), now)
+    return await module.contribute_to_synthesis(tenant_id, user, context)
+
+
+async def read_history(
+    session: AsyncSession,
+    tenant_id: str,
+    key: str,
+    user: str | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    after: tuple[datetime, Any] | None,
+    registry: ModuleRegistry = default_registry,
+) -> HistoryEntries:
+    """One page of history `key` (for `user` when it is personal), newest first.
+
+    Raises:
+        UnknownHistory: no tracking module keeps that key.
+        ValueError: a personal history asked for without a user; a bad limit.
+    """
+    history = history_of(by_key(key, registry))
+    return await history_entries(
+        session,
+        tenant_id,
+        history.source,
+        history.subject_for(user),
+        since=since,
+        until=until,
+        limit=limit,
+        after=after,
+    )

@@ -221,6 +221,44 @@ async def list_snapshots(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryEntries:
+    items: list[StoredSnapshot]
+    next_after: tuple[datetime, uuid.UUID] | None
+    """(taken_at, id) of the last item, to pass as `after` for the next (older) page."""
+
+
+async def history_entries(
+    session: AsyncSession,
+    tenant_id: str,
+    source: str,
+    subject: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> HistoryEntries:
+    """A subject's snapshots of every season taken in [since, until), newest taken first
+    (backfilled entries fall in place by the time they describe)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    rows = await repo.in_range(
+        session,
+        tenant_id,
+        source,
+        subject,
+        since=since,
+        until=until,
+        limit=limit + 1,
+        after=after,
+    )
+    more = len(rows) > limit
+    items = [StoredSnapshot.of(r) for r in rows[:limit]]
+    last = items[-1] if more and items else None
+    return HistoryEntries(items, (last.taken_at, last.id) if last else None)
+
+
 async def latest_snapshot(
     session: AsyncSession, tenant_id: str, source: str, subject: str, season: str | None = None
 ) -> StoredSnapshot | None:
