@@ -19,6 +19,7 @@ from trackd.cli import (
     replay,
     scheduler,
     tokens,
+    tracking,
     worker,
 )
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
@@ -36,6 +37,7 @@ app.add_typer(notify.app, name="notify")
 app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
+app.add_typer(tracking.app, name="tracking")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

@@ -65,10 +65,8 @@ def by_source(source: str, registry: ModuleRegistry = default_registry) -> AnyMo
     return next((m for m in tracking_modules(registry) if history_of(m).source == source), None)
 
 
-def retention(config: Any) -> Retention | None:
-    """A tracking config's retention (None for a config that does not set one)."""
-    if not isinstance(config, TrackingConfig):
-        return None
+def retention(config: TrackingConfig) -> Retention:
+    """A tracking config's retention."""
     return Retention(keep=config.history_keep, max_age=timedelta(days=config.history_days))
 
 
@@ -92,7 +90,8 @@ async def history_policy(
     def judge(previous: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
         return module.judge(previous, current, config)
 
-    return HistoryPolicy(retention(config), judge if effective.is_active else None)
+    kept = retention(config) if isinstance(config, TrackingConfig) else None
+    return HistoryPolicy(kept, judge if effective.is_active else None)
 
 
 @dataclass(frozen=True, slots=True)

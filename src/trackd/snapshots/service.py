@@ -150,6 +150,55 @@ async def record_snapshot(
     return change
 
 
+async def backfill_history(
+    session: AsyncSession,
+    tenant_id: str,
+    snapshots: list[Snapshot],
+    *,
+    retention: Retention,
+) -> int:
+    """Store past readings into their histories, skipping those already stored (same
+    history, same `taken_at`): a re-run stores nothing twice. No change events are raised:
+    the past is not news. Returns how many were stored; the caller commits."""
+    stored = 0
+    by_key: dict[HistoryKey, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        if snapshot.taken_at.tzinfo is None:
+            raise ValueError("snapshot.taken_at must carry a time zone")
+        by_key.setdefault(_key(tenant_id, snapshot), []).append(snapshot)
+    for key, group in by_key.items():
+        await repo.lock_history(session, key)
+        times = [s.taken_at.astimezone(UTC) for s in group]
+        present = {
+            t.astimezone(UTC)
+            for t in await repo.taken_between(session, key, min(times), max(times))
+        }
+        previous = await repo.latest(session, key)
+        seq = previous.seq if previous else 0
+        for snapshot in sorted(group, key=lambda s: s.taken_at):
+            taken_at = snapshot.taken_at.astimezone(UTC)
+            if taken_at in present:
+                continue
+            present.add(taken_at)
+            seq += 1
+            data = normalize(snapshot.data)
+            await repo.insert(
+                session,
+                key,
+                seq=seq,
+                taken_at=taken_at,
+                data=data,
+                meta=normalize(snapshot.meta),
+                digest=digest(data),
+                changes=None,
+            )
+            stored += 1
+        await repo.prune_history(
+            session, key, newest_seq=seq, keep=retention.keep, cutoff=retention.cutoff(utcnow())
+        )
+    return stored
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSnapshot:
     """A snapshot as stored: its place in its history and what changed with it."""

@@ -228,3 +228,15 @@ async def in_range(
         )
     query = query.order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc()).limit(limit)
     return list(await session.scalars(query))
+
+
+async def taken_between(
+    session: AsyncSession, key: HistoryKey, start: datetime, end: datetime
+) -> set[datetime]:
+    """The `taken_at` of one history's snapshots in [start, end]."""
+    rows = await session.scalars(
+        select(SnapshotRow.taken_at).where(
+            key._where(), SnapshotRow.taken_at >= start, SnapshotRow.taken_at <= end
+        )
+    )
+    return set(rows)
