@@ -27,7 +27,7 @@ from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
 from trackd.web import docs as web_docs
 from trackd.web import pages as web
-from trackd.web import pages_jobs, pages_sources, pages_trackers
+from trackd.web import pages_cosmic, pages_jobs, pages_sources, pages_trackers
 
 
 def create_app(
@@ -87,6 +87,7 @@ def create_app(
     app.include_router(pages_trackers.router)
     app.include_router(pages_sources.router)
     app.include_router(pages_jobs.router)
+    app.include_router(pages_cosmic.router)
     app.state.job_domains = jobs or DomainRegistry()
     if jobs is not None:
         app.include_router(tasks_router(jobs, caller=trackd_bearer()))
