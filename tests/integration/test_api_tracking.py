@@ -4,6 +4,7 @@ user's 403, an unknown user 404), aurora visibility, and bad input answered 4xx.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 from trackd.api.app import create_app
 from trackd.domain.access import Role
@@ -24,11 +26,13 @@ from trackd.modules.base import (
     TrackingHistory,
 )
 from trackd.modules.registry import registry
+from trackd.modules.tracking import history_policy
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.snapshots.service import record_snapshot
 from trackd.sources.base import Snapshot
-from trackd.store.repos import tokens
+from trackd.store.models import OutboxRow
+from trackd.store.repos import channels, tokens
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,6 +98,7 @@ async def api(database_url: str, steps: None) -> AsyncIterator[Api]:
             issued = {
                 "admin": await tokens.create(s, ACME, user_id="ada", role=Role.ADMIN),
                 "reader": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
+                "rita": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
                 "alice": await tokens.create(s, ACME, user_id="alice", role=Role.USER),
                 "bob": await tokens.create(s, ACME, user_id="bob", role=Role.USER),
                 "globex": await tokens.create(s, GLOBEX, user_id="gus", role=Role.ADMIN),
@@ -233,3 +238,50 @@ async def test_the_routes_are_documented_and_need_a_token(api: Api) -> None:
     ):
         assert "get" in spec["paths"][path], path
     assert (await api.client.get("/v1/tracking/solar")).status_code == 401
+
+
+async def test_a_user_routes_solar_events_to_their_own_channel(api: Api) -> None:
+    async with api.runtime.sessions() as s, s.begin():
+        mine = await channels.create_channel(
+            s, ACME, kind="webhook", url="https://hooks.example.org/alice", owner_user_id="alice"
+        )
+        bobs = await channels.create_channel(
+            s, ACME, kind="webhook", url="https://hooks.example.org/bob", owner_user_id="bob"
+        )
+    path = f"/v1/tracking/solar/channels/{mine.id}"
+    followed = await api.client.put(path, headers=api.auth["alice"])
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["changed"] is True
+    again = await api.client.put(path, headers=api.auth["alice"])
+    assert again.json()["changed"] is False
+    assert "not yours" in error(await api.client.put(path, headers=api.auth["bob"]), 403)
+    assert "reader" in error(await api.client.put(path, headers=api.auth["rita"]), 403)
+    other = f"/v1/tracking/solar/channels/{bobs.id}"
+    assert "not yours" in error(await api.client.put(other, headers=api.auth["alice"]), 403)
+    missing = f"/v1/tracking/solar/channels/{uuid.uuid4()}"
+    assert error(await api.client.put(missing, headers=api.auth["alice"]), 404)
+    globex = f"/v1/tracking/solar/channels/{mine.id}"
+    assert error(await api.client.put(globex, headers=api.auth["globex"]), 404)
+    assert "unknown module" in error(
+        await api.client.put(f"/v1/tracking/tides/channels/{mine.id}", headers=api.auth["alice"]),
+        404,
+    )
+
+    # A storm between two polls reaches alice's channel, not bob's.
+    storm = {**SOLAR, "status": {**SOLAR["status"], "level": "G3", "kp": 7.0}}
+    for n, data in enumerate((SOLAR, storm)):
+        snapshot = Snapshot("solar", "noaa_swpc", data, TAKEN + timedelta(hours=n))
+        async with api.runtime.sessions() as s, s.begin():
+            policy = await history_policy(s, ACME, snapshot)
+            await record_snapshot(s, ACME, snapshot, settings=api.runtime.settings, policy=policy)
+    async with api.runtime.sessions() as s:
+        sent = [
+            (r.channel_id, r.event_type)
+            for r in await s.scalars(select(OutboxRow))
+            if r.channel_id is not None
+        ]
+    assert (mine.id, "noaa_swpc.storm_level_changed") in sent
+    assert all(channel == mine.id for channel, _ in sent)
+
+    stopped = await api.client.delete(path, headers=api.auth["alice"])
+    assert stopped.status_code == 200 and stopped.json()["changed"] is True

@@ -8,6 +8,7 @@ shared subject, or the user's id for a personal history). This module maps betwe
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.history import Retention
 from trackd.domain.schedules import ScheduleStatus
-from trackd.errors import ConflictError, NotFoundError
+from trackd.errors import ConflictError, NotFoundError, TrackdError
 from trackd.modules import config as configs
 from trackd.modules.base import Contribution, SynthesisContext, TrackingConfig, TrackingHistory
 from trackd.modules.registry import AnyModule, ModuleRegistry
@@ -24,6 +25,7 @@ from trackd.modules.registry import registry as default_registry
 from trackd.scheduling.service import create_schedule, find_schedules
 from trackd.snapshots.service import HistoryEntries, HistoryPolicy, history_entries
 from trackd.sources.base import Snapshot
+from trackd.store.repos import channels as channels_repo
 
 SCHEDULE_LABEL = "tracking_module"
 
@@ -196,3 +198,42 @@ async def read_history(
         limit=limit,
         after=after,
     )
+
+
+class NotYourChannel(TrackdError):
+    """The channel is another user's, or the tenant's shared one."""
+
+
+async def follow(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    name: str,
+    channel_id: uuid.UUID,
+    *,
+    on: bool,
+    registry: ModuleRegistry = default_registry,
+) -> bool:
+    """Send tracking module `name`'s events to the user's own channel (`on`), or stop; the
+    caller commits. Returns whether anything changed.
+
+    Raises:
+        UnknownModule / UnknownHistory: no such tracking module.
+        NotFoundError: the tenant has no such channel.
+        NotYourChannel: the channel is not the user's.
+    """
+    module = registry.get(name)
+    if module.layer != "tracking" or module.history is None:
+        raise UnknownHistory(f"{name!r} is not a tracking module with a history")
+    channel = await channels_repo.get_channel(session, tenant_id, channel_id)
+    if channel is None:
+        raise NotFoundError(f"no notification channel {channel_id}")
+    if channel.owner_user_id != user_id:
+        raise NotYourChannel(f"notification channel {channel_id} is not yours")
+    history = module.history
+    where = {"source": history.source, "subject": history.subject_for(user_id)}
+    if not on:
+        return await channels_repo.unsubscribe(session, tenant_id, channel_id, **where)
+    before = await channels_repo.subscriptions(session, tenant_id, channel_id)
+    await channels_repo.subscribe(session, tenant_id, channel_id, user_id=user_id, **where)
+    return not any((s.source, s.subject) == (where["source"], where["subject"]) for s in before)

@@ -9,6 +9,7 @@ the tenant does not know is 404. Every read says `as_of` (when what it shows was
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,18 +17,26 @@ from fastapi import APIRouter, Path, Query
 
 from trackd.api.deps import CurrentPrincipal, SessionDep
 from trackd.api.errors import ApiError
+from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.domain.aurora import aurora_visibility
 from trackd.modules import service
 from trackd.modules.base import Contribution
+from trackd.modules.tracking import (
+    NotYourChannel,
+    follow,
+    history_of,
+    read_history,
+    read_module,
+)
 from trackd.modules.tracking import by_key as module_by_key
-from trackd.modules.tracking import history_of, read_history, read_module
 from trackd.store.repos.tokens import user_exists
 from trackd.web import paging
 from trackd.web.render import PageError
 
 router = APIRouter(prefix="/v1/tracking", tags=["tracking"])
 
+ModuleName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
 HistoryKey = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
 UserId = Annotated[
     str | None,
@@ -200,3 +209,53 @@ async def history(
         ],
         "next_cursor": paging.encode(page.next_after) if page.next_after else None,
     }
+
+
+@router.put(
+    "/{module}/channels/{channel_id}",
+    responses={
+        403: {"description": "Not a user's token, a reader's, or another user's channel."},
+        404: {"description": "No such tracking module or channel in the tenant."},
+    },
+)
+async def follow_module(
+    module: ModuleName,
+    channel_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Send a tracking module's events (e.g. solar storms) to one of your own channels
+    (`/v1/me/channels`); doing it twice is once."""
+    return await _follow(principal, session, module, channel_id, on=True)
+
+
+@router.delete(
+    "/{module}/channels/{channel_id}",
+    responses={
+        403: {"description": "Not a user's token, a reader's, or another user's channel."},
+        404: {"description": "No such tracking module or channel in the tenant."},
+    },
+)
+async def unfollow_module(
+    module: ModuleName,
+    channel_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Stop sending a tracking module's events to your channel."""
+    return await _follow(principal, session, module, channel_id, on=False)
+
+
+async def _follow(
+    principal: Principal, session: SessionDep, module: str, channel_id: uuid.UUID, *, on: bool
+) -> dict[str, Any]:
+    if principal.user_id is None or principal.role is Role.READER:
+        raise ApiError(403, "use a user's token (not a reader's) to route events to your channel")
+    try:
+        async with transaction(session):
+            changed = await follow(
+                session, principal.tenant_id, principal.user_id, module, channel_id, on=on
+            )
+    except NotYourChannel as exc:
+        raise ApiError(403, str(exc)) from None
+    return {"module": module, "channel_id": str(channel_id), "following": on, "changed": changed}
