@@ -285,3 +285,18 @@ async def test_a_user_routes_solar_events_to_their_own_channel(api: Api) -> None
 
     stopped = await api.client.delete(path, headers=api.auth["alice"])
     assert stopped.status_code == 200 and stopped.json()["changed"] is True
+
+
+async def test_an_admin_creates_the_hourly_schedules_once(api: Api) -> None:
+    assert "admin" in error(
+        await api.client.post("/v1/tracking/schedules", headers=api.auth["alice"]), 403
+    )
+    first = await api.client.post("/v1/tracking/schedules", headers=api.auth["admin"])
+    assert first.status_code == 200, first.text
+    made = {s["module"]: s for s in first.json()["schedules"]}
+    assert set(made) == {"lunar", "solar"} and all(s["created"] for s in made.values())
+    again = (await api.client.post("/v1/tracking/schedules", headers=api.auth["admin"])).json()
+    assert [s["created"] for s in again["schedules"]] == [False, False]
+    assert {s["schedule_id"] for s in again["schedules"]} == {
+        s["schedule_id"] for s in made.values()
+    }

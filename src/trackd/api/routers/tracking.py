@@ -24,6 +24,7 @@ from trackd.modules import service
 from trackd.modules.base import Contribution
 from trackd.modules.tracking import (
     NotYourChannel,
+    ensure_schedules,
     follow,
     history_of,
     read_history,
@@ -259,3 +260,21 @@ async def _follow(
     except NotYourChannel as exc:
         raise ApiError(403, str(exc)) from None
     return {"module": module, "channel_id": str(channel_id), "following": on, "changed": changed}
+
+
+@router.post(
+    "/schedules",
+    responses={403: {"description": "Only an admin token creates its tenant's schedules."}},
+)
+async def schedules(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
+    """Create the hourly polls of the tenant's active tracking modules (solar: NOAA SWPC;
+    lunar: computed locally) unless they exist; calling again changes nothing."""
+    if principal.role is not Role.ADMIN:
+        raise ApiError(403, f"only an admin token creates schedules, not a {principal.role}")
+    async with transaction(session):
+        done = await ensure_schedules(session, principal.tenant_id)
+    return {
+        "schedules": [
+            {"module": s.module, "schedule_id": s.schedule_id, "created": s.created} for s in done
+        ]
+    }
