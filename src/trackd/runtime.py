@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,6 +19,7 @@ from trackd.domain.events import EventRules
 from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.modules.config import ConfigListener, ModuleConfigCache
 from trackd.modules.registry import registry as module_registry
+from trackd.modules.tracking import history_policy
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
@@ -207,6 +209,7 @@ def build_poller(
             publish_timeout=settings.publish_timeout_s,
         ),
         settings=settings,
+        policies=partial(history_policy, registry=module_registry),
     )
 
 

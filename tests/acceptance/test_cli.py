@@ -146,7 +146,7 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
         )
         assert len(plans) == 6, text
         curls = re.findall(r"curl -H \"Authorization: Bearer (\S+)\" (\S+)", text)
-        assert len(curls) == 3, text
+        assert len(curls) == 4, text
         shown = re.search(r"^  (\S+ plans show data-pipeline-005 --database-url \S+)$", text, re.M)
         assert shown is not None, text
         assert (tmp_path / "trackd-demo.db").exists()
@@ -195,6 +195,15 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
                 metrics = client.get(f"{base}/v1/tracker/metrics", params={"period": period})
                 assert metrics.json()["total_tasks"] > 10
                 assert 0 < metrics.json()["success_rate"] < 1
+
+            # Cosmic tracking: the demo's scheduler and worker poll the local NOAA stand-in
+            # and compute the Moon at once.
+            solar = wait_for_reading(client, f"{base}/v1/tracking/solar", demo, console)
+            assert solar["stale"] is False and solar["data"]["storm"]["level"] == "quiet"
+            assert solar["data"]["wind_speed"] == 340.9
+            lunar = wait_for_reading(client, f"{base}/v1/tracking/lunar", demo, console)
+            assert lunar["data"]["polled_at"] is not None
+            assert client.get(f"{base}/ui/cosmic").status_code in (200, 303)
     finally:
         demo.send_signal(signal.SIGTERM)
         try:
@@ -205,6 +214,21 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
             pytest.fail("trackd demo ignored SIGTERM")
     assert demo.returncode in (0, -signal.SIGTERM), console.read_text()
     assert "Traceback" not in console.read_text()
+
+
+def wait_for_reading(
+    client: httpx.Client, url: str, process: subprocess.Popen[bytes], console: Path
+) -> dict[str, Any]:
+    """The first answer of `url` whose reading was polled (the demo polls at start)."""
+    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"trackd demo exited with {process.returncode}:\n{console.read_text()}")
+        body: dict[str, Any] = client.get(url).json()
+        if body["data"].get("storm") or body["data"].get("polled_at"):
+            return body
+        time.sleep(0.2)
+    pytest.fail(f"{url} had no polled reading in {DEMO_STARTUP_TIMEOUT_S} s")
 
 
 def wait_until_healthy(process: subprocess.Popen[bytes], base: str, console: Path) -> None:

@@ -22,6 +22,7 @@ from trackd.api.routers import (
     modules,
     traces,
     tracker,
+    tracking,
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
@@ -79,6 +80,7 @@ def create_api(
     app.include_router(me_channels.router)
     app.include_router(me_journal.router)
     app.include_router(modules.router)
+    app.include_router(tracking.router)
     app.state.job_domains = jobs or DomainRegistry()
     if jobs is not None:
         app.include_router(tasks_router(jobs, caller=trackd_bearer()))

@@ -5,6 +5,10 @@ retried, a task that fails for good, a watchdog's contradiction, and events deli
 twice. Everything goes through the bus the way producers publish it.
 
 With --live a new plan starts every ~10 s and its events are published as their time comes.
+
+Cosmic tracking runs too: space weather from NOAA-shaped payloads served by a local fake (its
+times moved to now; nothing is fetched from the internet) and the Moon computed locally, each
+polled at once and then hourly by the demo's own scheduler and worker.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ from trackd.bus.base import Bus
 from trackd.bus.urls import in_process
 from trackd.cli.common import fail, load_settings, run, setup_logging
 from trackd.cli.serving import serve_runtime
+from trackd.demo_feeds import noaa_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
+from trackd.modules.tracking import ensure_schedules
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.migrate import upgrade
 from trackd.store.repos import tokens
 from trackd.testing import Envelope
+from trackd.testing_server import LocalServer
 from trackd.testing_workload import TWIST_NOTES, SimulatedPlan, Twist, Workload
 
 TENANT = "default"
@@ -139,6 +146,12 @@ def banner(
         f"  {trackd_command()} plans show {failed} "
         f"--database-url {shlex.quote(settings.database_url)}",
         "",
+        "Cosmic tracking (space weather from a local NOAA stand-in, the Moon computed):",
+        f"  {base}/ui/cosmic",
+        f"  curl {auth} {base}/v1/tracking/all",
+        f"  {trackd_command()} tracking show lunar --tenant {TENANT} "
+        f"--database-url {shlex.quote(settings.database_url)}",
+        "",
         f"Live: a new plan every {LIVE_EVERY_S:.0f} s. Ctrl+C stops." if live else "Ctrl+C stops.",
     ]
     return "\n".join(lines)
@@ -157,10 +170,12 @@ def simulate(plans: int, now: datetime) -> tuple[Workload, list[Envelope]]:
 
 
 async def _demo(settings: Settings, plans: int, live: bool) -> None:
-    runtime = Runtime.build(settings)
+    # The scheduler and a worker in this process poll the tracking modules' sources.
+    runtime = Runtime.build(settings, schedule=True, poll=True)
     await upgrade(runtime.engine)
     async with runtime.sessions() as session, session.begin():
         token = await tokens.create(session, TENANT, user_id=None, role=Role.ADMIN)
+        await ensure_schedules(session, TENANT)
     now = datetime.now(UTC)
     workload, past = simulate(plans, now)
     await seed(runtime, past)
@@ -206,7 +221,15 @@ def demo(
 ) -> None:
     """Serve trackd with a simulated multi-agent workload."""
     url = database_url or _fresh_database(Path.cwd() / DEMO_DATABASE)
-    settings = load_settings(host=host, port=port, database_url=url)
-    if not in_process(settings.bus_url):
-        raise fail("the demo runs on the in-process bus; unset TRACKD_BUS_URL")
-    run(_demo(settings, plans, live))
+    with LocalServer(noaa_app()) as noaa:
+        # The NOAA stand-in listens on 127.0.0.1, which trackd refuses to fetch unless told.
+        settings = load_settings(
+            host=host,
+            port=port,
+            database_url=url,
+            noaa_swpc_url=noaa.url,
+            allow_private_fetch=True,
+        )
+        if not in_process(settings.bus_url):
+            raise fail("the demo runs on the in-process bus; unset TRACKD_BUS_URL")
+        run(_demo(settings, plans, live))

@@ -20,6 +20,7 @@ from trackd.cli import (
     replay,
     scheduler,
     tokens,
+    tracking,
     worker,
 )
 from trackd.cli.common import BusOpt, DatabaseOpt, fail, load_settings, run, setup_logging
@@ -38,6 +39,7 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
 app.add_typer(journal.app, name="journal")
+app.add_typer(tracking.app, name="tracking")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

@@ -28,7 +28,47 @@ class ModuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TrackingConfig(ModuleConfig):
+    """Base of the tracking modules' configs: how long their history is kept."""
+
+    history_days: int = Field(
+        default=180, ge=1, le=36_500, description="History entries older than this are pruned."
+    )
+    history_keep: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="At most this many entries are kept."
+    )
+
+
 ConfigT = TypeVar("ConfigT", bound=ModuleConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingHistory:
+    """Where a tracking module's history lives: the snapshot histories of `source`.
+
+    A history shared by every user of a tenant (space weather, the Moon) has one `subject`;
+    a personal one (`subject` None) is kept per user, its subject the user's id.
+    """
+
+    key: str
+    source: str
+    subject: str | None = None
+
+    @property
+    def per_user(self) -> bool:
+        return self.subject is None
+
+    def subject_for(self, user: str | None) -> str:
+        """The history's subject for `user` (ignored for a shared history).
+
+        Raises:
+            ValueError: a personal history asked for without a user.
+        """
+        if self.subject is not None:
+            return self.subject
+        if not user:
+            raise ValueError(f"the {self.key} history is per user: name the user")
+        return user
 
 
 class ContributionMetadata(BaseModel):
@@ -66,6 +106,15 @@ class Module(ABC, Generic[ConfigT]):
     # Bus topics the module's handlers consume (none: it only answers reads).
     subscriptions: ClassVar[tuple[str, ...]] = ()
     config_model: type[ConfigT]
+    # Tracking modules: the snapshot history they keep and read (None: no history).
+    history: ClassVar[TrackingHistory | None] = None
+    # Seconds between the polls of the history's source a tenant's schedule makes (None: the
+    # module schedules nothing itself).
+    poll_every: ClassVar[float | None] = None
+
+    def poll_target(self, config: ConfigT) -> dict[str, Any]:
+        """The target of the scheduled polls for a tenant running with `config`."""
+        return {}
 
     def default_config(self) -> ConfigT:
         return self.config_model()
@@ -84,6 +133,13 @@ class Module(ABC, Generic[ConfigT]):
     ) -> Contribution:
         """What this module knows now for `user` of `tenant` (None: what is the same for
         every user)."""
+
+    def judge(
+        self, previous: dict[str, Any] | None, current: dict[str, Any], config: ConfigT
+    ) -> list[dict[str, Any]]:
+        """The events between two consecutive entries of this module's history, each
+        `{"type": ..., "summary": "in words", ...details}`; none by default."""
+        return []
 
     def contribution(
         self,

@@ -56,6 +56,11 @@ class ModuleRegistry:
             self._modules[name] = module
         return module
 
+    def unregister(self, name: str) -> None:
+        """Forget the module called `name` (a test's, a plugin being replaced)."""
+        with self._lock:
+            self._modules.pop(name, None)
+
     def get(self, name: str) -> AnyModule:
         """The module called `name`.
 

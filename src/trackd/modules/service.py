@@ -135,11 +135,16 @@ async def synthesis(
     user_id: str | None,
     now: datetime,
     registry: ModuleRegistry = default_registry,
+    *,
+    layer: str | None = None,
 ) -> list[Contribution]:
-    """The contributions of every module active for `tenant_id`, by module name."""
+    """The contributions of every module active for `tenant_id` (of one `layer`, or all),
+    by module name."""
     rows = await repo.visible(session, tenant_id)
     contributions = []
     for module in registry.all():
+        if layer is not None and module.layer != layer:
+            continue
         effective = configs.merge(module, _of(rows, module), tenant_id)
         if not effective.is_active:
             continue

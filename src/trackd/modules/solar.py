@@ -13,7 +13,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from trackd.domain import space_weather as sw
-from trackd.modules.base import Contribution, Module, ModuleConfig, SynthesisContext
+from trackd.modules.base import (
+    Contribution,
+    Module,
+    SynthesisContext,
+    TrackingConfig,
+    TrackingHistory,
+)
 from trackd.snapshots.service import latest_snapshot
 
 SOURCE = "noaa_swpc"
@@ -22,7 +28,7 @@ SUBJECT = "solar"
 FlareLetter = Literal["A", "B", "C", "M", "X"]
 
 
-class SolarConfig(ModuleConfig):
+class SolarConfig(TrackingConfig):
     """Space weather thresholds."""
 
     bz_south_nt: float = Field(
@@ -50,6 +56,32 @@ class SolarModule(Module[SolarConfig]):
     version = "1.0.0"
     description = "Space weather from NOAA SWPC: Kp and storm level, X-rays, flares, solar wind."
     config_model = SolarConfig
+    history = TrackingHistory("solar_tracking", SOURCE, SUBJECT)
+    poll_every = 3600.0
+
+    def judge(
+        self, previous: dict[str, Any] | None, current: dict[str, Any], config: SolarConfig
+    ) -> list[dict[str, Any]]:
+        """Storm level changes, Bz turning south past `bz_south_nt`, the wind speed crossing
+        `wind_speed_kms`, and new flares of the configured classes."""
+        # Flares are judged here by class letter (the configured set need not be contiguous).
+        events = [
+            event
+            for event in sw.solar_events(
+                previous,
+                current,
+                bz_south_nt=config.bz_south_nt,
+                wind_speed_kms=config.wind_speed_kms,
+                flare_min_class="A1.0",
+            )
+            if event["type"] != "major_flare"
+        ]
+        flare = current.get("flare") if isinstance(current.get("flare"), dict) else None
+        peak = str(flare.get("peak_class") or "") if flare else ""
+        before = previous.get("flare") if previous else None
+        if flare and peak[:1] in config.flare_classes and not _same_flare(before, flare):
+            events.append({"type": "major_flare", "flare": flare})
+        return [{**event, "summary": _summary(event)} for event in events]
 
     async def contribute_to_synthesis(
         self, tenant: str, user: str | None, context: SynthesisContext[SolarConfig]
@@ -73,6 +105,28 @@ class SolarModule(Module[SolarConfig]):
             confidence=0.5 if freshness["stale"] else 1.0,
             as_of=as_of,
         )
+
+
+def _same_flare(before: Any, flare: dict[str, Any]) -> bool:
+    """Whether `before` is the same flare already at the same class letter (announced)."""
+    if not isinstance(before, dict) or before.get("begin_time") != flare.get("begin_time"):
+        return False
+    return str(before.get("peak_class") or "")[:1] == str(flare.get("peak_class") or "")[:1]
+
+
+def _summary(event: dict[str, Any]) -> str:
+    kind = event["type"]
+    if kind == "storm_level_changed":
+        return (
+            f"Geomagnetic status {event['from']} → {event['to']} "
+            f"(Kp {event['kp']}, {event['kp_source']})"
+        )
+    if kind == "bz_south":
+        return f"Bz turned south: {event['bz']} nT (threshold {event['threshold']} nT)"
+    if kind == "wind_speed_crossed":
+        side = "rose to" if event["direction"] == "up" else "fell to"
+        return f"Solar wind {side} {event['speed']} km/s (threshold {event['threshold']})"
+    return f"{event['flare'].get('peak_class')} solar flare"
 
 
 def _part(data: dict[str, Any], name: str) -> dict[str, Any]:

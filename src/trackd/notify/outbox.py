@@ -7,6 +7,7 @@ for a channel, so that one change reaches each place once.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from trackd.domain.changes import SNAPSHOT_CHANGED, SnapshotChange
@@ -52,4 +53,55 @@ def channel_messages(
         )
         for channel in channels
         if wants(channel.options, change.paths)
+    ]
+
+
+def event_messages(
+    tenant_id: str,
+    origin: dict[str, str],
+    taken_at: datetime,
+    event: dict[str, Any],
+    channels: list[NotificationChannel],
+) -> list[outbox_repo.Message]:
+    """One event a tracking rule found in a new snapshot (`origin`: its source, subject and
+    snapshot_id): on the bus as `<source>.<type>` and to each subscribed channel that wants
+    `events.<type>` (or every field)."""
+    kind = str(event["type"])
+    event_type = f"{origin['source']}.{kind}"
+    event_id = f"{event_type}:{origin['snapshot_id']}"
+    payload = {
+        **origin,
+        "type": event_type,
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "taken_at": taken_at.isoformat(),
+        "summary": str(event.get("summary") or kind),
+        "event": event,
+    }
+    envelope = EventEnvelope(
+        id=event_id,
+        source=EVENT_SOURCE,
+        type=event_type,
+        time=taken_at,
+        topic=SYSTEM_EVENTS,
+        subject=f"{origin['source']}/{origin['subject']}"[:255],
+        tenant_id=tenant_id,
+        data=payload,
+    )
+    bus = outbox_repo.Message(
+        kind=BUS,
+        idempotency_key=event_id,
+        event_type=event_type,
+        payload=envelope.model_dump(mode="json", exclude_none=True),
+    )
+    return [bus] + [
+        outbox_repo.Message(
+            kind=channel.kind,
+            idempotency_key=f"{event_id}:{channel.id}",
+            event_type=event_type,
+            payload=payload,
+            channel_id=channel.id,
+        )
+        for channel in channels
+        if wants(channel.options, [f"events.{kind}"])
     ]

@@ -20,6 +20,8 @@ def value_text(value: Any, limit: int = 200) -> str:
 def title(event_type: str, payload: Mapping[str, Any]) -> str:
     if event_type == TEST_EVENT:
         return "trackd test notification"
+    if payload.get("summary"):
+        return str(payload["summary"])
     subject = payload.get("subject") or "something"
     return f"{subject} changed"
 

@@ -72,3 +72,30 @@ async def enqueue_change(
         messages += outbox.channel_messages(change, subscribed)
     await outbox_repo.enqueue(session, change.tenant_id, messages, max_attempts=max_attempts)
     return messages
+
+
+async def enqueue_events(
+    session: AsyncSession,
+    tenant_id: str,
+    origin: dict[str, str],
+    taken_at: datetime,
+    events: list[dict[str, Any]],
+    *,
+    notify: bool,
+    max_attempts: int,
+) -> list[outbox_repo.Message]:
+    """Queue each event (see `event_messages`); channels only when `notify`."""
+    subscribed = (
+        await channels_repo.subscribed_channels(
+            session, tenant_id, origin["source"], origin["subject"]
+        )
+        if notify
+        else []
+    )
+    messages = [
+        message
+        for event in events
+        for message in outbox.event_messages(tenant_id, origin, taken_at, event, subscribed)
+    ]
+    await outbox_repo.enqueue(session, tenant_id, messages, max_attempts=max_attempts)
+    return messages

@@ -14,6 +14,7 @@ transaction: committed together, or not at all.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.changes import SnapshotChange
 from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
-from trackd.notify.service import enqueue_change
+from trackd.notify.service import enqueue_change, enqueue_events
 from trackd.settings import Settings
 from trackd.sources.base import Snapshot
 from trackd.store.models import SnapshotRow, utcnow
@@ -39,6 +40,19 @@ def retention_for(source: str, settings: Settings) -> Retention:
     keep = own.keep if own and own.keep else settings.snapshot_keep
     days = own.days if own and own.days else settings.snapshot_keep_days
     return Retention(keep=keep, max_age=timedelta(days=days))
+
+
+Judge = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """What a history's owner (a tracking module) decides about it: its retention, instead
+    of the settings', and `judge(previous data, new data)` -> the events between two
+    consecutive snapshots (each `{"type", "summary", ...}`), queued like a change."""
+
+    retention: Retention | None = None
+    judge: Judge | None = None
 
 
 def _key(tenant_id: str, snapshot: Snapshot) -> HistoryKey:
@@ -60,6 +74,7 @@ async def record_snapshot(
     *,
     settings: Settings,
     notify: bool = True,
+    policy: HistoryPolicy | None = None,
 ) -> SnapshotChange | None:
     """Store `snapshot` and return the change it makes, if any; the caller commits.
 
@@ -69,6 +84,7 @@ async def record_snapshot(
         snapshot: what a source fetched (data must be JSON-compatible).
         settings: the deployment's (retention, notification attempts).
         notify: queue messages for the subscribed channels (the bus event is always queued).
+        policy: the history's own retention and event rules (None: the settings' retention).
 
     Returns:
         The change against the previous snapshot of the same history, or None for the first
@@ -100,10 +116,22 @@ async def record_snapshot(
         digest=fingerprint,
         changes=[c.as_dict() for c in changes] or None,
     )
-    retention = retention_for(key.source, settings)
+    retention = (policy and policy.retention) or retention_for(key.source, settings)
     await repo.prune_history(
         session, key, newest_seq=row.seq, keep=retention.keep, cutoff=retention.cutoff(utcnow())
     )
+    if previous is not None and changes and policy is not None and policy.judge is not None:
+        events = policy.judge(previous.data, data)
+        if events:
+            await enqueue_events(
+                session,
+                tenant_id,
+                {"source": key.source, "subject": key.subject, "snapshot_id": str(row.id)},
+                row.taken_at,
+                events,
+                notify=notify,
+                max_attempts=settings.notify_max_attempts,
+            )
     if previous is None or not changes:
         return None
     change = SnapshotChange(
@@ -120,6 +148,55 @@ async def record_snapshot(
     )
     await enqueue_change(session, change, notify=notify, max_attempts=settings.notify_max_attempts)
     return change
+
+
+async def backfill_history(
+    session: AsyncSession,
+    tenant_id: str,
+    snapshots: list[Snapshot],
+    *,
+    retention: Retention,
+) -> int:
+    """Store past readings into their histories, skipping those already stored (same
+    history, same `taken_at`): a re-run stores nothing twice. No change events are raised:
+    the past is not news. Returns how many were stored; the caller commits."""
+    stored = 0
+    by_key: dict[HistoryKey, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        if snapshot.taken_at.tzinfo is None:
+            raise ValueError("snapshot.taken_at must carry a time zone")
+        by_key.setdefault(_key(tenant_id, snapshot), []).append(snapshot)
+    for key, group in by_key.items():
+        await repo.lock_history(session, key)
+        times = [s.taken_at.astimezone(UTC) for s in group]
+        present = {
+            t.astimezone(UTC)
+            for t in await repo.taken_between(session, key, min(times), max(times))
+        }
+        previous = await repo.latest(session, key)
+        seq = previous.seq if previous else 0
+        for snapshot in sorted(group, key=lambda s: s.taken_at):
+            taken_at = snapshot.taken_at.astimezone(UTC)
+            if taken_at in present:
+                continue
+            present.add(taken_at)
+            seq += 1
+            data = normalize(snapshot.data)
+            await repo.insert(
+                session,
+                key,
+                seq=seq,
+                taken_at=taken_at,
+                data=data,
+                meta=normalize(snapshot.meta),
+                digest=digest(data),
+                changes=None,
+            )
+            stored += 1
+        await repo.prune_history(
+            session, key, newest_seq=seq, keep=retention.keep, cutoff=retention.cutoff(utcnow())
+        )
+    return stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +268,44 @@ async def list_snapshots(
     return SnapshotPage(
         [StoredSnapshot.of(r) for r in rows], rows[-1].id if more and rows else None
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntries:
+    items: list[StoredSnapshot]
+    next_after: tuple[datetime, uuid.UUID] | None
+    """(taken_at, id) of the last item, to pass as `after` for the next (older) page."""
+
+
+async def history_entries(
+    session: AsyncSession,
+    tenant_id: str,
+    source: str,
+    subject: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> HistoryEntries:
+    """A subject's snapshots of every season taken in [since, until), newest taken first
+    (backfilled entries fall in place by the time they describe)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    rows = await repo.in_range(
+        session,
+        tenant_id,
+        source,
+        subject,
+        since=since,
+        until=until,
+        limit=limit + 1,
+        after=after,
+    )
+    more = len(rows) > limit
+    items = [StoredSnapshot.of(r) for r in rows[:limit]]
+    last = items[-1] if more and items else None
+    return HistoryEntries(items, (last.taken_at, last.id) if last else None)
 
 
 async def latest_snapshot(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trackd.web import docs, pages, pages_jobs, pages_sources, pages_trackers
+from trackd.web import docs, pages, pages_cosmic, pages_jobs, pages_sources, pages_trackers
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
@@ -17,6 +17,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pages_trackers.router,
     pages_sources.router,
     pages_jobs.router,
+    pages_cosmic.router,
 )
 """The dashboard's routes (and the API's /docs page), in the order they are mounted."""
 

@@ -39,6 +39,7 @@ NAV: list[tuple[str, str]] = [
     ("Schedules", "/ui/schedules"),
     ("Outbox", "/ui/outbox"),
     ("Jobs", "/ui/jobs"),
+    ("Cosmic", "/ui/cosmic"),
 ]
 
 

@@ -313,3 +313,17 @@ def _angle_between(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dl = math.radians(lon1 - lon2)
     h = math.sin((p1 - p2) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def as_json(value: Any) -> Any:
+    """A lunar result (dataclasses, dicts, tuples, datetimes) as native JSON values, datetimes
+    as ISO-8601 UTC strings."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {str(k): as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

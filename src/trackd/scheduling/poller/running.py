@@ -30,9 +30,13 @@ from trackd.store.repos.polls import Claim
 if TYPE_CHECKING:
     import httpx
 
+    from trackd.snapshots.service import HistoryPolicy
+
 log = logging.getLogger(__name__)
 
 RecordSnapshot = Callable[[AsyncSession, str, Snapshot], Awaitable[Mapping[str, Any]]]
+# The policy (retention, event rules) of the history a snapshot joins; None: the settings'.
+PolicyLookup = Callable[[AsyncSession, str, Snapshot], Awaitable["HistoryPolicy | None"]]
 SourceLookup = Callable[[str], Source]
 Clock = Callable[[], datetime]
 Publish = Callable[[Sequence[PollEvent]], Awaitable[None]]
@@ -293,14 +297,20 @@ def registry_lookup(name: str) -> Source:
 
 
 async def record_snapshot(
-    session: AsyncSession, tenant_id: str, snapshot: Snapshot, *, settings: Settings
+    session: AsyncSession,
+    tenant_id: str,
+    snapshot: Snapshot,
+    *,
+    settings: Settings,
+    policies: PolicyLookup | None = None,
 ) -> Mapping[str, Any]:
     """Store a snapshot with its history, retention and notifications; returns its id, its
     number in its history and the fields that changed against the one before."""
     from trackd.snapshots.service import record_snapshot
     from trackd.store.repos.snapshots import HistoryKey, latest
 
-    change = await record_snapshot(session, tenant_id, snapshot, settings=settings)
+    policy = await policies(session, tenant_id, snapshot) if policies else None
+    change = await record_snapshot(session, tenant_id, snapshot, settings=settings, policy=policy)
     if change is not None:
         return {"id": str(change.id), "seq": change.seq, "changed": change.paths}
     key = HistoryKey(tenant_id, snapshot.source, snapshot.subject, snapshot.season or "")

@@ -20,6 +20,7 @@ from trackd.scheduling.hosts import HostBackoffs
 from trackd.scheduling.poller.options import PollerOptions, PollerStats
 from trackd.scheduling.poller.running import (
     Clock,
+    PolicyLookup,
     PollRunner,
     RecordSnapshot,
     SourceLookup,
@@ -58,6 +59,7 @@ class Poller:
         sources: SourceLookup | None = None,
         client_factory: ClientFactory | None = None,
         record: RecordSnapshot | None = None,
+        policies: PolicyLookup | None = None,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
     ) -> None:
@@ -76,7 +78,7 @@ class Poller:
             sessions,
             options,
             sources=sources or registry_lookup,
-            record=record or partial(record_snapshot, settings=settings),
+            record=record or partial(record_snapshot, settings=settings, policies=policies),
             publish=self._publish,
             outbound=self._outbound,
             hosts=self.hosts,

@@ -197,3 +197,46 @@ async def history(session: AsyncSession, key: HistoryKey, *, limit: int) -> list
     )
     rows.reverse()
     return rows
+
+
+async def in_range(
+    session: AsyncSession,
+    tenant_id: str,
+    source: str,
+    subject: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[SnapshotRow]:
+    """A subject's snapshots of every season taken in [since, until), newest taken first;
+    `after` is the (taken_at, id) of the last row of the previous page."""
+    query = select(SnapshotRow).where(
+        SnapshotRow.tenant_id == tenant_id,
+        SnapshotRow.source == source,
+        SnapshotRow.subject == subject,
+    )
+    if since is not None:
+        query = query.where(SnapshotRow.taken_at >= since)
+    if until is not None:
+        query = query.where(SnapshotRow.taken_at < until)
+    if after is not None:
+        at, row_id = after
+        query = query.where(
+            (SnapshotRow.taken_at < at) | ((SnapshotRow.taken_at == at) & (SnapshotRow.id < row_id))
+        )
+    query = query.order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def taken_between(
+    session: AsyncSession, key: HistoryKey, start: datetime, end: datetime
+) -> set[datetime]:
+    """The `taken_at` of one history's snapshots in [start, end]."""
+    rows = await session.scalars(
+        select(SnapshotRow.taken_at).where(
+            key._where(), SnapshotRow.taken_at >= start, SnapshotRow.taken_at <= end
+        )
+    )
+    return set(rows)

@@ -47,3 +47,13 @@ async def resolve(session: AsyncSession, token: str) -> Principal | None:
     if row is None:
         return None
     return Principal(row.tenant_id, row.user_id, Role(row.role))
+
+
+async def user_exists(session: AsyncSession, tenant_id: str, user_id: str) -> bool:
+    """Whether `tenant_id` has issued a token to `user_id` (trackd knows users by tokens)."""
+    found = await session.scalar(
+        select(ApiToken.id)
+        .where(ApiToken.tenant_id == tenant_id, ApiToken.user_id == user_id)
+        .limit(1)
+    )
+    return found is not None
