@@ -19,6 +19,7 @@ from trackd.api.routers import (
     me_channels,
     metrics,
     modules,
+    natal,
     traces,
     tracker,
 )
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(internal_trackers.router)
     app.include_router(me_channels.router)
     app.include_router(modules.router)
+    app.include_router(natal.router)
     app.include_router(web.router)
     app.include_router(web_docs.router)
     app.include_router(pages_trackers.router)
