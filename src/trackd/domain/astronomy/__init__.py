@@ -33,6 +33,7 @@ from trackd.domain.astronomy.lunar import (
     moon_state,
     void_of_course,
 )
+from trackd.domain.astronomy.many import AspectRow, aspects_many
 from trackd.domain.astronomy.natal import ChartPoint, NatalChart, natal_chart
 from trackd.domain.astronomy.positions import BodyPosition, Positions, planet_positions
 from trackd.domain.astronomy.transits import (
@@ -58,6 +59,7 @@ __all__ = [
     "SIGNS",
     "VOID_OF_COURSE_BODIES",
     "Aspect",
+    "AspectRow",
     "BodyPosition",
     "BodySeries",
     "ChartPoint",
@@ -75,6 +77,7 @@ __all__ = [
     "ZodiacPlace",
     "aspect_between",
     "aspects",
+    "aspects_many",
     "check_orbs",
     "lunar_aspects",
     "moon_phase",

@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tenant_id", sa.String(length=100), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_natal_charts")),
-        sa.UniqueConstraint(
-            "tenant_id", "user_id", name=op.f("uq_natal_charts_tenant_id_user_id")
-        ),
+        sa.UniqueConstraint("tenant_id", "user_id", name=op.f("uq_natal_charts_tenant_id_user_id")),
     )
     with op.batch_alter_table("natal_charts", schema=None) as batch_op:
         batch_op.create_index(
