@@ -1,7 +1,7 @@
 """The aspects of one instant's bodies to many charts at once: the daily refresh's per-user part.
 
-`aspects(positions, chart)` walks the body × point pairs in Python; for a hundred thousand
-charts the same test is one set of array operations over users × bodies × points, and only
+`aspects(positions, chart)` walks the body by point pairs in Python; for a hundred thousand
+charts the same test is one set of array operations over users by bodies by points, and only
 the pairs in aspect become objects. The rules are those of `aspects`: the first aspect (in
 `ASPECTS` order) whose orb holds, exact below `exact_within`, applying when the orb shrinks.
 
@@ -56,7 +56,7 @@ def aspects_many(
             natal[row, column[point]] = lon
     lon = np.array([b.longitude for b in bodies])
     speed = np.array([b.speed for b in bodies])
-    # users × bodies × points
+    # users by bodies by points
     turn = (lon[None, :, None] - natal[:, None, :] + 180.0) % 360.0 - 180.0
     separation = np.abs(turn)
     which = np.full(turn.shape, -1, dtype=np.int8)
