@@ -22,6 +22,7 @@ from trackd.api.routers import (
     natal,
     traces,
     tracker,
+    transits,
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(me_channels.router)
     app.include_router(modules.router)
     app.include_router(natal.router)
+    app.include_router(transits.router)
     app.include_router(web.router)
     app.include_router(web_docs.router)
     app.include_router(pages_trackers.router)

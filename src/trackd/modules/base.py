@@ -65,6 +65,8 @@ class Module(ABC, Generic[ConfigT]):
     description: ClassVar[str]
     # Bus topics the module's handlers consume (none: it only answers reads).
     subscriptions: ClassVar[tuple[str, ...]] = ()
+    # The key of the per-user history it keeps (e.g. "transit_tracking"), or None.
+    history_key: ClassVar[str | None] = None
     config_model: type[ConfigT]
 
     def default_config(self) -> ConfigT:

@@ -140,6 +140,7 @@ class Poller:
         # and notifications, unless a test passes its own.
         self._client_factory = client_factory or partial(outbound_client, settings)
         self._record = record or partial(_record_snapshot, settings=settings)
+        self._settings = settings
         self._clock = clock
         self._rng = rng
         self.hosts = HostBackoffs(clock, options.host_backoff, rng)
@@ -379,9 +380,12 @@ class Poller:
                 self._sessions() as session,
                 session.begin(),
             ):
-                for snapshot in snapshots:
-                    stored.append(await self._record(session, poll.tenant_id, snapshot))
-                result = _result(snapshots, stored)
+                if self._bulk(poll.source):
+                    result = await self._record_bulk(session, poll.tenant_id, snapshots)
+                else:
+                    for snapshot in snapshots:
+                        stored.append(await self._record(session, poll.tenant_id, snapshot))
+                    result = _result(snapshots, stored)
                 seq = await poll_repo.finish(
                     session,
                     poll,
@@ -420,6 +424,27 @@ class Poller:
                 )
             ]
         )
+
+    def _bulk(self, source: str) -> bool:
+        """Whether `source` writes one history per subject at scale (`bulk_history`): its
+        snapshots are then stored in bulk, without field diffs or change notifications."""
+        try:
+            return bool(getattr(self._sources(source), "bulk_history", False))
+        except ConfigError:
+            return False
+
+    async def _record_bulk(
+        self, session: AsyncSession, tenant_id: str, snapshots: Sequence[Snapshot]
+    ) -> dict[str, Any]:
+        from trackd.snapshots.service import record_bulk
+
+        done = await record_bulk(session, tenant_id, snapshots, settings=self._settings)
+        return {
+            "snapshots": done.stored,
+            "changes": done.changed,
+            "pruned": done.pruned,
+            "bulk": True,
+        }
 
     async def _after_error(self, poll: PollRow, exc: BaseException) -> None:
         now = self._clock()

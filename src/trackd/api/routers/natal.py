@@ -12,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
 from trackd.api.routers.tracker_flows import transaction
 from trackd.domain.access import Principal, Role
 from trackd.modules import natal
+from trackd.modules.transits import TransitsModule, ensure_refresh_schedule
 
 router = APIRouter(prefix="/v1/me/natal", tags=["cosmic tracking"])
 
@@ -49,10 +50,18 @@ def _user(principal: Principal, *, changes: bool = False) -> str:
 
 @router.put("")
 async def put_chart(
-    body: NatalIn, principal: CurrentPrincipal, session: SessionDep
+    body: NatalIn, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    """Store your birth instant and place; the chart (Sun … Pluto, ASC, MC) is computed now."""
+    """Store your birth instant and place; the chart (Sun … Pluto, ASC, MC) is computed now.
+
+    The tenant's daily transit refresh is scheduled with the first chart."""
     user = _user(principal, changes=True)
+    module = TransitsModule()
+    config = (
+        await runtime.module_configs.config(principal.tenant_id, module)
+        if runtime.module_configs is not None
+        else module.default_config()
+    )
     try:
         async with transaction(session):
             chart = await natal.set_chart(
@@ -64,6 +73,7 @@ async def put_chart(
                 latitude=body.latitude,
                 longitude=body.longitude,
             )
+            await ensure_refresh_schedule(session, principal.tenant_id, config)
     except natal.InvalidChart as exc:
         raise ApiError(422, str(exc), code="invalid_birth") from None
     return natal.chart_view(chart)

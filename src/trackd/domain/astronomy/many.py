@@ -52,8 +52,8 @@ def aspects_many(
     column = {p: i for i, p in enumerate(points)}
     natal = np.full((len(charts), len(points)), np.nan)
     for row, chart in enumerate(charts):
-        for point, lon in chart.items():
-            natal[row, column[point]] = lon
+        for name, value in chart.items():
+            natal[row, column[name]] = value
     lon = np.array([b.longitude for b in bodies])
     speed = np.array([b.speed for b in bodies])
     # users by bodies by points
@@ -62,9 +62,9 @@ def aspects_many(
     which = np.full(turn.shape, -1, dtype=np.int8)
     orb = np.full(turn.shape, np.inf)
     table = list(ASPECTS.items())
-    for k, (name, angle) in enumerate(table):
-        off = np.abs(separation - angle)
-        hit = (which < 0) & (off <= orbs[name])
+    for k, (aspect, degrees) in enumerate(table):
+        off = np.abs(separation - degrees)
+        hit = (which < 0) & (off <= orbs[aspect])
         which[hit] = k
         orb[hit] = off[hit]
     user, body, point = np.nonzero(which >= 0)

@@ -87,7 +87,8 @@ async def put(
         },
     )
     stored = await get(session, tenant_id, user_id)
-    assert stored is not None
+    if stored is None:  # pragma: no cover - the upsert above wrote it in this transaction
+        raise RuntimeError("the chart just stored cannot be read back")
     return stored
 
 
