@@ -14,6 +14,7 @@ from trackd.cli import (
     ingest,
     jobs,
     modules,
+    natal,
     notify,
     plans,
     replay,
@@ -36,6 +37,7 @@ app.add_typer(notify.app, name="notify")
 app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
+app.add_typer(natal.app, name="natal")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

@@ -35,8 +35,11 @@ from trackd.domain.astronomy import (
     stations,
     upcoming_exact,
 )
+from trackd.errors import NotFoundError
 from trackd.modules.base import Contribution, Module, ModuleConfig, SynthesisContext
+from trackd.modules.config import load as load_config
 from trackd.modules.natal import longitudes
+from trackd.modules.registry import registry as module_registry
 from trackd.scheduling.service import create_schedule, find_schedules
 from trackd.snapshots.service import latest_snapshot
 from trackd.sources.base import InvalidTarget, Snapshot
@@ -193,6 +196,17 @@ class Transits:
     as_of: datetime
     stale: bool
     stored: bool
+
+    def view(self, user_id: str) -> dict[str, Any]:
+        """As JSON: the reading, whose it is, `as_of`, `stale`, and `stored` (false when
+        computed on the spot because no reading was stored since the chart)."""
+        return {
+            "user_id": user_id,
+            **self.reading,
+            "as_of": self.as_of.isoformat(),
+            "stale": self.stale,
+            "stored": self.stored,
+        }
 
 
 async def current_transits(
@@ -355,9 +369,42 @@ async def ensure_refresh_schedule(
         targets=shard_targets(tenant_id, config.shards),
         cron=cron,
         labels={"module": "transits"},
+        # Built here in the source's canonical form; a process that runs no worker (the
+        # CLI) need not have the source registered.
+        validate_targets=False,
         now=now,
     )
     return True
+
+
+async def config_of(session: AsyncSession, tenant_id: str) -> TransitsConfig:
+    """The tenant's effective transits configuration, read from the store."""
+    module = TransitsModule()
+    effective = await load_config(session, module_registry, tenant_id, module.name)
+    return module.parse_config(effective.config)
+
+
+class NoChart(NotFoundError):
+    """The user has no natal chart; the message says how to store one."""
+
+
+async def transits_of(
+    session: AsyncSession, tenant_id: str, user_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """A user's transits as `GET /v1/tracking/transits` answers them, with the tenant's
+    configuration read from the store (for commands such as `trackd tracking show transits`).
+
+    Raises:
+        NoChart: the user has no chart in the tenant.
+    """
+    config = await config_of(session, tenant_id)
+    found = await current_transits(session, tenant_id, user_id, config, now or datetime.now(UTC))
+    if found is None:
+        raise NoChart(
+            f"user {user_id!r} has no natal chart in tenant {tenant_id!r}: store one with "
+            "`trackd natal set` or PUT /v1/me/natal"
+        )
+    return found.view(user_id)
 
 
 class TransitRefresh:

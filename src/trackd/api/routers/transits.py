@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from trackd.api.errors import ApiError
@@ -37,18 +38,18 @@ MODULE = TransitsModule()
 NO_CHART = "store your birth data first: PUT /v1/me/natal with birth, timezone, latitude, longitude"
 
 
-async def _whom(principal: Principal, user: str | None, session: Any) -> tuple[str, bool]:
-    """The user asked about, and whether it is the caller."""
+async def _whom(principal: Principal, user: str | None, session: AsyncSession) -> str:
+    """The user asked about, once the caller may read them."""
     own = principal.user_id
     if user is None or user == own:
         if own is None:
             raise ApiError(403, "this token names no user; pass ?user=ID")
-        return own, True
+        return own
     if principal.role is Role.USER:
         raise ApiError(403, "a user token reads only its own user's transits")
     if await get_chart(session, principal.tenant_id, user) is None:
         raise ApiError(404, f"no user {user!r} with a natal chart in this tenant")
-    return user, False
+    return user
 
 
 async def _config(runtime: Runtime, tenant_id: str) -> TransitsConfig:
@@ -81,19 +82,13 @@ async def get_transits(
 
     `as_of` is when the reading was true: the daily refresh's instant, or now when no reading
     is stored yet; `stale` is true when it is older than the module's `stale_after_hours`."""
-    whom, _ = await _whom(principal, user, session)
+    whom = await _whom(principal, user, session)
     config = await _config(runtime, principal.tenant_id)
     now = datetime.now(UTC)
     found = await transits.current_transits(session, principal.tenant_id, whom, config, now)
     if found is None:
         raise ApiError(409, f"no natal chart for {whom!r}: {NO_CHART}", code="no_chart")
-    return {
-        "user_id": whom,
-        **found.reading,
-        "as_of": found.as_of.isoformat(),
-        "stale": found.stale,
-        "stored": found.stored,
-    }
+    return found.view(whom)
 
 
 @router.get(
@@ -115,7 +110,7 @@ async def get_upcoming(
     """The next `days` days: the Moon's quarters and sign ingresses, the planets' stations,
     and the exact instants of transits to the user's chart (found by root-finding on the
     ephemeris, to the second; `exact_transits` is null without a chart)."""
-    whom, _ = await _whom(principal, user, session)
+    whom = await _whom(principal, user, session)
     config = await _config(runtime, principal.tenant_id)
     now = datetime.now(UTC)
     events = await transits.upcoming(session, principal.tenant_id, whom, config, now, days)
