@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
 from sqlalchemy import func, select
 
 from benchmarks.ingest import scratch_database
@@ -239,6 +240,33 @@ async def measure(
     )
 
 
+def table(results: list[TransitsResult]) -> Table:
+    """The figures as a table for `python -m benchmarks`."""
+    shown = Table(
+        "backend",
+        "users",
+        "seconds",
+        "users/s",
+        "ms/user",
+        "worker CPU ms/user",
+        "failed / retried",
+        "worker peak RSS MiB",
+        title="daily transit refresh (scheduler and worker processes, goal < 60 s)",
+    )
+    for t in results:
+        shown.add_row(
+            t.backend,
+            f"{t.snapshots:,} / {t.users:,}",
+            f"{t.seconds:.1f}",
+            f"{t.users_per_s:,.0f}",
+            f"{t.ms_per_user:.3f}",
+            f"{t.worker_cpu_ms_per_user:.3f}",
+            f"{t.failed} / {t.retried}",
+            f"{t.worker_peak_rss_mib:.0f}",
+        )
+    return shown
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -254,23 +282,23 @@ def main() -> None:
     args = parser.parse_args()
     if not args.redis_url:
         parser.error("--redis-url (or TRACKD_TEST_REDIS_URL) is needed: the processes share it")
-    result = asyncio.run(run(args))
-    print(json.dumps(asdict(result)))
-
-
-async def run(args: argparse.Namespace) -> TransitsResult:
-    """One measurement on a scratch database: PostgreSQL when a server is given, else SQLite."""
-    given = {
+    options = {
         "users": args.users,
         "shards": args.shards,
         "workers": args.workers,
         "concurrency": args.concurrency,
     }
-    if args.postgres_url:
-        async with scratch_database(args.postgres_url, "transits") as url:
-            return await measure(url, args.redis_url, **given)
+    result = asyncio.run(run(args.postgres_url, args.redis_url, **options))
+    print(json.dumps(asdict(result)))
+
+
+async def run(postgres_url: str | None, redis_url: str, **options: Any) -> TransitsResult:
+    """One measurement on a scratch database: PostgreSQL when a server is given, else SQLite."""
+    if postgres_url:
+        async with scratch_database(postgres_url, "transits") as url:
+            return await measure(url, redis_url, **options)
     with tempfile.TemporaryDirectory() as tmp:
-        return await measure(f"sqlite+aiosqlite:///{tmp}/transits.db", args.redis_url, **given)
+        return await measure(f"sqlite+aiosqlite:///{tmp}/transits.db", redis_url, **options)
 
 
 if __name__ == "__main__":
