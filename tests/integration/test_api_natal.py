@@ -123,6 +123,7 @@ async def test_a_user_stores_reads_and_deletes_their_chart(api: Api) -> None:
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"timezone": None}, "has no offset"),
         ({"birth": "1850-01-01T00:00:00"}, "1899"),
+        ({"birth": "0001-01-01T00:00:00", "timezone": "Asia/Tokyo"}, "out of range"),
         ({"latitude": 90}, "latitude"),
         ({"longitude": -181}, "longitude"),
         ({"latitude": "north"}, "latitude"),

@@ -15,6 +15,17 @@ class InvalidBirth(ValueError):
 
 
 def birth_instant(value: datetime, zone: str | None) -> datetime:
+    """The UTC instant of a birth (see `_instant`); an instant off the calendar's ends
+    (year 1 or 9999 shifted past them) is refused like the others."""
+    try:
+        return _instant(value, zone)
+    except OverflowError:
+        raise InvalidBirth(
+            f"{value.isoformat()} is out of range: give a birth since 1900"
+        ) from None
+
+
+def _instant(value: datetime, zone: str | None) -> datetime:
     """The UTC instant of a birth.
 
     Args:

@@ -96,6 +96,7 @@ async def get_transits(
     responses={
         403: {"description": "Another user's events asked with a user token."},
         404: {"description": "No such user with a chart in this tenant."},
+        409: {"description": "The transits module is switched off for the tenant."},
     },
 )
 async def get_upcoming(
