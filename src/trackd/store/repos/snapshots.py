@@ -206,30 +206,31 @@ async def history(session: AsyncSession, key: HistoryKey, *, limit: int) -> list
 async def newest_seqs(
     session: AsyncSession, tenant_id: str, source: str, season: str, subjects: Sequence[str]
 ) -> dict[str, tuple[int, str]]:
-    """Subject → (newest seq, its digest) of the histories of `subjects` that have one."""
+    """Subject → (newest seq, its digest) of the histories of `subjects` that have one.
+
+    The newest of each history is found through the history's unique index (one probe per
+    subject), whatever the length of the histories or the freshness of the table's statistics.
+    """
+    newer = aliased(SnapshotRow)
+    newest = (
+        select(func.max(newer.seq))
+        .where(
+            newer.tenant_id == SnapshotRow.tenant_id,
+            newer.source == SnapshotRow.source,
+            newer.subject == SnapshotRow.subject,
+            newer.season == SnapshotRow.season,
+        )
+        .scalar_subquery()
+    )
     found: dict[str, tuple[int, str]] = {}
     for chunk in chunked(list(subjects), CHUNK):
-        newest = (
-            select(SnapshotRow.subject, func.max(SnapshotRow.seq).label("seq"))
-            .where(
+        rows = await session.execute(
+            select(SnapshotRow.subject, SnapshotRow.seq, SnapshotRow.digest).where(
                 SnapshotRow.tenant_id == tenant_id,
                 SnapshotRow.source == source,
                 SnapshotRow.season == season,
                 SnapshotRow.subject.in_(chunk),
-            )
-            .group_by(SnapshotRow.subject)
-            .subquery()
-        )
-        rows = await session.execute(
-            select(SnapshotRow.subject, SnapshotRow.seq, SnapshotRow.digest).join(
-                newest,
-                and_(
-                    SnapshotRow.tenant_id == tenant_id,
-                    SnapshotRow.source == source,
-                    SnapshotRow.season == season,
-                    SnapshotRow.subject == newest.c.subject,
-                    SnapshotRow.seq == newest.c.seq,
-                ),
+                SnapshotRow.seq == newest,
             )
         )
         found.update({subject: (seq, digest) for subject, seq, digest in rows.all()})
