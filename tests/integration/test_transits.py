@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,7 +17,15 @@ import pytest_asyncio
 from trackd.api.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.astronomy import ASPECTS, aspects, planet_positions
-from trackd.modules.transits import SOURCE, TransitsConfig, expand, readings, sky_at
+from trackd.modules.service import synthesis
+from trackd.modules.transits import (
+    SOURCE,
+    TransitsConfig,
+    TransitsModule,
+    expand,
+    readings,
+    sky_at,
+)
 from trackd.runtime import Runtime
 from trackd.scheduling import Poller, PollerOptions, Scheduler, SchedulerOptions, find_schedules
 from trackd.settings import Settings
@@ -227,3 +235,20 @@ async def test_openapi_documents_the_routes(api: Api) -> None:
     upcoming = paths["/v1/tracking/upcoming"]["get"]
     days = next(p for p in upcoming["parameters"] if p["name"] == "days")
     assert days["schema"]["maximum"] == 90
+
+
+async def test_synthesis_carries_the_users_chart_and_transits(api: Api) -> None:
+    now = datetime.now(UTC)
+    async with api.runtime.sessions() as session:
+        alice = {c.module: c for c in await synthesis(session, "acme", "alice", now)}
+        carol = {c.module: c for c in await synthesis(session, "acme", "carol", now)}
+    assert TransitsModule.history_key == "transit_tracking"
+    found = alice["transits"]
+    assert (found.layer, found.metadata.confidence) == ("tracking", 1.0)
+    assert found.data["aspects"] and found.data["stale"] is False
+    assert len(found.insights) >= 1
+    assert alice["natal"].layer == "calculation"
+    assert alice["natal"].data["chart"]["points"]["sun"]["sign"] == "taurus"
+    assert carol["transits"].data == {"transits": None}
+    assert carol["transits"].metadata.confidence == 0.0
+    assert "PUT /v1/me/natal" in carol["transits"].insights[0]
