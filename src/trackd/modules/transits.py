@@ -10,6 +10,7 @@ user id: the user's transit history (`history_key` "transit_tracking").
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 from collections.abc import Mapping, Sequence
@@ -454,8 +455,11 @@ class TransitRefresh:
             charts = await natal_charts.points_in_buckets(session, tenant, range(low, high))
         if not charts:
             return []
-        sky = sky_at(refresh_instant(self._clock()), config)
-        found = readings(sky, [longitudes(points) for _, points in charts], config)
+        # CPU work off the event loop, so that the poll's lease heartbeat keeps beating.
+        sky = await asyncio.to_thread(sky_at, refresh_instant(self._clock()), config)
+        found = await asyncio.to_thread(
+            readings, sky, [longitudes(points) for _, points in charts], config
+        )
         return [
             Snapshot(subject=user, source=SOURCE, data=reading, taken_at=sky.instant)
             for (user, _), reading in zip(charts, found, strict=True)
