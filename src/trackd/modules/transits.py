@@ -248,7 +248,7 @@ async def upcoming(
     chart = await natal_charts.get(session, tenant_id, user_id)
     end = now + timedelta(days=days)
     bodies = tuple(dict.fromkeys(config.bodies))
-    series = _series(now, days, bodies)
+    series = position_series(now, days, bodies)
     exact = (
         [
             {
@@ -286,11 +286,6 @@ async def upcoming(
         "exact_transits": exact,
         "chart": chart is not None,
     }
-
-
-@functools.lru_cache(maxsize=4)
-def _series(start: datetime, days: int, bodies: tuple[str, ...]) -> Any:
-    return position_series(start, days, bodies)
 
 
 class TransitsModule(Module[TransitsConfig]):
