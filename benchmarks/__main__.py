@@ -4,7 +4,8 @@ Sections: durable ingest against the raw bulk-insert ceiling; Celery's in-memory
 peer) on the equivalent events; read latency on a store of 1,000,000 tasks; the SDK's cost
 per tracked call; RSS of an ingest process under sustained load; league trackers refreshed
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
-site (benchmarks/trackers.py). Prints tables and writes all figures as JSON to
+site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
+(benchmarks/transits.py). Prints tables and writes all figures as JSON to
 benchmarks/results/.
 """
 
@@ -95,6 +96,19 @@ async def trackers_section(args: argparse.Namespace) -> list[Any]:
     return results
 
 
+def transits_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The daily transit refresh (benchmarks/transits.py): it needs the Redis bus."""
+    if not args.redis_url:
+        console.print("transits: skipped, it needs a Redis server (--redis-url)")
+        return
+    from benchmarks import transits
+
+    console.print(f"transits (daily refresh of {args.transit_users:,} users) ...")
+    result = asyncio.run(transits.run(args.postgres_url, args.redis_url, users=args.transit_users))
+    report["transits"] = [asdict(result)]
+    console.print(transits.table([result]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -132,6 +146,12 @@ def main() -> None:
         help="requests/s per host (default 5000: the fake is one local host; real sites get 2)",
     )
     parser.add_argument(
+        "--transit-users",
+        type=int,
+        default=100_000,
+        help="users with a natal chart in the daily transit refresh",
+    )
+    parser.add_argument(
         "--trackers-sqlite",
         action="store_true",
         help="run the trackers section on SQLite too (it always does without PostgreSQL)",
@@ -140,7 +160,7 @@ def main() -> None:
         "--skip",
         action="append",
         default=[],
-        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers"],
+        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers", "transits"],
     )
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -263,6 +283,9 @@ def main() -> None:
                 f"{r.snapshots:,} snapshots, {r.requests:,} requests answered; "
                 f"scheduler peak RSS {r.scheduler_peak_rss_mib:.0f} MiB"
             )
+
+    if "transits" not in args.skip:
+        transits_part(args, report)
 
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)

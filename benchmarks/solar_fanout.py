@@ -28,12 +28,12 @@ from sqlalchemy import func, insert, select
 from benchmarks.ingest import scratch_database
 from trackd.demo_feeds import noaa_app
 from trackd.modules.tracking import history_policy
+from trackd.outbound.http import outbound_client
 from trackd.scheduling import Poller, PollerOptions, request_poll
 from trackd.settings import Settings
 from trackd.snapshots.service import record_snapshot
 from trackd.sources import registry
 from trackd.sources.base import Snapshot
-from trackd.sources.http import outbound_client
 from trackd.sources.noaa_swpc import NoaaSwpcSource
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade

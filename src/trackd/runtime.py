@@ -20,6 +20,7 @@ from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.modules.config import ConfigListener, ModuleConfigCache
 from trackd.modules.registry import registry as module_registry
 from trackd.modules.tracking import history_policy
+from trackd.modules.transits import TransitRefresh
 from trackd.notify.notifier import Notifier
 from trackd.scheduling.poller import Poller, PollerOptions
 from trackd.scheduling.scheduler import Scheduler, SchedulerOptions
@@ -97,6 +98,9 @@ class Runtime:
         runtime.module_configs = ModuleConfigCache(
             sessions, module_registry, ttl=settings.module_config_ttl_s
         )
+        # The daily transit refresh reads the charts and the module's config from this
+        # process's store: a source built here, not from settings.
+        source_registry.register(TransitRefresh(sessions, runtime.module_configs), replace=True)
         if modules:
             runtime.module_config_listener = ConfigListener(
                 bus, runtime.module_configs, consumer or default_consumer_name()

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.modules import service
 from trackd.modules.base import (

@@ -16,11 +16,11 @@ from trackd.domain.space_weather import status_level
 from trackd.modules import service as modules
 from trackd.modules.solar_backfill import BackfillRefused, backfill_solar, spans
 from trackd.modules.tracking import read_history
+from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.snapshots.service import latest_snapshot, record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.sources.gfz_kp import GfzKpSource
-from trackd.sources.http import outbound_client
 
 Sessions = async_sessionmaker[AsyncSession]
 TENANT = "acme"

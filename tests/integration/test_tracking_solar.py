@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fakes.feed_server import FakeFeeds, noaa_fixture
 from trackd.modules import service as modules
 from trackd.modules.tracking import ensure_schedules, history_policy
+from trackd.outbound.http import outbound_client
 from trackd.scheduling import Poller, PollerOptions, request_poll
 from trackd.settings import Settings
 from trackd.snapshots.service import list_snapshots
 from trackd.sources import registry
-from trackd.sources.http import outbound_client
 from trackd.sources.noaa_swpc import NoaaSwpcSource
 from trackd.store.models import OutboxRow, ScheduleRow
 from trackd.store.repos import channels

@@ -20,9 +20,11 @@ from trackd.api.routers import (
     me_journal,
     metrics,
     modules,
+    natal,
     traces,
     tracker,
     tracking,
+    transits,
 )
 from trackd.jobs.api import DomainRegistry, tasks_router
 from trackd.runtime import Runtime, freeze_startup_heap
@@ -80,6 +82,9 @@ def create_api(
     app.include_router(me_channels.router)
     app.include_router(me_journal.router)
     app.include_router(modules.router)
+    app.include_router(natal.router)
+    # Before tracking's routes: /v1/tracking/transits and /upcoming are their own.
+    app.include_router(transits.router)
     app.include_router(tracking.router)
     app.state.job_domains = jobs or DomainRegistry()
     if jobs is not None:

@@ -15,6 +15,7 @@ from trackd.cli import (
     jobs,
     journal,
     modules,
+    natal,
     notify,
     plans,
     replay,
@@ -40,6 +41,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
 app.add_typer(journal.app, name="journal")
 app.add_typer(tracking.app, name="tracking")
+app.add_typer(natal.app, name="natal")
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 app.command("ingest")(ingest.ingest)

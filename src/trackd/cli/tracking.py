@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from trackd.cli.common import DatabaseOpt, fail, load_settings, progress_bar, run
 from trackd.modules.solar_backfill import BackfillResult, backfill_solar
 from trackd.modules.tracking import ensure_schedules, read_module, tracking_modules
+from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.sources.base import SourceError
 from trackd.sources.gfz_kp import GfzKpSource
-from trackd.sources.http import outbound_client
 from trackd.sources.registry import registry as source_registry
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade

@@ -105,6 +105,8 @@ class Module(ABC, Generic[ConfigT]):
     description: ClassVar[str]
     # Bus topics the module's handlers consume (none: it only answers reads).
     subscriptions: ClassVar[tuple[str, ...]] = ()
+    # The key of the per-user history it keeps (e.g. "transit_tracking"), or None.
+    history_key: ClassVar[str | None] = None
     config_model: type[ConfigT]
     # Tracking modules: the snapshot history they keep and read (None: no history).
     history: ClassVar[TrackingHistory | None] = None

@@ -22,10 +22,11 @@ from trackd.modules import config as configs
 from trackd.modules.base import Contribution, SynthesisContext, TrackingConfig, TrackingHistory
 from trackd.modules.registry import AnyModule, ModuleRegistry
 from trackd.modules.registry import registry as default_registry
-from trackd.scheduling.service import create_schedule, find_schedules
+from trackd.scheduling.service import create_schedule
 from trackd.snapshots.service import HistoryEntries, HistoryPolicy, history_entries
 from trackd.sources.base import Snapshot
 from trackd.store.repos import channels as channels_repo
+from trackd.store.repos import schedules as schedules_repo
 
 SCHEDULE_LABEL = "tracking_module"
 
@@ -120,7 +121,7 @@ async def ensure_schedules(
         effective = await configs.load(session, registry, tenant_id, module.name)
         if not effective.is_active:
             continue
-        existing = await find_schedules(
+        existing = await schedules_repo.find(
             session,
             tenant_id,
             labels={SCHEDULE_LABEL: module.name},

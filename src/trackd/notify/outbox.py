@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from trackd.domain.changes import SNAPSHOT_CHANGED, SnapshotChange
-from trackd.domain.channels import wants
+from trackd.domain.channels import BUS, wants
 from trackd.domain.events import SYSTEM_EVENTS, EventEnvelope
 from trackd.store.models import NotificationChannel
 from trackd.store.repos import outbox as outbox_repo

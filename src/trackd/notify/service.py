@@ -10,6 +10,9 @@ not resolve yet is accepted: delivery checks every address again before each sen
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 

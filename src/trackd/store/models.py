@@ -566,5 +566,31 @@ class UserSettingsRow(_Row, Base):
 
     user_id: Mapped[str] = mapped_column(String(ID))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class NatalChartRow(_Row, Base):
+    """A user's birth chart: the birth instant and place, and the points computed from them.
+
+    One per user of a tenant. `points` maps "sun" … "pluto", "ascendant", "midheaven" to
+    `{longitude, sign, degree, retrograde}`; it is computed once, when the chart is stored.
+    `birth_zone` and `birth_local` keep what the user gave when the instant was a local time.
+    """
+
+    __tablename__ = "natal_charts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id"),
+        # The daily refresh reads a tenant's charts a range of buckets at a time.
+        Index(None, "tenant_id", "bucket"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    # crc32(user_id) % 1024: a stable spread of the users over the refresh's shards.
+    bucket: Mapped[int] = mapped_column(Integer)
+    birth_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    birth_zone: Mapped[str | None] = mapped_column(String(ID))
+    birth_local: Mapped[str | None] = mapped_column(String(40))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    points: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

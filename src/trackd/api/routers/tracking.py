@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from trackd.api.deps import CurrentPrincipal, SessionDep
+from trackd.access.deps import SessionDep
+from trackd.api.deps import CurrentPrincipal
 from trackd.api.errors import ApiError
-from trackd.api.routers.tracker_flows import transaction
+from trackd.domain import cursors
 from trackd.domain.access import Principal, Role
 from trackd.domain.aurora import aurora_visibility
 from trackd.modules import service
@@ -31,9 +32,8 @@ from trackd.modules.tracking import (
     read_module,
 )
 from trackd.modules.tracking import by_key as module_by_key
+from trackd.store.engine import transaction
 from trackd.store.repos.tokens import user_exists
-from trackd.web import paging
-from trackd.web.render import PageError
 
 router = APIRouter(prefix="/v1/tracking", tags=["tracking"])
 
@@ -181,8 +181,8 @@ async def history(
     after = None
     if cursor is not None:
         try:
-            after = paging.decode(cursor)
-        except PageError:
+            after = cursors.decode(cursor)
+        except cursors.BadCursor:
             raise ApiError(400, "cursor is damaged: start again without it") from None
     module = module_by_key(key)
     whose = await _whose(principal, session, user)
@@ -208,7 +208,7 @@ async def history(
             {"timestamp": item.taken_at.isoformat(), "season": item.season, "data": item.data}
             for item in page.items
         ],
-        "next_cursor": paging.encode(page.next_after) if page.next_after else None,
+        "next_cursor": cursors.encode(page.next_after) if page.next_after else None,
     }
 
 

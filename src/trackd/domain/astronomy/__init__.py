@@ -30,10 +30,13 @@ from trackd.domain.astronomy.lunar import (
     VoidOfCourse,
     as_json,
     lunar_aspects,
+    moon_ingresses_between,
     moon_phase,
+    moon_phases_between,
     moon_state,
     void_of_course,
 )
+from trackd.domain.astronomy.many import AspectRow, aspects_many
 from trackd.domain.astronomy.natal import ChartPoint, NatalChart, natal_chart
 from trackd.domain.astronomy.positions import BodyPosition, Positions, planet_positions
 from trackd.domain.astronomy.transits import (
@@ -59,6 +62,7 @@ __all__ = [
     "SIGNS",
     "VOID_OF_COURSE_BODIES",
     "Aspect",
+    "AspectRow",
     "BodyPosition",
     "BodySeries",
     "ChartPoint",
@@ -77,9 +81,12 @@ __all__ = [
     "as_json",
     "aspect_between",
     "aspects",
+    "aspects_many",
     "check_orbs",
     "lunar_aspects",
+    "moon_ingresses_between",
     "moon_phase",
+    "moon_phases_between",
     "moon_state",
     "natal_chart",
     "planet_positions",

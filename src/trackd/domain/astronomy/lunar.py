@@ -327,3 +327,30 @@ def as_json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def moon_phases_between(start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+    """The Moon's quarters (new, first quarter, full, last quarter) in (start, end], in order.
+
+    Raises:
+        ValueError: naive instants or end not after start.
+        OutOfEphemerisRange: a window outside DE421's span.
+    """
+    start_tt, end_tt = _between(start, end)
+    f = almanac.moon_phases(ephemeris().kernel)
+    found = changes(start_tt, end_tt, f.step_days, lambda jd: f(times(jd)))
+    return [(QUARTERS[quarter], datetime_of(when)) for when, quarter in found]
+
+
+def moon_ingresses_between(start: datetime, end: datetime) -> list[SignIngress]:
+    """The Moon's entries into a new sign in (start, end], in order (found as roots, 1 ms)."""
+    start_tt, end_tt = _between(start, end)
+    found = changes(start_tt, end_tt, 0.25, _moon_sign_index)
+    return [SignIngress(sign=SIGNS[sign], instant=datetime_of(when)) for when, sign in found]
+
+
+def _between(start: datetime, end: datetime) -> tuple[float, float]:
+    start_tt, end_tt = tt_of(start), tt_of(end)
+    if end_tt <= start_tt:
+        raise ValueError("the window's end must be after its start")
+    return start_tt, end_tt

@@ -62,6 +62,7 @@ class PollRunner:
         *,
         sources: SourceLookup,
         record: RecordSnapshot,
+        settings: Settings,
         publish: Publish,
         outbound: Outbound,
         hosts: HostBackoffs,
@@ -73,6 +74,7 @@ class PollRunner:
         self.options = options
         self._sources = sources
         self._record = record
+        self._settings = settings
         self._publish = publish
         self._outbound = outbound
         self._hosts = hosts
@@ -86,6 +88,27 @@ class PollRunner:
         self._sqlite = sessions.kw.get("bind") is not None and (
             sessions.kw["bind"].dialect.name == "sqlite"
         )
+
+    def _bulk(self, source: str) -> bool:
+        """Whether `source` writes one history per subject at scale (`bulk_history`): its
+        snapshots are then stored in bulk, without field diffs or change notifications."""
+        try:
+            return bool(getattr(self._sources(source), "bulk_history", False))
+        except ConfigError:
+            return False
+
+    async def _record_bulk(
+        self, session: AsyncSession, tenant_id: str, snapshots: Sequence[Snapshot]
+    ) -> dict[str, Any]:
+        from trackd.snapshots.service import record_bulk
+
+        done = await record_bulk(session, tenant_id, snapshots, settings=self._settings)
+        return {
+            "snapshots": done.stored,
+            "changes": done.changed,
+            "pruned": done.pruned,
+            "bulk": True,
+        }
 
     async def handle(self, claim: Claim) -> None:
         """Run a claimed poll and record its outcome; never raises (the lease decides)."""
@@ -170,9 +193,12 @@ class PollRunner:
                 self._sessions() as session,
                 session.begin(),
             ):
-                for snapshot in snapshots:
-                    stored.append(await self._record(session, poll.tenant_id, snapshot))
-                result = result_of(snapshots, stored)
+                if self._bulk(poll.source):
+                    result = await self._record_bulk(session, poll.tenant_id, snapshots)
+                else:
+                    for snapshot in snapshots:
+                        stored.append(await self._record(session, poll.tenant_id, snapshot))
+                    result = result_of(snapshots, stored)
                 seq = await poll_repo.finish(
                     session,
                     poll,

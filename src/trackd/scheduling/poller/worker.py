@@ -79,6 +79,7 @@ class Poller:
             options,
             sources=sources or registry_lookup,
             record=record or partial(record_snapshot, settings=settings, policies=policies),
+            settings=settings,
             publish=self._publish,
             outbound=self._outbound,
             hosts=self.hosts,

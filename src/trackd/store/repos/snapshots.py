@@ -7,6 +7,7 @@ seasons; the service layer maps it to and from None.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +16,12 @@ from sqlalchemy import and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from trackd.store.models import SnapshotRow, new_id
+from trackd.store.models import SnapshotRow, new_id, table_of, utcnow
+from trackd.store.upsert import chunked
 
 DELETE_BATCH = 500
+# Subjects per statement of the bulk functions: within every backend's bound-parameter limit.
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +244,86 @@ async def taken_between(
         )
     )
     return set(rows)
+
+
+async def newest_seqs(
+    session: AsyncSession, tenant_id: str, source: str, season: str, subjects: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """Subject → (newest seq, its digest) of the histories of `subjects` that have one.
+
+    The newest of each history is found through the history's unique index (one probe per
+    subject), whatever the length of the histories or the freshness of the table's statistics.
+    """
+    newer = aliased(SnapshotRow)
+    newest = (
+        select(func.max(newer.seq))
+        .where(
+            newer.tenant_id == SnapshotRow.tenant_id,
+            newer.source == SnapshotRow.source,
+            newer.subject == SnapshotRow.subject,
+            newer.season == SnapshotRow.season,
+        )
+        .scalar_subquery()
+    )
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in chunked(list(subjects), CHUNK):
+        rows = await session.execute(
+            select(SnapshotRow.subject, SnapshotRow.seq, SnapshotRow.digest).where(
+                SnapshotRow.tenant_id == tenant_id,
+                SnapshotRow.source == source,
+                SnapshotRow.season == season,
+                SnapshotRow.subject.in_(chunk),
+                SnapshotRow.seq == newest,
+            )
+        )
+        found.update({subject: (seq, digest) for subject, seq, digest in rows.all()})
+    return found
+
+
+async def insert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert snapshot rows (every column but `id` and `recorded_at` given) in batches."""
+    table = table_of(SnapshotRow)
+    now = utcnow()
+    for chunk in chunked(list(rows), CHUNK):
+        await session.execute(
+            table.insert(), [{"id": new_id(), "recorded_at": now, **row} for row in chunk]
+        )
+
+
+async def prune_many(
+    session: AsyncSession,
+    tenant_id: str,
+    source: str,
+    season: str,
+    subjects: Sequence[str],
+    *,
+    keep: int,
+    cutoff: datetime,
+) -> int:
+    """Apply retention to many histories of one source at once: delete the snapshots beyond
+    the newest `keep` or taken before `cutoff`, never a history's newest."""
+    newer = aliased(SnapshotRow)
+    newest = (
+        select(func.max(newer.seq))
+        .where(
+            newer.tenant_id == SnapshotRow.tenant_id,
+            newer.source == SnapshotRow.source,
+            newer.season == SnapshotRow.season,
+            newer.subject == SnapshotRow.subject,
+        )
+        .scalar_subquery()
+    )
+    deleted = 0
+    for chunk in chunked(list(subjects), CHUNK):
+        result = await session.execute(
+            delete(SnapshotRow).where(
+                SnapshotRow.tenant_id == tenant_id,
+                SnapshotRow.source == source,
+                SnapshotRow.season == season,
+                SnapshotRow.subject.in_(chunk),
+                SnapshotRow.seq < newest,
+                (SnapshotRow.seq <= newest - keep) | (SnapshotRow.taken_at < cutoff),
+            )
+        )
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
