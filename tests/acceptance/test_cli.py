@@ -4,39 +4,27 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from procs import clean_env, free_port, trackd_executable
+from procs import (
+    SERVED,
+    assert_stopped_cleanly,
+    clean_env,
+    free_port,
+    recent_start,
+    start,
+    trackd,
+    trackd_executable,
+    wait_healthy,
+)
 
 from trackd.api.app import create_app
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing import EventFactory, research_workflow
-
-DEMO_STARTUP_TIMEOUT_S = 60.0
-
-
-def trackd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [trackd_executable(), *args],
-        env=env or clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def database_file(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
 
 
 def test_token_create_prints_the_token_alone_on_the_last_line(database_file: str) -> None:
@@ -81,7 +69,7 @@ async def publish_through_the_api(database_url: str, token: str, events: list[An
 async def test_plans_show_prints_a_table(database_file: str) -> None:
     created = trackd("token", "create", "--tenant", "acme", "--database-url", database_file)
     assert created.returncode == 0, created.stderr
-    t0 = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
+    t0 = recent_start()
     await publish_through_the_api(
         database_file, created.stdout.splitlines()[-1], research_workflow(EventFactory(now=t0))
     )
@@ -119,23 +107,17 @@ def test_plans_show_an_unknown_plan_fails_with_one_line(database_file: str) -> N
 
 def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
     port = free_port()
-    console = tmp_path / "demo.out"
     # `make run` starts .venv/bin/trackd from a shell that has not activated the virtualenv.
     venv_bin = str(Path(trackd_executable()).parent)
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d != venv_bin)
     env = clean_env(PATH=path)
-    with console.open("wb") as out:
-        demo = subprocess.Popen(
-            [trackd_executable(), "demo", "--no-live", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    demo = start(
+        "demo", ["demo", "--no-live", "--port", str(port)], tmp_path, env=env, cwd=tmp_path
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(demo, base, console)
-        text = console.read_text()
+        wait_healthy(base, demo)
+        text = demo.output()
         assert f"{base}/docs" in text
         token = re.search(r"token\s+(trk_\S+)", text)
         assert token is not None, text
@@ -196,28 +178,5 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
                 assert metrics.json()["total_tasks"] > 10
                 assert 0 < metrics.json()["success_rate"] < 1
     finally:
-        demo.send_signal(signal.SIGTERM)
-        try:
-            demo.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
-            pytest.fail("trackd demo ignored SIGTERM")
-    assert demo.returncode in (0, -signal.SIGTERM), console.read_text()
-    assert "Traceback" not in console.read_text()
-
-
-def wait_until_healthy(process: subprocess.Popen[bytes], base: str, console: Path) -> None:
-    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trackd demo exited with {process.returncode}:\n{console.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"trackd demo was not healthy in {DEMO_STARTUP_TIMEOUT_S} s:\n{console.read_text()}"
-    )
+        demo.stop()
+    assert_stopped_cleanly(demo, SERVED)
