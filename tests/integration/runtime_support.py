@@ -36,6 +36,14 @@ async def started(settings: Settings, **options: Any) -> AsyncIterator[Runtime]:
     started without migrating (test databases are cloned migrated) and stopped on leaving."""
     runtime = Runtime.build(settings)
     quick_ingest(runtime, **options)
+    async with running(runtime):
+        yield runtime
+
+
+@asynccontextmanager
+async def running(runtime: Runtime) -> AsyncIterator[Runtime]:
+    """`runtime` started without migrating (test databases are cloned migrated), stopped on
+    leaving."""
     await runtime.start(migrate=False)
     try:
         yield runtime

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import api_client, bearer_headers
+from runtime_support import api_client, bearer_headers, running
 
 from trackd.domain.access import Role
 from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
@@ -45,8 +45,7 @@ class Api:
 @pytest_asyncio.fixture
 async def api(database_url: str) -> AsyncIterator[Api]:
     runtime = Runtime.build(Settings(database_url=database_url), ingest=False)
-    await runtime.start(migrate=False)
-    try:
+    async with running(runtime):
         auth = await bearer_headers(
             runtime,
             {
@@ -58,8 +57,6 @@ async def api(database_url: str) -> AsyncIterator[Api]:
         )
         async with api_client(runtime) as client:
             yield Api(runtime, client, auth)
-    finally:
-        await runtime.stop()
 
 
 def error(response: httpx.Response) -> str:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import api_client, bearer_headers
+from runtime_support import api_client, bearer_headers, running
 
 from fakes.trn_payloads import recorded
 from fakes.trn_server import FakeStatsSite
@@ -55,13 +55,10 @@ async def served(database_url: str, source: RocketLeagueSource) -> AsyncIterator
     )
     # As `trackd serve` runs it: ingest takes the polls' task events off the in-process bus.
     runtime = Runtime.build(settings, poll=True, schedule=True)
-    await runtime.start(migrate=False)
-    try:
+    async with running(runtime):
         auth = await bearer_headers(runtime, {"alice": ("acme", "alice", Role.USER)})
         async with api_client(runtime, headers=auth["alice"]) as client:
             yield client
-    finally:
-        await runtime.stop()
 
 
 async def test_registered_tracker_is_scraped_at_once(

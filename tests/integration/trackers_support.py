@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import api_client, bearer_headers
+from runtime_support import api_client, bearer_headers, running
 
 from fakes.trn_payloads import playlist_segment, profile_payload, recorded
 from fakes.trn_server import FakeStatsSite
@@ -123,8 +123,7 @@ def site() -> Iterator[FakeStatsSite]:
 async def league(database_url: str, site: FakeStatsSite) -> AsyncIterator[League]:
     settings = Settings(database_url=database_url, tracker_refresh_jitter_s=0)
     runtime = Runtime.build(settings, ingest=False)
-    await runtime.start(migrate=False)
-    try:
+    async with running(runtime):
         auth = await bearer_headers(
             runtime,
             {
@@ -138,5 +137,3 @@ async def league(database_url: str, site: FakeStatsSite) -> AsyncIterator[League
         )
         async with api_client(runtime) as client:
             yield League(runtime, client, site, auth, Clock())
-    finally:
-        await runtime.stop()
