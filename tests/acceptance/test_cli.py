@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from procs import clean_env, free_port, trackd_executable
+from procs import (
+    SERVED,
+    Process,
+    assert_stopped_cleanly,
+    clean_env,
+    free_port,
+    recent_start,
+    start,
+    trackd,
+    trackd_executable,
+    wait_healthy,
+)
 
 from trackd.app import create_app
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing import EventFactory, research_workflow
-
-DEMO_STARTUP_TIMEOUT_S = 60.0
-
-
-def trackd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [trackd_executable(), *args],
-        env=env or clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def database_file(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
 
 
 def test_token_create_prints_the_token_alone_on_the_last_line(database_file: str) -> None:
@@ -81,7 +72,7 @@ async def publish_through_the_api(database_url: str, token: str, events: list[An
 async def test_plans_show_prints_a_table(database_file: str) -> None:
     created = trackd("token", "create", "--tenant", "acme", "--database-url", database_file)
     assert created.returncode == 0, created.stderr
-    t0 = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
+    t0 = recent_start()
     await publish_through_the_api(
         database_file, created.stdout.splitlines()[-1], research_workflow(EventFactory(now=t0))
     )
@@ -117,25 +108,24 @@ def test_plans_show_an_unknown_plan_fails_with_one_line(database_file: str) -> N
     assert done.stderr.strip().splitlines() == ["error: plan 'no-such-plan' not found"]
 
 
+# The demo polls NOAA's stand-in and computes the Moon at start; on a busy machine it can
+# take a while.
+READING_TIMEOUT_S = 120
+
+
 def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
     port = free_port()
-    console = tmp_path / "demo.out"
     # `make run` starts .venv/bin/trackd from a shell that has not activated the virtualenv.
     venv_bin = str(Path(trackd_executable()).parent)
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d != venv_bin)
     env = clean_env(PATH=path)
-    with console.open("wb") as out:
-        demo = subprocess.Popen(
-            [trackd_executable(), "demo", "--no-live", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    demo = start(
+        "demo", ["demo", "--no-live", "--port", str(port)], tmp_path, env=env, cwd=tmp_path
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(demo, base, console)
-        text = console.read_text()
+        wait_healthy(base, demo)
+        text = demo.output()
         assert f"{base}/docs" in text
         token = re.search(r"token\s+(trk_\S+)", text)
         assert token is not None, text
@@ -198,50 +188,24 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
 
             # Cosmic tracking: the demo's scheduler and worker poll the local NOAA stand-in
             # and compute the Moon at once.
-            solar = wait_for_reading(client, f"{base}/v1/tracking/solar", demo, console)
+            solar = wait_for_reading(client, f"{base}/v1/tracking/solar", demo)
             assert solar["stale"] is False and solar["data"]["storm"]["level"] == "quiet"
             assert solar["data"]["wind_speed"] == 340.9
-            lunar = wait_for_reading(client, f"{base}/v1/tracking/lunar", demo, console)
+            lunar = wait_for_reading(client, f"{base}/v1/tracking/lunar", demo)
             assert lunar["data"]["polled_at"] is not None
             assert client.get(f"{base}/ui/cosmic").status_code in (200, 303)
     finally:
-        demo.send_signal(signal.SIGTERM)
-        try:
-            demo.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
-            pytest.fail("trackd demo ignored SIGTERM")
-    assert demo.returncode in (0, -signal.SIGTERM), console.read_text()
-    assert "Traceback" not in console.read_text()
+        demo.stop()
+    assert_stopped_cleanly(demo, SERVED)
 
 
-def wait_for_reading(
-    client: httpx.Client, url: str, process: subprocess.Popen[bytes], console: Path
-) -> dict[str, Any]:
+def wait_for_reading(client: httpx.Client, url: str, process: Process) -> dict[str, Any]:
     """The first answer of `url` whose reading was polled (the demo polls at start)."""
-    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT_S
+    deadline = time.monotonic() + READING_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trackd demo exited with {process.returncode}:\n{console.read_text()}")
+        process.check_running()
         body: dict[str, Any] = client.get(url).json()
         if body["data"].get("storm") or body["data"].get("polled_at"):
             return body
         time.sleep(0.2)
-    pytest.fail(f"{url} had no polled reading in {DEMO_STARTUP_TIMEOUT_S} s")
-
-
-def wait_until_healthy(process: subprocess.Popen[bytes], base: str, console: Path) -> None:
-    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trackd demo exited with {process.returncode}:\n{console.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"trackd demo was not healthy in {DEMO_STARTUP_TIMEOUT_S} s:\n{console.read_text()}"
-    )
+    pytest.fail(f"{url} had no polled reading in {READING_TIMEOUT_S} s:\n{process.output()}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import clean_env, trackd_executable
+from procs import trackd
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from typer.testing import CliRunner
@@ -113,23 +113,10 @@ def in_process(db: str, *args: str) -> Done:
 
 
 def import_legacy(db: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            trackd_executable(),
-            "jobs",
-            "import-legacy",
-            "--database-url",
-            db,
-            "--target-table",
-            "etf_update_task_tracking",
-            *args,
-        ],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return trackd(
+        "jobs", "import-legacy", "--database-url", db,
+        "--target-table", "etf_update_task_tracking", *args,
+    )  # fmt: skip
 
 
 def tracked_now(db: str) -> list[EtfUpdateTracking]:

@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from procs import free_port
-from prometheus_client.parser import text_string_to_metric_families
-from test_scale_out import (
-    WITHIN,
-    Process,
+from procs import (
+    Spawn,
+    StartApi,
     assert_stopped_cleanly,
-    bus_url,
     create_token,
-    databases,  # noqa: F401 - a fixture
+    eventually,
+    free_port,
     ingest_args,
-    processes,  # noqa: F401 - a fixture
     recent_start,
-    redis_prefixes,  # noqa: F401 - a fixture
-    start,
-    start_api,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from trackd.testing import EventFactory, research_workflow
 
@@ -45,23 +39,15 @@ def total(text: str, name: str, **labels: str) -> float:
 
 
 async def test_api_role_serves_store_gauges_and_ingest_its_counters(
-    redis_url: str,
-    databases: list[str],  # noqa: F811
-    redis_prefixes: list[str],  # noqa: F811
-    processes: list[Process],  # noqa: F811
-    tmp_path: Path,
+    databases: list[str], redis_bus_url: str, spawn: Spawn, start_api: StartApi
 ) -> None:
-    database = databases[0]
-    bus = bus_url(redis_url, redis_prefixes[0])
-    token = await asyncio.to_thread(create_token, database, "acme")
+    database, bus = databases[0], redis_bus_url
+    token = await asyncio.to_thread(create_token, "acme", database=database)
     metrics_port = free_port()
-    api, url = await start_api(database, bus, tmp_path, processes)
-    ingest = start(
-        "ingest",
-        ingest_args(database, bus, "ingest-0", "--metrics-port", str(metrics_port)),
-        tmp_path,
+    api, url = await start_api(database, bus)
+    ingest = spawn(
+        "ingest", ingest_args(database, bus, "ingest-0", "--metrics-port", str(metrics_port))
     )
-    processes.append(ingest)
 
     events = research_workflow(EventFactory(now=recent_start(), id_prefix="m"))
     headers = {"Authorization": f"Bearer {token}"}
@@ -69,16 +55,17 @@ async def test_api_role_serves_store_gauges_and_ingest_its_counters(
         response = await client.post("/v1/events", json={"events": events}, headers=headers)
         assert response.status_code == 202, response.text
         exported = f"http://127.0.0.1:{metrics_port}/metrics"
-        async with asyncio.timeout(WITHIN):
-            while True:
-                ingest.check_running()
-                try:
-                    text = (await client.get(exported)).text
-                except httpx.TransportError:
-                    text = ""
-                if total(text, "trackd_events_total", tenant="acme") >= len(events):
-                    break
-                await asyncio.sleep(0.1)
+        text = ""
+
+        async def counted() -> bool:
+            nonlocal text
+            try:
+                text = (await client.get(exported)).text
+            except httpx.TransportError:
+                text = ""
+            return total(text, "trackd_events_total", tenant="acme") >= len(events)
+
+        await eventually(counted, ingest)
         assert total(text, "trackd_events_total", tenant="acme", outcome="accepted") == len(events)
         assert total(text, "trackd_ingest_lag_seconds_count", tenant="acme") == len(events)
         assert total(text, "trackd_tasks_finished_total", tenant="acme") > 0

@@ -8,12 +8,10 @@ import json
 import uuid
 
 import pytest
-from test_cli import database_file, trackd
+from procs import trackd
 
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-
-__all__ = ["database_file"]  # fixtures
 
 pytestmark = pytest.mark.timeout(120)
 

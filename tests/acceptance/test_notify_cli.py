@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from pathlib import Path
 
 import pytest
-from procs import clean_env, trackd_executable
+from procs import clean_env
+from procs import trackd as run
 from typer.testing import CliRunner
 
 from trackd.cli.main import app as trackd_app
@@ -19,37 +19,24 @@ SECRET = "a-long-enough-signing-secret"
 
 async def trackd(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     # In a thread: the receiver runs in this test's event loop and must keep answering.
-    return await asyncio.to_thread(
-        subprocess.run,
-        [trackd_executable(), "notify", *args],
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return await asyncio.to_thread(run, "notify", *args, env=clean_env(**env))
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
-
-
-async def test_add_list_subscribe_and_test_a_webhook(db: str) -> None:
+async def test_add_list_subscribe_and_test_a_webhook(database_file: str) -> None:
     receiver = Receiver()
     async with serve(receiver.app()) as base_url:
         url = f"{base_url}/private/path?token=hunter2"
         # The receiver is on loopback: refused when the channel is added, unless allowed.
         private = await trackd(
             "add-channel", "--tenant", "acme", "--kind", "webhook", "--url", url,
-            "--database-url", db,
+            "--database-url", database_file,
         )  # fmt: skip
         assert private.returncode != 0 and "loopback" in private.stderr
         assert "hunter2" not in private.stderr
         added = await trackd(
             "add-channel", "--tenant", "acme", "--kind", "webhook", "--url", url,
             "--name", "ops", "--secret-env", "HOOK_SECRET", "--field", "rank",
-            "--database-url", db,
+            "--database-url", database_file,
             HOOK_SECRET=SECRET, TRACKD_ALLOW_PRIVATE_FETCH="true",
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
@@ -59,28 +46,30 @@ async def test_add_list_subscribe_and_test_a_webhook(db: str) -> None:
 
         subscribed = await trackd(
             "subscribe", channel_id, "--tenant", "acme", "--source", "rocket_league",
-            "--database-url", db,
+            "--database-url", database_file,
         )  # fmt: skip
         assert subscribed.returncode == 0, subscribed.stderr
 
-        listed = await trackd("channels", "--tenant", "acme", "--database-url", db)
+        listed = await trackd("channels", "--tenant", "acme", "--database-url", database_file)
         assert listed.returncode == 0, listed.stderr
         assert channel_id in listed.stdout and "rocket_league/*" in listed.stdout
         assert "hunter2" not in listed.stdout and "/private" not in listed.stdout
 
-        refused = await trackd("test-channel", channel_id, "--tenant", "acme", "--database-url", db)
+        refused = await trackd(
+            "test-channel", channel_id, "--tenant", "acme", "--database-url", database_file
+        )
         assert refused.returncode != 0
         assert "TRACKD_ALLOW_PRIVATE_FETCH" in refused.stderr
         assert receiver.deliveries == []
 
         sent = await trackd(
             "test-channel", channel_id, "--tenant", "acme", "--message", "hi there",
-            "--database-url", db,
+            "--database-url", database_file,
             TRACKD_ALLOW_PRIVATE_FETCH="true",
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
 
-        summary = await trackd("outbox", "--tenant", "acme", "--database-url", db)
+        summary = await trackd("outbox", "--tenant", "acme", "--database-url", database_file)
         assert summary.stdout.strip() == "pending=0  sent=0  dead=0"
 
     [delivery] = receiver.deliveries
@@ -105,10 +94,12 @@ MISTAKES = [
 
 
 @pytest.mark.parametrize(("args", "message"), MISTAKES)
-def test_mistakes_are_one_line_and_a_non_zero_exit(db: str, args: list[str], message: str) -> None:
+def test_mistakes_are_one_line_and_a_non_zero_exit(
+    database_file: str, args: list[str], message: str
+) -> None:
     # In process: the same command code, without paying the interpreter's start each time.
     result = CliRunner().invoke(
-        trackd_app, ["notify", *args, "--tenant", "acme", "--database-url", db]
+        trackd_app, ["notify", *args, "--tenant", "acme", "--database-url", database_file]
     )
     assert result.exit_code != 0, args
     lines = result.stderr.strip().splitlines()

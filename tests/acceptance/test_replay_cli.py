@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from procs import clean_env, trackd_executable
+from procs import trackd
 
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.testing import EventFactory, publish_events, research_workflow
-
-
-def trackd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [trackd_executable(), *args],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def database_file(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
 
 
 async def ingest_research_workflow(database_url: str) -> int:

@@ -15,29 +15,33 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import signal
 import subprocess
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from procs import clean_env, free_port, trackd_executable
-from redis.asyncio import Redis
+from procs import (
+    SERVED,
+    WITHIN,
+    Process,
+    Spawn,
+    StartApi,
+    assert_stopped_cleanly,
+    bus_url,
+    create_token,
+    eventually,
+    ingest_args,
+    recent_start,
+    unfinished,
+    wait_until_consumed,
+)
+from research_reads import check_research_plan
 from sqlalchemy import text
-from test_serve_http import check_research_plan
 
 from trackd.bus.redis.bus import RedisStreamsBus
-from trackd.bus.redis.layout import RedisStreamsOptions, stream_name
-from trackd.domain.events import TRACKED_TOPICS
-from trackd.ingest.consumer import INGEST_GROUP
 from trackd.store.engine import create_engine
 from trackd.testing import EventFactory, research_workflow
 
@@ -73,40 +77,9 @@ PLAN_SPAN = ("first_seen_at", "last_event_at")
 # compared instead: no event makes two transitions, and every task's transition into its
 # terminal state is there, once.
 TRANSITION_COUNT = "state_transitions (count)"
-WITHIN = 60.0  # seconds; the whole module runs in well under that
-STOP_TIMEOUT_S = 20.0
 
 
-# -- databases and Redis --------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def databases(
-    postgres_databases: Callable[[], AbstractAsyncContextManager[str]],
-) -> AsyncIterator[list[str]]:
-    """Two empty, migrated databases: one for the scaled-out run, one for the single one."""
-    async with postgres_databases() as first, postgres_databases() as second:
-        yield [first, second]
-
-
-@pytest_asyncio.fixture
-async def redis_prefixes(redis_url: str) -> AsyncIterator[list[str]]:
-    """Two key prefixes of this test's own; deleted afterwards."""
-    prefixes = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    yield prefixes
-    client = Redis.from_url(redis_url)
-    try:
-        for prefix in prefixes:
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-def bus_url(redis_url: str, prefix: str) -> str:
-    # Short leases so that the processes share partitions out quickly.
-    return f"{redis_url}?prefix={prefix}&lease_ttl=3&rebalance_interval=0.2"
+# -- publishing -----------------------------------------------------------------------------
 
 
 async def publish_stream(url: str, stream: Sequence[tuple[str, str, bytes]]) -> None:
@@ -126,113 +99,6 @@ async def publish_stream(url: str, stream: Sequence[tuple[str, str, bytes]]) -> 
             )
     finally:
         await bus.close()
-
-
-async def unfinished(redis_url: str, prefix: str) -> int:
-    """Streams whose entries the ingest group has not all been delivered and acknowledged."""
-    client = Redis.from_url(redis_url)
-    count = 0
-    try:
-        for topic in TRACKED_TOPICS:
-            for p in range(RedisStreamsOptions().partitions):
-                stream = stream_name(prefix, topic, p)
-                if not await client.exists(stream):
-                    continue
-                last = (await client.xinfo_stream(stream))["last-generated-id"]
-                groups = {_text(g["name"]): g for g in await client.xinfo_groups(stream)}
-                group = groups.get(INGEST_GROUP)
-                if group is None or group["pending"] or group["last-delivered-id"] != last:
-                    count += 1
-    finally:
-        await client.aclose()
-    return count
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-async def wait_until_consumed(redis_url: str, prefix: str, processes: Sequence[Process]) -> None:
-    async with asyncio.timeout(WITHIN):
-        while await unfinished(redis_url, prefix):
-            for process in processes:
-                process.check_running()
-            await asyncio.sleep(0.2)
-
-
-# -- processes ------------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    terminated: bool = False
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def check_running(self) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.output()}")
-
-    def terminate(self) -> None:
-        """SIGTERM, once: a second one, arriving while the first is being handled, would
-        end the process the default way."""
-        if not self.terminated and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            self.terminated = True
-
-    def stop(self) -> int:
-        """SIGTERM, then wait; returns the exit code."""
-        self.terminate()
-        try:
-            return self.popen.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-            pytest.fail(f"{self.name} ignored SIGTERM for {STOP_TIMEOUT_S} s:\n{self.output()}")
-
-
-def start(name: str, args: list[str], logs: Path) -> Process:
-    log = logs / f"{name}.log"
-    with log.open("ab") as out:
-        popen = subprocess.Popen(
-            [trackd_executable(), *args], env=clean_env(), stdout=out, stderr=subprocess.STDOUT
-        )
-    return Process(name, popen, log)
-
-
-def ingest_args(database: str, bus: str, name: str, *extra: str) -> list[str]:
-    return [
-        "ingest",
-        "--database-url",
-        database,
-        "--bus-url",
-        bus,
-        "--consumer-name",
-        name,
-        *extra,
-    ]
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    """Processes a test starts; killed if the test left them running."""
-    started: list[Process] = []
-    yield started
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait()
-
-
-def assert_stopped_cleanly(process: Process) -> None:
-    code = process.stop()
-    output = process.output()
-    assert code == 0, output
-    assert "Traceback" not in output, output
 
 
 # -- comparing databases --------------------------------------------------------------------
@@ -318,7 +184,7 @@ async def test_three_ingest_processes_write_what_one_writes(
     databases: list[str],
     redis_prefixes: list[str],
     processes: list[Process],
-    tmp_path: Path,
+    spawn: Spawn,
 ) -> None:
     stream = workload.build(TASKS)
     scaled_db, single_db = databases
@@ -328,7 +194,7 @@ async def test_three_ingest_processes_write_what_one_writes(
     # out while consuming.
     for i in range(INGESTERS):
         name = f"ingest-{i}"
-        processes.append(start(name, ingest_args(scaled_db, scaled_bus, name), tmp_path))
+        spawn(name, ingest_args(scaled_db, scaled_bus, name))
     await publish_stream(scaled_bus, stream)
     await wait_until_consumed(redis_url, redis_prefixes[0], processes)
     for process in processes:  # all at once: each finishes its batch, then exits
@@ -341,8 +207,7 @@ async def test_three_ingest_processes_write_what_one_writes(
 
     # The same stream through one process, which stops once it has nothing more to do.
     await publish_stream(single_bus, stream)
-    single = start("single", ingest_args(single_db, single_bus, "single", "--burst"), tmp_path)
-    processes.append(single)
+    single = spawn("single", ingest_args(single_db, single_bus, "single", "--burst"))
     try:
         code = await asyncio.to_thread(single.popen.wait, WITHIN)
     except subprocess.TimeoutExpired:
@@ -365,77 +230,17 @@ async def test_three_ingest_processes_write_what_one_writes(
     )
 
 
-def recent_start() -> datetime:
-    """Half an hour ago, in whole seconds: inside every metrics period."""
-    return (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
-
-
-def create_token(database: str, tenant: str) -> str:
-    done = subprocess.run(
-        [
-            trackd_executable(),
-            "token",
-            "create",
-            "--tenant",
-            tenant,
-            "--role",
-            "service",
-            "--database-url",
-            database,
-        ],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
-async def wait_healthy(url: str, process: Process) -> None:
-    async with asyncio.timeout(WITHIN), httpx.AsyncClient() as client:
-        while True:
-            process.check_running()
-            try:
-                if (await client.get(f"{url}/health", timeout=1.0)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-
-
-async def start_api(
-    database: str, bus: str, logs: Path, processes: list[Process]
-) -> tuple[Process, str]:
-    """`trackd serve --role api` on `database` and `bus`, healthy; its process and URL."""
-    port = free_port()
-    args = ["serve", "--role", "api", "--port", str(port)]
-    api = start("api", [*args, "--database-url", database, "--bus-url", bus], logs)
-    processes.append(api)
-    url = f"http://127.0.0.1:{port}"
-    await wait_healthy(url, api)
-    return api, url
-
-
-def stop_api(api: Process) -> None:
-    code = api.stop()
-    # uvicorn re-raises the SIGTERM it handled after a clean shutdown.
-    assert code in (0, -signal.SIGTERM), api.output()
-    assert "Traceback" not in api.output(), api.output()
-
-
 async def test_api_role_publishes_and_an_ingest_process_writes(
     redis_url: str,
     databases: list[str],
     redis_prefixes: list[str],
-    processes: list[Process],
-    tmp_path: Path,
+    redis_bus_url: str,
+    spawn: Spawn,
+    start_api: StartApi,
 ) -> None:
-    database = databases[0]
-    bus = bus_url(redis_url, redis_prefixes[0])
-    token = await asyncio.to_thread(create_token, database, "acme")
-    api, url = await start_api(database, bus, tmp_path, processes)
+    database, bus = databases[0], redis_bus_url
+    token = await asyncio.to_thread(create_token, "acme", database=database)
+    api, url = await start_api(database, bus)
 
     t0 = recent_start()
     events = research_workflow(EventFactory(now=t0, id_prefix="roles"))
@@ -447,15 +252,13 @@ async def test_api_role_publishes_and_an_ingest_process_writes(
         assert response.json()["accepted"] == len(events)
         assert (await client.get("/v1/tracker/plans/plan-123", headers=headers)).status_code == 404
 
-        ingest = start("ingest", ingest_args(database, bus, "ingest-0"), tmp_path)
-        processes.append(ingest)
-        async with asyncio.timeout(WITHIN):
-            while True:
-                ingest.check_running()
-                plan = await client.get("/v1/tracker/plans/plan-123", headers=headers)
-                if plan.status_code == 200 and plan.json()["status"] == "completed":
-                    break
-                await asyncio.sleep(0.1)
+        ingest = spawn("ingest", ingest_args(database, bus, "ingest-0"))
+
+        async def completed() -> bool:
+            plan = await client.get("/v1/tracker/plans/plan-123", headers=headers)
+            return plan.status_code == 200 and plan.json()["status"] == "completed"
+
+        await eventually(completed, ingest)
         await wait_until_consumed(redis_url, redis_prefixes[0], [ingest])
 
     with httpx.Client(base_url=url, timeout=30.0) as sync_client:
@@ -470,4 +273,4 @@ async def test_api_role_publishes_and_an_ingest_process_writes(
             t0=t0,
         )
     assert_stopped_cleanly(ingest)
-    stop_api(api)
+    assert_stopped_cleanly(api, SERVED)

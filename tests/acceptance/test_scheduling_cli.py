@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from procs import clean_env, trackd_executable
-from redis.asyncio import Redis
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -40,16 +38,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest_asyncio.fixture
-async def bus_url(redis_url: str) -> AsyncIterator[str]:
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield f"{redis_url}?prefix={prefix}&lease_ttl=3&rebalance_interval=0.2"
-    client = Redis.from_url(redis_url)
+async def sessions(database_file: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The application's sessions on `database_file`, migrated; the engine disposed after."""
+    await upgrade(database_file)
+    engine = create_engine(database_file)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        yield session_factory(engine)
     finally:
-        await client.aclose()
+        await engine.dispose()
+
+
+def trackd_env(database: str, bus: str, **extra: str) -> dict[str, str]:
+    return clean_env(
+        TRACKD_DATABASE_URL=database,
+        TRACKD_BUS_URL=bus,
+        TRACKD_ALLOW_PRIVATE_FETCH="true",
+        **extra,
+    )
 
 
 class Site:
@@ -93,52 +98,40 @@ def target(base: str, name: str) -> dict[str, Any]:
 
 
 async def test_scheduler_then_worker_processes_poll_and_polls_become_tasks(
-    bus_url: str, tmp_path: Path
+    database_file: str, redis_bus_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
-    env = clean_env(
-        TRACKD_DATABASE_URL=database,
-        TRACKD_BUS_URL=bus_url,
-        TRACKD_ALLOW_PRIVATE_FETCH="true",
-        TRACKD_SCHEDULER_STARTUP_SPREAD_S="0",
-    )
+    env = trackd_env(database_file, redis_bus_url, TRACKD_SCHEDULER_STARTUP_SPREAD_S="0")
     site = Site()
-    await upgrade(database)
-    engine = create_engine(database)
-    sessions = session_factory(engine)
-    try:
-        async with serve(site.app()) as base:
-            now = datetime.now(UTC)
-            async with sessions() as session, session.begin():
-                batch = await create_schedule(
-                    session,
-                    TENANT,
-                    name="guild-1",
-                    source="http_json",
-                    targets=[target(base, "a"), target(base, "b")],
-                    run_at=now,
-                )
-                every = await create_schedule(
-                    session,
-                    TENANT,
-                    name="status",
-                    source="http_json",
-                    target=target(base, "c"),
-                    interval_seconds=3600,
-                )
-                manual = await request_poll(session, TENANT, "http_json", target(base, "d"))
+    async with serve(site.app()) as base:
+        now = datetime.now(UTC)
+        async with sessions() as session, session.begin():
+            batch = await create_schedule(
+                session,
+                TENANT,
+                name="guild-1",
+                source="http_json",
+                targets=[target(base, "a"), target(base, "b")],
+                run_at=now,
+            )
+            every = await create_schedule(
+                session,
+                TENANT,
+                name="status",
+                source="http_json",
+                target=target(base, "c"),
+                interval_seconds=3600,
+            )
+            manual = await request_poll(session, TENANT, "http_json", target(base, "d"))
 
-            scheduled = await finished(await trackd("scheduler", "--burst", env=env))
-            worked = await finished(await trackd("worker", "--burst", env=env))
-            await finished(await trackd("ingest", "--burst", env=env))
+        scheduled = await finished(await trackd("scheduler", "--burst", env=env))
+        worked = await finished(await trackd("worker", "--burst", env=env))
+        await finished(await trackd("ingest", "--burst", env=env))
 
-            async with sessions() as session:
-                polls = list(await session.scalars(select(PollRow)))
-                snapshots = list(await session.scalars(select(SnapshotRow)))
-                run = await schedule_run(session, TENANT, batch.id)
-                records = [await tasks.get(session, TENANT, str(p.id)) for p in polls]
-    finally:
-        await engine.dispose()
+        async with sessions() as session:
+            polls = list(await session.scalars(select(PollRow)))
+            snapshots = list(await session.scalars(select(SnapshotRow)))
+            run = await schedule_run(session, TENANT, batch.id)
+            records = [await tasks.get(session, TENANT, str(p.id)) for p in polls]
 
     assert "runs=2" in scheduled and "polls=3" in scheduled, scheduled
     assert "completed=4" in worked, worked
@@ -157,20 +150,12 @@ async def test_scheduler_then_worker_processes_poll_and_polls_become_tasks(
 
 
 async def test_a_poll_of_a_worker_killed_mid_fetch_runs_again_on_another(
-    bus_url: str, tmp_path: Path
+    database_file: str, redis_bus_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'trackd.db'}"
-    env = clean_env(
-        TRACKD_DATABASE_URL=database,
-        TRACKD_BUS_URL=bus_url,
-        TRACKD_ALLOW_PRIVATE_FETCH="true",
-        TRACKD_POLL_LEASE_S="1",
-        TRACKD_FETCH_TIMEOUT_S="120",
+    env = trackd_env(
+        database_file, redis_bus_url, TRACKD_POLL_LEASE_S="1", TRACKD_FETCH_TIMEOUT_S="120"
     )
     site = Site()
-    await upgrade(database)
-    engine = create_engine(database)
-    sessions = session_factory(engine)
 
     async def poll_row() -> PollRow:
         async with sessions() as session:
@@ -178,26 +163,23 @@ async def test_a_poll_of_a_worker_killed_mid_fetch_runs_again_on_another(
             assert row is not None
             return row
 
-    try:
-        async with serve(site.app()) as base:
-            async with sessions() as session, session.begin():
-                poll = await request_poll(session, TENANT, "http_json", target(base, "slow"))
-            doomed = await trackd("worker", "--consumer-name", "doomed", env=env)
-            try:
-                await asyncio.wait_for(site.slow_started.wait(), 30)
-                held = await poll_row()
-                os.kill(doomed.pid, signal.SIGKILL)
-            finally:
-                if doomed.returncode is None:
-                    doomed.kill()
-                await doomed.wait()
-            await asyncio.sleep(1.5)  # past the dead worker's lease
-            worked = await finished(
-                await trackd("worker", "--burst", "--consumer-name", "heir", env=env)
-            )
-            done = await poll_row()
-    finally:
-        await engine.dispose()
+    async with serve(site.app()) as base:
+        async with sessions() as session, session.begin():
+            poll = await request_poll(session, TENANT, "http_json", target(base, "slow"))
+        doomed = await trackd("worker", "--consumer-name", "doomed", env=env)
+        try:
+            await asyncio.wait_for(site.slow_started.wait(), 30)
+            held = await poll_row()
+            os.kill(doomed.pid, signal.SIGKILL)
+        finally:
+            if doomed.returncode is None:
+                doomed.kill()
+            await doomed.wait()
+        await asyncio.sleep(1.5)  # past the dead worker's lease
+        worked = await finished(
+            await trackd("worker", "--burst", "--consumer-name", "heir", env=env)
+        )
+        done = await poll_row()
 
     assert (held.status, held.lease_owner, held.attempt) == (PollStatus.RUNNING, "doomed", 1)
     assert (done.status, done.attempt, done.lease_owner) == (PollStatus.COMPLETED, 2, None)

@@ -8,43 +8,28 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from procs import clean_env
-from test_scale_out import (
-    WITHIN,
-    Process,
-    bus_url,
+from procs import (
+    SERVED,
+    Server,
+    Spawn,
+    StartApi,
+    assert_stopped_cleanly,
+    clean_env,
     create_token,
+    eventually,
     ingest_args,
-    processes,
-    redis_prefixes,
-    start,
-    start_api,
-    stop_api,
+    recent_start,
     wait_until_consumed,
 )
-from test_scale_out import (
-    assert_stopped_cleanly as assert_ingest_stopped_cleanly,
-)
-from test_serve_http import (
-    Server,
-    assert_stopped_cleanly,
-    check_research_plan,
-    recent_start,
-    start_server,
-    trackd_env,
-)
-from test_serve_http import create_token as create_local_token
+from research_reads import check_research_plan
 
 from ce_client import MODES, batched, cloud_event
 from trackd.testing import EventFactory, research_workflow
-
-__all__ = ["processes", "redis_prefixes"]  # fixtures used here, defined with the scale-out tests
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plans-and-tasks.md"
 SECTION = "## CloudEvents over HTTP"
@@ -69,19 +54,6 @@ def sdk_requests(mode: str, events: list[dict[str, Any]]) -> list[tuple[dict[str
 
 
 ALL_MODES = [*MODES, "batched"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("serve-ce")
-    env = trackd_env(root / "trackd.db")
-    running = start_server(
-        env, root / "serve.log", {"acme": create_local_token(env, "acme", "service")}
-    )
-    try:
-        yield running
-    finally:
-        assert_stopped_cleanly(running)
 
 
 def test_the_documented_curls_work_as_written(server: Server) -> None:
@@ -129,12 +101,13 @@ async def test_the_api_role_publishes_what_each_mode_accepted(
     redis_url: str,
     database_url: str,
     redis_prefixes: list[str],
-    processes: list[Process],
-    tmp_path: Path,
+    redis_bus_url: str,
+    spawn: Spawn,
+    start_api: StartApi,
 ) -> None:
-    bus = bus_url(redis_url, redis_prefixes[0])
-    token = await asyncio.to_thread(create_token, database_url, "acme")
-    api, url = await start_api(database_url, bus, tmp_path, processes)
+    bus = redis_bus_url
+    token = await asyncio.to_thread(create_token, "acme", database=database_url)
+    api, url = await start_api(database_url, bus)
 
     t0 = recent_start()
     auth = {"Authorization": f"Bearer {token}"}
@@ -154,16 +127,14 @@ async def test_the_api_role_publishes_what_each_mode_accepted(
                 assert response.status_code == 202, response.text
         assert (await client.get("/v1/tracker/plans/plan-binary", headers=auth)).status_code == 404
 
-        ingest = start("ingest", ingest_args(database_url, bus, "ingest-0"), tmp_path)
-        processes.append(ingest)
-        async with asyncio.timeout(WITHIN):
-            for plan_id, *_ in plans.values():
-                while True:
-                    ingest.check_running()
-                    plan = await client.get(f"/v1/tracker/plans/{plan_id}", headers=auth)
-                    if plan.status_code == 200 and plan.json()["status"] == "completed":
-                        break
-                    await asyncio.sleep(0.1)
+        ingest = spawn("ingest", ingest_args(database_url, bus, "ingest-0"))
+        for plan_id, *_ in plans.values():
+
+            async def completed(plan_id: str = plan_id) -> bool:
+                plan = await client.get(f"/v1/tracker/plans/{plan_id}", headers=auth)
+                return plan.status_code == 200 and plan.json()["status"] == "completed"
+
+            await eventually(completed, ingest)
         await wait_until_consumed(redis_url, redis_prefixes[0], [ingest])
 
     with httpx.Client(base_url=url, timeout=30.0) as sync_client:
@@ -178,5 +149,5 @@ async def test_the_api_role_publishes_what_each_mode_accepted(
                 prefix=prefix,
                 t0=t0,
             )
-    assert_ingest_stopped_cleanly(ingest)
-    stop_api(api)
+    assert_stopped_cleanly(ingest)
+    assert_stopped_cleanly(api, SERVED)

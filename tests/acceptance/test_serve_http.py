@@ -8,123 +8,30 @@ its own plan and task ids so that the tests do not depend on each other's order.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from procs import clean_env, free_port, trackd_executable
+from procs import (
+    Server,
+    assert_server_stopped_cleanly,
+    create_token,
+    recent_start,
+    start_server,
+    trackd_env,
+)
+from research_reads import at, check_research_plan, shape
 from soorma_common.events import EventEnvelope as SoormaEnvelope
 from soorma_common.events import EventTopic
 from soorma_common.tracking import TaskProgressEvent, TaskState, TaskStateChanged
 
-from trackd.testing import EventFactory, iso, research_workflow
+from trackd.testing import EventFactory, research_workflow
 
-STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 20.0
-
-
-# -- running trackd -------------------------------------------------------------------------
-
-
-def trackd_env(database: Path) -> dict[str, str]:
-    env = clean_env()
-    env["TRACKD_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
-    return env
-
-
-def create_token(env: dict[str, str], tenant: str, role: str) -> str:
-    done = subprocess.run(
-        [trackd_executable(), "token", "create", "--tenant", tenant, "--role", role],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    tokens: dict[str, str]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(env: dict[str, str], log: Path, tokens: dict[str, str]) -> Server:
-    port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [trackd_executable(), "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log, tokens)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trackd serve exited with {process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    pytest.fail(f"trackd serve was not healthy within {STARTUP_TIMEOUT_S} s:\n{server.output()}")
-
-
-def stop_server(server: Server) -> int:
-    """SIGTERM, wait, and return the exit code (killing the process if it hangs)."""
-    process = server.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail(f"trackd serve ignored SIGTERM for {STOP_TIMEOUT_S} s")
-    return process.returncode
-
-
-def assert_stopped_cleanly(server: Server) -> None:
-    code = stop_server(server)
-    output = server.output()
-    # uvicorn shuts down gracefully, then re-raises the signal it caught, so the process ends
-    # "killed by SIGTERM" after a clean shutdown; 0 is fine too.
-    assert code in (0, -signal.SIGTERM), output
-    assert "Application shutdown complete" in output, output
-    assert "Traceback" not in output, output
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("serve")
-    env = trackd_env(root / "trackd.db")
-    tokens = {
-        "acme": create_token(env, "acme", "service"),
-        "acme-reader": create_token(env, "acme", "reader"),
-        "globex": create_token(env, "globex", "service"),
-    }
-    running = start_server(env, root / "serve.log", tokens)
-    try:
-        yield running
-    finally:
-        assert_stopped_cleanly(running)
+# `server`, the module's served trackd with tokens "acme", "acme-reader" and "globex", is a
+# fixture of conftest.py.
 
 
 @pytest.fixture
@@ -135,15 +42,6 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 def auth(server: Server, name: str = "acme") -> dict[str, str]:
     return {"Authorization": f"Bearer {server.tokens[name]}"}
-
-
-def recent_start() -> datetime:
-    """Half an hour ago, in whole seconds: inside every metrics period."""
-    return (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
-
-
-def at(t0: datetime, seconds: float) -> str:
-    return iso(t0 + timedelta(seconds=seconds))
 
 
 def publish(client: httpx.Client, headers: dict[str, str], body: Any) -> httpx.Response:
@@ -160,172 +58,6 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert error["code"] == code, error
     return dict(error)
-
-
-# -- the research workflow of seed 003 ------------------------------------------------------
-
-
-def check_research_plan(
-    client: httpx.Client,
-    headers: dict[str, str],
-    events: list[dict[str, Any]],
-    *,
-    plan_id: str,
-    trace_id: str,
-    prefix: str,
-    t0: datetime,
-) -> None:
-    """Every documented field of the four tracker reads, for `research_workflow`'s events."""
-    goal, search, analysis = f"{prefix}goal-1", f"{prefix}task-1", f"{prefix}task-2"
-    ids = [e["id"] for e in events]
-
-    plan = client.get(f"/v1/tracker/plans/{plan_id}", headers=headers)
-    assert plan.status_code == 200, plan.text
-    assert plan.json() == {
-        "plan_id": plan_id,
-        "status": "completed",
-        "started_at": at(t0, 2),
-        "completed_at": at(t0, 260),
-        "task_count": 3,
-        "completed_tasks": 3,
-        "failed_tasks": 0,
-        "current_state": "report ready",
-        "trace_id": trace_id,
-        "as_of": at(t0, 260),
-    }
-
-    tasks = client.get(f"/v1/tracker/plans/{plan_id}/tasks", headers=headers)
-    assert tasks.status_code == 200, tasks.text
-    assert tasks.json() == {
-        "plan_id": plan_id,
-        "as_of": at(t0, 260),
-        "tasks": [
-            {
-                "task_id": goal,
-                "event_type": "research.goal",
-                "state": "completed",
-                "started_at": at(t0, 0),
-                "completed_at": at(t0, 255),
-                "duration_seconds": 255.0,
-                "progress": 1.0,
-                "attempts": 1,
-                "agent_id": "research-planner",
-            },
-            {
-                "task_id": search,
-                "event_type": "web.search.requested",
-                "state": "completed",
-                "started_at": at(t0, 60),
-                "completed_at": at(t0, 150),
-                "duration_seconds": 90.0,
-                "progress": 1.0,
-                "attempts": 1,
-                "agent_id": "web-search-worker",
-            },
-            {
-                "task_id": analysis,
-                "event_type": "analyze.text",
-                "state": "completed",
-                "started_at": at(t0, 155),
-                "completed_at": at(t0, 250),
-                "duration_seconds": 95.0,
-                "progress": 1.0,
-                "attempts": 1,
-                "agent_id": "analysis-worker",
-            },
-        ],
-    }
-
-    timeline = client.get(f"/v1/tracker/plans/{plan_id}/timeline", headers=headers)
-    assert timeline.status_code == 200, timeline.text
-    body = timeline.json()
-    assert body["plan_id"] == plan_id
-    assert body["trace_id"] == trace_id
-    assert body["as_of"] == at(t0, 260)
-    task_of = {e["id"]: e.get("correlation_id") or e["data"].get("task_id") for e in events}
-    assert body["events"] == [
-        {
-            "event_id": e["id"],
-            "event_type": e["type"],
-            "timestamp": e["time"],
-            "parent_event_id": e.get("parent_event_id"),
-            "topic": e["topic"],
-            "source": e["source"],
-            "task_id": task_of[e["id"]],
-        }
-        for e in events
-    ]
-    # The trace tree: goal -> (plan.started, web.search.requested -> web.search.completed
-    # -> analyze.text -> (progress, progress, analyze.text.completed -> goal completed
-    # -> plan.completed)).
-    e1, e2, e3, e4, e5, e6, e7, e8, e9, e10 = ids
-    expected_tree: list[tuple[str, list[Any]]] = [
-        (e1, [(e2, []), (e3, [(e4, [(e5, [(e6, []), (e7, []), (e8, [(e9, [(e10, [])])])])])])]),
-    ]
-    assert [shape(node) for node in body["tree"]] == expected_tree
-    by_id = {e["id"]: e for e in events}
-    for node in walk(body["tree"]):
-        source = by_id[node["event_id"]]
-        assert node["event_type"] == source["type"]
-        assert node["timestamp"] == source["time"]
-        assert node["parent_event_id"] == source.get("parent_event_id")
-
-    detail = client.get(f"/v1/tracker/tasks/{analysis}", headers=headers)
-    assert detail.status_code == 200, detail.text
-    assert detail.json() == {
-        "as_of": at(t0, 250),
-        "task": {
-            "task_id": analysis,
-            "event_type": "analyze.text",
-            "state": "completed",
-            "started_at": at(t0, 155),
-            "completed_at": at(t0, 250),
-            "duration_seconds": 95.0,
-            "progress": 1.0,
-            "attempts": 1,
-            "agent_id": "analysis-worker",
-            "plan_id": plan_id,
-            "message": "Summarizing findings",
-            "error": None,
-            "max_attempts": 3,
-            "trace_id": trace_id,
-            "parent_event_id": e4,
-            "requester": "research-planner",
-            "first_seen_at": at(t0, 155),
-            "last_event_at": at(t0, 250),
-            "data": {"sources": 8},
-            "result": {"success": True, "summary": "Hydrometallurgy leads"},
-        },
-        "transitions": [
-            {
-                "from_state": None,
-                "to_state": "running",
-                "attempt": 1,
-                "reason": None,
-                "event_id": e5,
-                "transitioned_at": at(t0, 155),
-            },
-            {
-                "from_state": "running",
-                "to_state": "completed",
-                "attempt": 1,
-                "reason": None,
-                "event_id": e8,
-                "transitioned_at": at(t0, 250),
-            },
-        ],
-        "anomalies": [],
-    }
-
-
-def shape(node: dict[str, Any]) -> tuple[str, list[Any]]:
-    return node["event_id"], [shape(child) for child in node["children"]]
-
-
-def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for node in nodes:
-        yield node
-        yield from walk(node["children"])
 
 
 def test_research_workflow_published_as_one_batch(server: Server, client: httpx.Client) -> None:
@@ -769,17 +501,17 @@ def test_the_server_keeps_ingesting_after_garbage(server: Server, client: httpx.
 
 def test_sigterm_stops_the_server_cleanly_and_data_survives(tmp_path: Path) -> None:
     env = trackd_env(tmp_path / "trackd.db")
-    tokens = {"acme": create_token(env, "acme", "service")}
-    first = start_server(env, tmp_path / "first.log", tokens)
+    tokens = {"acme": create_token("acme", env=env)}
+    first = start_server(env, tmp_path, tokens, name="first")
     t0 = recent_start()
     events = research_workflow(EventFactory(now=t0))
     try:
         with httpx.Client(base_url=first.url, timeout=30.0) as c:
             assert publish(c, auth(first), {"events": events}).status_code == 202
     finally:
-        assert_stopped_cleanly(first)
+        assert_server_stopped_cleanly(first)
 
-    second = start_server(env, tmp_path / "second.log", tokens)
+    second = start_server(env, tmp_path, tokens, name="second")
     try:
         with httpx.Client(base_url=second.url, timeout=30.0) as c:
             check_research_plan(
@@ -792,4 +524,4 @@ def test_sigterm_stops_the_server_cleanly_and_data_survives(tmp_path: Path) -> N
                 t0=t0,
             )
     finally:
-        assert_stopped_cleanly(second)
+        assert_server_stopped_cleanly(second)

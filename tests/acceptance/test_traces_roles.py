@@ -4,7 +4,7 @@ a `trackd ingest` process stores the spans as tasks (PostgreSQL, real processes)
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,19 +12,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from test_scale_out import (  # noqa: F401 - fixtures used by name
-    WITHIN,
-    Process,
-    assert_stopped_cleanly,
-    bus_url,
-    create_token,
-    databases,
-    ingest_args,
-    processes,
-    redis_prefixes,
-    start,
-    start_api,
-)
+from procs import Spawn, StartApi, assert_stopped_cleanly, create_token, eventually, ingest_args
 
 pytestmark = pytest.mark.postgres
 
@@ -52,33 +40,28 @@ def export_a_failed_llm_call(url: str, token: str) -> tuple[str, str]:
 
 
 async def test_api_role_takes_spans_and_an_ingest_process_stores_them(
-    redis_url: str,
-    databases: list[str],  # noqa: F811
-    redis_prefixes: list[str],  # noqa: F811
-    processes: list[Process],  # noqa: F811
-    tmp_path: Path,
+    databases: list[str], redis_bus_url: str, spawn: Spawn, start_api: StartApi
 ) -> None:
-    database = databases[0]
-    bus = bus_url(redis_url, redis_prefixes[0])
-    token = await asyncio.to_thread(create_token, database, "acme")
-    _, url = await start_api(database, bus, tmp_path, processes)
+    database, bus = databases[0], redis_bus_url
+    token = await asyncio.to_thread(create_token, "acme", database=database)
+    _, url = await start_api(database, bus)
 
     trace, child = await asyncio.to_thread(export_a_failed_llm_call, url, token)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as client:
         # The export succeeded once Redis held the events: nothing has stored them yet.
         assert (await client.get(f"/v1/tracker/plans/{trace}")).status_code == 404
-        ingest = start("ingest", ingest_args(database, bus, "ingest-0"), tmp_path)
-        processes.append(ingest)
-        async with asyncio.timeout(WITHIN):
-            while True:
-                ingest.check_running()
-                plan = await client.get(f"/v1/tracker/plans/{trace}")
-                if plan.status_code == 200 and plan.json()["task_count"] == 2:
-                    done = plan.json()
-                    if done["completed_tasks"] + done["failed_tasks"] == 2:
-                        break
-                await asyncio.sleep(0.1)
+        ingest = spawn("ingest", ingest_args(database, bus, "ingest-0"))
+        done: dict[str, Any] = {}
+
+        async def stored() -> bool:
+            plan = await client.get(f"/v1/tracker/plans/{trace}")
+            if plan.status_code == 200 and plan.json()["task_count"] == 2:
+                done.update(plan.json())
+                return bool(done["completed_tasks"] + done["failed_tasks"] == 2)
+            return False
+
+        await eventually(stored, ingest)
         task = (await client.get(f"/v1/tracker/tasks/{child}")).json()["task"]
         metrics = (await client.get("/v1/tracker/metrics?agent_id=roles-agent")).json()
     assert (done["completed_tasks"], done["failed_tasks"]) == (1, 1)

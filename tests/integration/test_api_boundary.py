@@ -11,12 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import started
+from runtime_support import api_client, bearer_headers, started
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.settings import Settings
-from trackd.store.repos import tokens
 from trackd.testing import EventFactory
 
 pytestmark = pytest.mark.timeout(90)
@@ -51,14 +49,10 @@ async def served(database_url: str) -> AsyncIterator[Served]:
         publish_timeout_s=15,
     )
     async with started(settings) as runtime:
-        async with runtime.sessions() as s, s.begin():
-            issued = {
-                "alice": await tokens.create(s, "acme", user_id="alice", role=Role.USER),
-                "bot": await tokens.create(s, "acme", user_id=None, role=Role.SERVICE),
-            }
-        auth = {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
-        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+        auth = await bearer_headers(
+            runtime, {"alice": ("acme", "alice", Role.USER), "bot": ("acme", None, Role.SERVICE)}
+        )
+        async with api_client(runtime) as client:
             yield Served(client, auth)
 
 

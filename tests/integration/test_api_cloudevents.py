@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 from cloudevents.core.bindings.http import HTTPMessage
 from cloudevents.core.v1.event import CloudEvent
+from runtime_support import api_client
 from sqlalchemy import select
 from test_api_interop import runtime
 
 from ce_client import MODES, batched, binary, cloud_event, structured
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.store.models import TimelineEvent
@@ -38,12 +38,7 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         ann = await tokens.create(s, TENANT, user_id="ann", role=Role.USER)
         bob = await tokens.create(s, TENANT, user_id="bob", role=Role.USER)
         globex = await tokens.create(s, "globex", user_id=None, role=Role.SERVICE)
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://trackd.test",
-        headers={"Authorization": f"Bearer {acme}"},
-    ) as client:
+    async with api_client(runtime, headers={"Authorization": f"Bearer {acme}"}) as client:
         client.tokens = {"ann": ann, "bob": bob, "globex": globex}  # type: ignore[attr-defined]
         yield client
 

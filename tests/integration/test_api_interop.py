@@ -12,15 +12,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import started
+from runtime_support import api_client, bearer_headers, started
 from soorma_common.events import ActionResultEvent, BusinessFactEvent
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.timeline import MAX_TREE_DEPTH
 from trackd.runtime import Runtime
 from trackd.settings import Settings
-from trackd.store.repos import dead_letters, tokens
+from trackd.store.repos import dead_letters
 from trackd.testing import EventFactory
 
 TENANT = "acme"
@@ -39,22 +38,22 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest_asyncio.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+    async with api_client(runtime) as client:
         yield client
 
 
 @pytest_asyncio.fixture
 async def auth(runtime: Runtime) -> dict[str, Headers]:
     """Bearer headers: a service, an admin, and two users (ann, bob) of one tenant."""
-    async with runtime.sessions() as s, s.begin():
-        issued = {
-            "service": await tokens.create(s, TENANT, user_id=None, role=Role.SERVICE),
-            "admin": await tokens.create(s, TENANT, user_id="root", role=Role.ADMIN),
-            "ann": await tokens.create(s, TENANT, user_id="ann", role=Role.USER),
-            "bob": await tokens.create(s, TENANT, user_id="bob", role=Role.USER),
-        }
-    return {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
+    return await bearer_headers(
+        runtime,
+        {
+            "service": (TENANT, None, Role.SERVICE),
+            "admin": (TENANT, "root", Role.ADMIN),
+            "ann": (TENANT, "ann", Role.USER),
+            "bob": (TENANT, "bob", Role.USER),
+        },
+    )
 
 
 async def post(

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import api_client, bearer_headers, running
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
 from trackd.modules import service
@@ -22,7 +22,6 @@ from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.snapshots.service import record_snapshot
 from trackd.sources.base import Snapshot
-from trackd.store.repos import tokens
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,21 +45,18 @@ class Api:
 @pytest_asyncio.fixture
 async def api(database_url: str) -> AsyncIterator[Api]:
     runtime = Runtime.build(Settings(database_url=database_url), ingest=False)
-    await runtime.start(migrate=False)
-    try:
-        async with runtime.sessions() as s, s.begin():
-            issued = {
-                "admin": await tokens.create(s, ACME, user_id="ada", role=Role.ADMIN),
-                "reader": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
-                "user": await tokens.create(s, ACME, user_id="alice", role=Role.USER),
-                "globex": await tokens.create(s, GLOBEX, user_id="gus", role=Role.ADMIN),
-            }
-        auth = {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
-        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+    async with running(runtime):
+        auth = await bearer_headers(
+            runtime,
+            {
+                "admin": (ACME, "ada", Role.ADMIN),
+                "reader": (ACME, "rita", Role.READER),
+                "user": (ACME, "alice", Role.USER),
+                "globex": (GLOBEX, "gus", Role.ADMIN),
+            },
+        )
+        async with api_client(runtime) as client:
             yield Api(runtime, client, auth)
-    finally:
-        await runtime.stop()
 
 
 def error(response: httpx.Response) -> str:

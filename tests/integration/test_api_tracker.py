@@ -13,15 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import started
+from runtime_support import api_client, bearer_headers, started
 from sqlalchemy import func, select
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.store.models import TimelineEvent
-from trackd.store.repos import tokens
 from trackd.testing import EventFactory
 
 ACME, GLOBEX = "acme", "globex"
@@ -36,21 +34,21 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest_asyncio.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+    async with api_client(runtime) as client:
         yield client
 
 
 @pytest_asyncio.fixture
 async def auth(runtime: Runtime) -> dict[str, Headers]:
     """Bearer headers by name: acme's service and reader, globex's service."""
-    async with runtime.sessions() as s, s.begin():
-        issued = {
-            "acme": await tokens.create(s, ACME, user_id=None, role=Role.SERVICE),
-            "reader": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
-            "globex": await tokens.create(s, GLOBEX, user_id=None, role=Role.SERVICE),
-        }
-    return {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
+    return await bearer_headers(
+        runtime,
+        {
+            "acme": (ACME, None, Role.SERVICE),
+            "reader": (ACME, "rita", Role.READER),
+            "globex": (GLOBEX, None, Role.SERVICE),
+        },
+    )
 
 
 def when(value: str) -> datetime:

@@ -9,11 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
+from runtime_support import api_client
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.astronomy import VOID_OF_COURSE_BODIES
 from trackd.modules import service
@@ -124,8 +123,7 @@ async def test_a_put_on_one_runtime_reaches_the_other_over_redis(
         async with api.sessions() as session, session.begin():
             token = await tokens.create(session, TENANT, user_id="ada", role=Role.ADMIN)
         assert await bodies(worker) == list(VOID_OF_COURSE_BODIES)
-        transport = httpx.ASGITransport(app=create_app(api, manage=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+        async with api_client(api) as client:
             response = await client.put(
                 "/v1/modules/lunar/config",
                 headers={"Authorization": f"Bearer {token}"},

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import quick_ingest, started
+from runtime_support import quick_ingest, running, started
 
 from trackd.app import create_app
 from trackd.domain.access import Role
@@ -57,12 +57,9 @@ def tree_of(timeline: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
 async def app_client(database_url: str) -> AsyncIterator[tuple[httpx.AsyncBaseTransport, str]]:
     runtime = Runtime.build(Settings(database_url=database_url, publish_timeout_s=15))
     quick_ingest(runtime, default_tenant=TENANT)
-    await runtime.start(migrate=False)  # the fixture's database is migrated already
-    try:
+    async with running(runtime):  # the fixture's database is migrated already
         token = await service_token(database_url)
         yield httpx.ASGITransport(app=create_app(runtime, manage=False)), token
-    finally:
-        await runtime.stop()
 
 
 async def test_async_code_tracks_into_a_trackd_server(

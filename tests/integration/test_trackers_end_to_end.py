@@ -10,16 +10,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import api_client, bearer_headers, running
 
 from fakes.trn_payloads import recorded
 from fakes.trn_server import FakeStatsSite
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.sources import registry
 from trackd.sources.rocket_league import RocketLeagueSource
-from trackd.store.repos import tokens
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,19 +55,10 @@ async def served(database_url: str, source: RocketLeagueSource) -> AsyncIterator
     )
     # As `trackd serve` runs it: ingest takes the polls' task events off the in-process bus.
     runtime = Runtime.build(settings, poll=True, schedule=True)
-    await runtime.start(migrate=False)
-    try:
-        async with runtime.sessions() as s, s.begin():
-            token = await tokens.create(s, "acme", user_id="alice", role=Role.USER)
-        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://trackd.test",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client:
+    async with running(runtime):
+        auth = await bearer_headers(runtime, {"alice": ("acme", "alice", Role.USER)})
+        async with api_client(runtime, headers=auth["alice"]) as client:
             yield client
-    finally:
-        await runtime.stop()
 
 
 async def test_registered_tracker_is_scraped_at_once(

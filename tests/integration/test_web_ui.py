@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from runtime_support import started
+from runtime_support import api_client, started
 from sqlalchemy import update
 
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
 from trackd.reads import service as reads
@@ -58,8 +57,7 @@ async def issued(runtime: Runtime) -> dict[str, str]:
 
 @pytest_asyncio.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+    async with api_client(runtime, BASE) as client:
         yield client
 
 
@@ -182,8 +180,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
 async def test_login_over_https_marks_the_cookie_secure(
     runtime: Runtime, issued: dict[str, str]
 ) -> None:
-    transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-    async with httpx.AsyncClient(transport=transport, base_url="https://trackd.test") as client:
+    async with api_client(runtime, "https://trackd.test") as client:
         response = await log_in(client, issued["reader"])
     assert response.status_code == 303
     assert "Secure" in response.headers["set-cookie"]

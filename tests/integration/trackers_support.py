@@ -11,16 +11,15 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from runtime_support import api_client, bearer_headers, running
 
 from fakes.trn_payloads import playlist_segment, profile_payload, recorded
 from fakes.trn_server import FakeStatsSite
-from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.runtime import Runtime
 from trackd.scheduling import Poller, PollerOptions, Scheduler, SchedulerOptions
 from trackd.settings import Settings
 from trackd.sources.rocket_league import RocketLeagueSource
-from trackd.store.repos import tokens
 
 ACME, GLOBEX = "acme", "globex"
 BASE = "https://rocketleague.tracker.network/rocket-league/profile"
@@ -124,20 +123,17 @@ def site() -> Iterator[FakeStatsSite]:
 async def league(database_url: str, site: FakeStatsSite) -> AsyncIterator[League]:
     settings = Settings(database_url=database_url, tracker_refresh_jitter_s=0)
     runtime = Runtime.build(settings, ingest=False)
-    await runtime.start(migrate=False)
-    try:
-        async with runtime.sessions() as s, s.begin():
-            issued = {
-                "alice": await tokens.create(s, ACME, user_id="alice", role=Role.USER),
-                "bob": await tokens.create(s, ACME, user_id="bob", role=Role.USER),
-                "reader": await tokens.create(s, ACME, user_id="rita", role=Role.READER),
-                "admin": await tokens.create(s, ACME, user_id="ada", role=Role.ADMIN),
-                "bot": await tokens.create(s, ACME, user_id=None, role=Role.SERVICE),
-                "globex": await tokens.create(s, GLOBEX, user_id="alice", role=Role.USER),
-            }
-        auth = {name: {"Authorization": f"Bearer {token}"} for name, token in issued.items()}
-        transport = httpx.ASGITransport(app=create_app(runtime, manage=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://trackd.test") as client:
+    async with running(runtime):
+        auth = await bearer_headers(
+            runtime,
+            {
+                "alice": (ACME, "alice", Role.USER),
+                "bob": (ACME, "bob", Role.USER),
+                "reader": (ACME, "rita", Role.READER),
+                "admin": (ACME, "ada", Role.ADMIN),
+                "bot": (ACME, None, Role.SERVICE),
+                "globex": (GLOBEX, "alice", Role.USER),
+            },
+        )
+        async with api_client(runtime) as client:
             yield League(runtime, client, site, auth, Clock())
-    finally:
-        await runtime.stop()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from old_database import DatabaseAt
 from sqlalchemy import MetaData, Table
 
 from trackd.domain.metrics import BucketDelta, summarize
-from trackd.store.engine import create_engine, session_factory
-from trackd.store.migrate import upgrade
 from trackd.store.models import AgentMetricBucket, new_id, table_of
 from trackd.store.repos import metrics
 
@@ -25,44 +24,39 @@ AT_0007 = Table(
 )
 
 
-async def test_buckets_stored_at_0007_read_back_with_no_tokens(empty_database_url: str) -> None:
-    await upgrade(empty_database_url, "0007")
-    engine = create_engine(empty_database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                AT_0007.insert(),
-                {
-                    "id": new_id(),
-                    "tenant_id": "acme",
-                    "agent_id": "researcher",
-                    "period_start": HOUR,
-                    "period_end": HOUR + timedelta(hours=1),
-                    "total_tasks": 3,
-                    "completed_tasks": 2,
-                    "failed_tasks": 1,
-                    "cancelled_tasks": 0,
-                    "duration_sum": 4.5,
-                    "duration_count": 3,
-                    "last_event_at": HOUR + timedelta(minutes=5),
-                },
-            )
+async def test_buckets_stored_at_0007_read_back_with_no_tokens(database_at: DatabaseAt) -> None:
+    at_0007 = await database_at("0007")
+    await at_0007.insert(
+        AT_0007,
+        {
+            "id": new_id(),
+            "tenant_id": "acme",
+            "agent_id": "researcher",
+            "period_start": HOUR,
+            "period_end": HOUR + timedelta(hours=1),
+            "total_tasks": 3,
+            "completed_tasks": 2,
+            "failed_tasks": 1,
+            "cancelled_tasks": 0,
+            "duration_sum": 4.5,
+            "duration_count": 3,
+            "last_event_at": HOUR + timedelta(minutes=5),
+        },
+    )
 
-        await upgrade(engine)
+    await at_0007.upgrade()
 
-        async with session_factory(engine)() as session:
-            before = await metrics.buckets_by_agent_since(session, "acme", HOUR)
-        async with session_factory(engine)() as session, session.begin():
-            # A task counted after the upgrade adds its tokens to the old bucket.
-            await metrics.add(
-                session,
-                "acme",
-                [BucketDelta("researcher", HOUR, 1, 1, input_tokens=120, output_tokens=30)],
-            )
-        async with session_factory(engine)() as session:
-            after = await metrics.buckets_since(session, "acme", HOUR, "researcher")
-    finally:
-        await engine.dispose()
+    async with at_0007.sessions() as session:
+        before = await metrics.buckets_by_agent_since(session, "acme", HOUR)
+    async with at_0007.sessions() as session, session.begin():
+        # A task counted after the upgrade adds its tokens to the old bucket.
+        await metrics.add(
+            session,
+            "acme",
+            [BucketDelta("researcher", HOUR, 1, 1, input_tokens=120, output_tokens=30)],
+        )
+    async with at_0007.sessions() as session:
+        after = await metrics.buckets_since(session, "acme", HOUR, "researcher")
     old = summarize("researcher", "24h", before["researcher"])
     assert (old.total_tasks, old.completed_tasks, old.failed_tasks) == (3, 2, 1)
     assert old.avg_duration_seconds == 1.5
