@@ -7,12 +7,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from procs import clean_env
-from test_cli import database_file, trackd
+from procs import clean_env, trackd
 
 from fakes.feed_server import FakeFeeds, gfz_fixture
-
-__all__ = ["database_file"]  # fixtures
 
 pytestmark = pytest.mark.timeout(120)
 

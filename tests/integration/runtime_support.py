@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from trackd.api.app import create_app
+from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.ingest.consumer import IngestConsumer, IngestOptions
 from trackd.runtime import Runtime

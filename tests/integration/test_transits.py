@@ -27,11 +27,12 @@ from trackd.modules.transits import (
     sky_at,
 )
 from trackd.runtime import Runtime
-from trackd.scheduling import Poller, PollerOptions, Scheduler, SchedulerOptions, find_schedules
+from trackd.scheduling import Poller, PollerOptions, Scheduler, SchedulerOptions
 from trackd.settings import Settings
 from trackd.snapshots.service import list_snapshots
 from trackd.store.repos import polls as poll_repo
 from trackd.store.repos import tokens
+from trackd.store.repos.schedules import find as find_schedules
 
 pytestmark = pytest.mark.timeout(120)
 
