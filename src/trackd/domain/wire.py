@@ -89,8 +89,11 @@ ALIASED: Final = (
     "goal_id",
 )
 _SPELLINGS: Final = {
-    name: (name, name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:]),
-           name.replace("_", ""))
+    name: (
+        name,
+        name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:]),
+        name.replace("_", ""),
+    )
     for name in ALIASED
 }
 # Optional strings with a bound on their length (None: no bound).
@@ -112,7 +115,6 @@ _SOURCE_REFUSED: Final = re.compile(r"[\x00-\x1f\x7f]")
 # Integers of 19 digits or more may be beyond 64 bits: the JSON policy judges them.
 _DIGITS_AS_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
 _WIDE_NUMBER: Final = b"0" * 19
-_DOT_SEGMENTS: Final = frozenset({".", ".."})
 MAX_SEQUENCE: Final = 2**53
 MAX_ATTEMPT: Final = 10_000
 
@@ -122,10 +124,6 @@ class Unsure(Exception):  # noqa: N818 - a signal, not an error
 
 
 def _id(value: str) -> str:
-    if 0 < len(value) <= ID_MAX and value.isprintable() and "/" not in value:
-        if value not in _DOT_SEGMENTS:
-            return value
-        raise Unsure
     if id_problem(value) is not None:
         raise Unsure
     return value
