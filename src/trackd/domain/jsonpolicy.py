@@ -112,7 +112,7 @@ def _acceptable(value: Any, max_depth: int) -> bool:
             for child in value
         )
     if kind is int:
-        return INT_MIN <= value <= INT_MAX
+        return bool(INT_MIN <= value <= INT_MAX)
     if kind is float:
         return math.isfinite(value)
     return value is None or kind is bool

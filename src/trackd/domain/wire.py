@@ -35,42 +35,42 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=False):
     type: str
     specversion: str | UnsetType = UNSET
     time: str | UnsetType = UNSET
-    data: dict[str, Any] | None | UnsetType = UNSET
+    data: dict[str, Any] | UnsetType | None = UNSET
     datacontenttype: _Str = UNSET
     data_base64: _Str = UNSET
     topic: _Str = UNSET
     subject: _Str = UNSET
     correlation_id: _Str = UNSET
-    correlationId: _Str = UNSET  # noqa: N815
+    correlationId: _Str = UNSET
     correlationid: _Str = UNSET
     trace_id: _Str = UNSET
-    traceId: _Str = UNSET  # noqa: N815
+    traceId: _Str = UNSET
     traceid: _Str = UNSET
     parent_event_id: _Str = UNSET
-    parentEventId: _Str = UNSET  # noqa: N815
+    parentEventId: _Str = UNSET
     parenteventid: _Str = UNSET
     tenant_id: _Str = UNSET
-    tenantId: _Str = UNSET  # noqa: N815
+    tenantId: _Str = UNSET
     tenantid: _Str = UNSET
     platform_tenant_id: _Str = UNSET
-    platformTenantId: _Str = UNSET  # noqa: N815
+    platformTenantId: _Str = UNSET
     platformtenantid: _Str = UNSET
     user_id: _Str = UNSET
-    userId: _Str = UNSET  # noqa: N815
+    userId: _Str = UNSET
     userid: _Str = UNSET
     plan_id: _Str = UNSET
-    planId: _Str = UNSET  # noqa: N815
+    planId: _Str = UNSET
     planid: _Str = UNSET
     session_id: _Str = UNSET
-    sessionId: _Str = UNSET  # noqa: N815
+    sessionId: _Str = UNSET
     sessionid: _Str = UNSET
     goal_id: _Str = UNSET
-    goalId: _Str = UNSET  # noqa: N815
+    goalId: _Str = UNSET
     goalid: _Str = UNSET
     sequence: _Int = UNSET
     attempt: _Int = UNSET
-    success: bool | None | UnsetType = UNSET
-    result: dict[str, Any] | None | UnsetType = UNSET
+    success: bool | UnsetType | None = UNSET
+    result: dict[str, Any] | UnsetType | None = UNSET
     error: _Str = UNSET
     published_by: _Str = UNSET
 
@@ -119,7 +119,7 @@ MAX_SEQUENCE: Final = 2**53
 MAX_ATTEMPT: Final = 10_000
 
 
-class Unsure(Exception):  # noqa: N818 - a signal, not an error
+class Unsure(Exception):
     """The fast decoder leaves this input to the model."""
 
 
@@ -133,9 +133,9 @@ def _opt_id(value: str | None) -> str | None:
     return None if value is None else _id(value)
 
 
-def _pick(wire: _Wire, name: str) -> str | None | UnsetType:
+def _pick(wire: _Wire, name: str) -> str | UnsetType | None:
     for spelling in _SPELLINGS[name]:
-        value: str | None | UnsetType = getattr(wire, spelling)
+        value: str | UnsetType | None = getattr(wire, spelling)
         if value is not UNSET:
             return value
     return UNSET
