@@ -241,3 +241,28 @@ def test_the_compiled_decoder_leaves_other_time_formats_to_the_model() -> None:
     with pytest.raises(wire.Unsure):
         wire.decode(raw, 32)
     assert events.decode_envelope(raw, RULES).time == datetime(2026, 1, 11, 10, 0, tzinfo=UTC)
+
+
+def test_the_platform_sdks_envelopes_are_decided_by_the_compiled_decoder() -> None:
+    """What the agent platform's SDK puts on the bus takes the fast path, with the model's
+    values (both of its dumps: camelCase aliases and CloudEvents names)."""
+    from soorma_common.events import EventEnvelope as PlatformEnvelope
+    from soorma_common.events import EventTopic
+
+    env = PlatformEnvelope(
+        source="research-worker",
+        type="task.progress",
+        topic=EventTopic.SYSTEM_EVENTS,
+        data={"task_id": "task-1", "state": "running", "progress": 0.5},
+        correlation_id="corr-9",
+        trace_id="trace-9",
+        tenant_id="tenant-9",
+        plan_id="plan-9",
+        time=datetime(2026, 1, 11, 11, 0, tzinfo=timezone(timedelta(hours=-1))),
+    )
+    for dumped in (env.model_dump(by_alias=True, mode="json"), env.to_cloudevents_dict()):
+        raw = json.dumps(dumped).encode()
+        values, _ = wire.decode(raw, 32)
+        assert values["trace_id"] == "trace-9"
+        assert values["time"] == datetime(2026, 1, 11, 12, 0, tzinfo=UTC)
+        assert_same(raw)
