@@ -173,7 +173,12 @@ def main() -> None:
         console.print("ingest ...")
         ingest = asyncio.run(ingest_section(args.tasks, args.postgres_url))
         report["ingest"] = [
-            {**asdict(r), "events_per_s": r.events_per_s, "ratio_to_raw": r.ratio_to_raw}
+            {
+                **asdict(r),
+                "events_per_s": r.events_per_s,
+                "events_per_cpu_s": r.events_per_cpu_s,
+                "ratio_to_raw": r.ratio_to_raw,
+            }
             for r in ingest
         ]
         table = Table(
@@ -183,6 +188,7 @@ def main() -> None:
             "rows/s",
             "raw rows/s",
             "x raw ceiling",
+            "events/CPU-s",
             title="durable ingest (publish -> committed records)",
         )
         for r in ingest:
@@ -193,6 +199,7 @@ def main() -> None:
                 f"{r.rows_per_s:,.0f}",
                 f"{r.raw_rows_per_s:,.0f}",
                 f"{r.ratio_to_raw:.2f}",
+                f"{r.events_per_cpu_s:,.0f}",
             )
         console.print(table)
     if "peer" not in args.skip:

@@ -19,6 +19,9 @@ from trackd.domain.jsonpolicy import (
     INT_MIN,
     JsonPolicy,
     JsonRefused,
+    _acceptable,
+    _problem,
+    _walk,
     check,
     parse,
 )
@@ -144,3 +147,26 @@ def test_an_event_from_the_bus_is_judged_by_the_same_policy(raw: bytes, where: s
         decode_envelope(raw)
     with pytest.raises(InvalidEventError, match="deeper than 32"):
         decode_envelope({"id": "e", "source": "s", "type": "t", "data": nested(40)})
+
+
+_any_text = st.text(max_size=4) | st.sampled_from(["\x00", "a\ud800", "\udfff"])
+_any_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([INT_MAX + 1, INT_MIN - 1, INT_MIN, INT_MAX])
+    | st.floats()
+    | _any_text
+)
+_any_values = st.recursive(
+    _any_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_any_text, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(_any_values, st.integers(min_value=0, max_value=5))
+def test_the_quick_pass_agrees_with_the_walk(value: Any, depth: int) -> None:
+    """`check` answers from a quick pass when it finds nothing; the walk names problems."""
+    walked = all(d <= depth and _problem(item) is None for _, d, item in _walk(value, "", None))
+    assert _acceptable(value, depth) == walked

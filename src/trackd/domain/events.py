@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from trackd.domain import jsonpolicy
+from trackd.domain import jsonpolicy, wire
 from trackd.domain.ids import ID_MAX, Identifier, id_problem
 from trackd.domain.jsonpolicy import JsonPolicy, JsonRefused
 from trackd.domain.times import UtcTime, ahead_problem
@@ -231,6 +231,46 @@ def decode_envelope(
         InvalidEventError: the input is not a valid envelope; the message says why.
     """
     rules = rules or EventRules()
+    if not isinstance(raw, dict):
+        fast = _decode_fast(raw, rules)
+        if fast is not None:
+            return fast
+    return _decode_checked(raw, rules)
+
+
+def _decode_fast(raw: bytes | str, rules: EventRules) -> EventEnvelope | None:
+    """The envelope from the compiled decoder, or None when it leaves `raw` to the model."""
+    try:
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+        values, fields_set = wire.decode(data, rules.json.max_depth)
+    except (wire.Unsure, UnicodeEncodeError):
+        return None
+    envelope = _constructed(values, fields_set)
+    rules.check_time(envelope.time)
+    return envelope
+
+
+def _constructed(values: dict[str, Any], fields_set: set[str]) -> EventEnvelope:
+    """An `EventEnvelope` of values already validated (`model_construct` does the same at a
+    tenth of the speed): the defaults, then `values`, in the fields' order."""
+    envelope = EventEnvelope.__new__(EventEnvelope)
+    state = {name: values.get(name, default) for name, default in _DEFAULTS.items()}
+    object.__setattr__(envelope, "__dict__", state)
+    object.__setattr__(envelope, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(envelope, "__pydantic_extra__", None)
+    object.__setattr__(envelope, "__pydantic_private__", None)
+    return envelope
+
+
+# Each field's default; `time`'s comes from its factory, so the fast decoder always sets it.
+_DEFAULTS: Final = {
+    name: None if info.is_required() else info.get_default(call_default_factory=False)
+    for name, info in EventEnvelope.model_fields.items()
+}
+
+
+def _decode_checked(raw: bytes | str | dict[str, Any], rules: EventRules) -> EventEnvelope:
+    """`decode_envelope` through the JSON policy's walk and the pydantic model."""
     # What the policy refuses (NUL, lone surrogates, NaN, deep nesting, wide integers) would
     # be accepted here and then fail in the store or in every later read.
     try:

@@ -27,7 +27,8 @@ def id_problem(value: str) -> str | None:
         return "must not be empty"
     if len(value) > ID_MAX:
         return f"must be at most {ID_MAX} characters (got {len(value)})"
-    for position, char in enumerate(value):
+    # A printable string holds none of the refused categories: only others are looked into.
+    for position, char in enumerate("" if value.isprintable() else value):
         if unicodedata.category(char) in _REFUSED_CATEGORIES:
             return (
                 f"must not contain control characters or other invisible ones "

@@ -76,6 +76,8 @@ def check(value: Any, policy: JsonPolicy, *, where: str = "", skip: str | None =
     Raises:
         JsonRefused: the first problem found, with its path.
     """
+    if skip is None and policy.max_depth <= _FAST_DEPTH and _acceptable(value, policy.max_depth):
+        return
     for path, depth, item in _walk(value, where, skip):
         if depth > policy.max_depth:
             raise JsonRefused(
@@ -84,6 +86,51 @@ def check(value: Any, policy: JsonPolicy, *, where: str = "", skip: str | None =
         problem = _problem(item)
         if problem is not None:
             raise JsonRefused(_shown(path), problem)
+
+
+def _acceptable(value: Any, max_depth: int) -> bool:
+    """Whether `check` would find nothing, answered without building paths: the common case
+    pays for one pass; `_walk` runs only to name a problem. Nesting beyond `max_depth`, or
+    beyond what this recursion allows, answers False (the walk then decides)."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value and _encodable(value)
+    if kind is dict:
+        if max_depth < 1:
+            return False
+        for key, child in value.items():
+            if type(key) is not str or "\x00" in key or not _encodable(key):
+                return False
+            if not _acceptable(child, max_depth - 1 if type(child) in _CONTAINERS else max_depth):
+                return False
+        return True
+    if kind is list:
+        if max_depth < 1:
+            return False
+        return all(
+            _acceptable(child, max_depth - 1 if type(child) in _CONTAINERS else max_depth)
+            for child in value
+        )
+    if kind is int:
+        return bool(INT_MIN <= value <= INT_MAX)
+    if kind is float:
+        return math.isfinite(value)
+    return value is None or kind is bool
+
+
+_CONTAINERS: Final = (dict, list)
+# Deeper bounds than this are checked by the walk alone (the fast check recurses).
+_FAST_DEPTH: Final = 200
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _walk(value: Any, where: str, skip: str | None) -> Iterator[tuple[str, int, Any]]:
