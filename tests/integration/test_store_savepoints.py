@@ -124,3 +124,19 @@ async def test_a_savepoint_opened_first_on_a_connection_is_undone_by_its_rollbac
             )
         await connection.rollback()
     assert await stored(async_sessionmaker(engine), TrackerGuild) == 0
+
+
+async def test_a_transaction_that_has_only_read_neither_blocks_nor_loses_to_another_writer(
+    sessions: Sessions,
+) -> None:
+    # The API reads the caller's token in the request's session, then often writes in it; the
+    # ingest consumer, poller and scheduler write meanwhile. Neither side may wait for the
+    # other's open transaction, or fail because the other committed first.
+    async with sessions() as reader:
+        await reader.begin()
+        assert await reader.scalar(select(func.count()).select_from(TrackerGuild)) == 0
+        async with sessions.begin() as writer:
+            await trackers_repo.ensure_guild(writer, TENANT, "g1", now=NOW)
+        await trackers_repo.ensure_guild(reader, TENANT, "g2", now=NOW)
+        await reader.commit()
+    assert await stored(sessions, TrackerGuild) == 2
