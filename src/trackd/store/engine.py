@@ -85,7 +85,8 @@ def _sqlite_on_savepoint(connection: Connection, _name: str | None) -> None:
     counts as one. IMMEDIATE: the write lock is taken here, waiting up to busy_timeout, so no
     read inside the savepoint can leave the transaction on a snapshot too old to write from.
     """
-    if not connection.connection.driver_connection.in_transaction:
+    driver = connection.connection.driver_connection  # an aiosqlite.Connection
+    if driver is not None and not driver.in_transaction:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
