@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.domain.schedules import ScheduleKind, ScheduleSpec
 from trackd.domain.trackers import TrackerProfile
+from trackd.errors import ConflictError
 from trackd.store.models import (
     ScheduleRow,
     SystemConfiguration,
@@ -140,3 +141,19 @@ async def test_a_transaction_that_has_only_read_neither_blocks_nor_loses_to_anot
         await trackers_repo.ensure_guild(reader, TENANT, "g2", now=NOW)
         await reader.commit()
     assert await stored(sessions, TrackerGuild) == 2
+
+
+async def test_a_lost_race_as_the_first_write_leaves_the_transaction_usable_and_undoable(
+    sessions: Sessions,
+) -> None:
+    async with sessions.begin() as s:
+        await create_schedule(s)
+    async with sessions() as s:
+        await s.begin()
+        with pytest.raises(ConflictError, match="already has an active schedule"):
+            await create_schedule(s)
+        await ensure_guild(s)
+        assert await s.scalar(select(func.count()).select_from(TrackerGuild)) == 1
+        await s.rollback()
+    assert await stored(sessions, ScheduleRow) == 1
+    assert await stored(sessions, TrackerGuild) == 0
