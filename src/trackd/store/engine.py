@@ -80,7 +80,8 @@ def _sqlite_on_savepoint(connection: Connection, _name: str | None) -> None:
     deferred BEGIN, such a session's first write fails at once with SQLITE_BUSY when another
     connection committed since its read (WAL keeps it on its old snapshot; busy_timeout does
     not apply). With BEGIN IMMEDIATE, every reading session holds the write lock, so every
-    other writer, in this process or another, waits for it and fails after busy_timeout. So
+    other writer, in this process or another, waits until that session ends, and fails when it
+    stays open past busy_timeout (a test here shows both failures). So
     the transaction still begins at the first write, as the driver does it, and a savepoint
     counts as one. IMMEDIATE: the write lock is taken here, waiting up to busy_timeout, so no
     read inside the savepoint can leave the transaction on a snapshot too old to write from.
