@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create
@@ -54,6 +54,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             parsed = parsed.set(drivername="sqlite+aiosqlite")
         engine = _create(parsed, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "savepoint", _sqlite_on_savepoint)
         return engine
     raise ConfigError(
         f"unsupported database URL scheme {parsed.drivername!r}; "
@@ -66,6 +67,31 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+def _sqlite_on_savepoint(connection: Connection, _name: str | None) -> None:
+    """Begins the database transaction, if none has begun, before SQLAlchemy's SAVEPOINT.
+
+    sqlite3 (under aiosqlite) begins a transaction by itself only before INSERT, UPDATE, DELETE
+    and REPLACE; until then each statement commits on its own. A SAVEPOINT sent first would
+    open a transaction of its own that its RELEASE commits, out of reach of the caller's
+    rollback (a dry run, or a request that fails later, would keep the row).
+
+    Why not SQLAlchemy's recipe for pysqlite/aiosqlite (driver autocommit off, BEGIN from the
+    engine's `begin` event): every session would then hold a transaction from its first read,
+    and sessions read before they write (the API looks up the caller's token first). With a
+    deferred BEGIN, such a session's first write fails at once with SQLITE_BUSY when another
+    connection committed since its read (WAL keeps it on its old snapshot; busy_timeout does
+    not apply). With BEGIN IMMEDIATE, every reading session holds the write lock, so every
+    other writer, in this process or another, waits until that session ends, and fails when it
+    stays open past busy_timeout (a test here shows both failures). So
+    the transaction still begins at the first write, as the driver does it, and a savepoint
+    counts as one. IMMEDIATE: the write lock is taken here, waiting up to busy_timeout, so no
+    read inside the savepoint can leave the transaction on a snapshot too old to write from.
+    """
+    driver = connection.connection.driver_connection  # an aiosqlite.Connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
