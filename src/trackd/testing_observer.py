@@ -77,58 +77,77 @@ def moon_and_mercury(start: date, days: int) -> tuple[Any, Any]:
 
 @dataclass(frozen=True)
 class Sky:
-    """Daily drivers shared by every simulated user, over `days` days from `start`."""
+    """The real Moon and Mercury over `days` days from `start`, shared by simulated users."""
 
     start: date
     days: int
-    kp: Any
-    bz_min: Any
-    flare_day: Any
     phase: Any
     retrograde: Any
 
     @classmethod
-    def build(cls, start: date, days: int, seed: int) -> Sky:
-        rng = np.random.default_rng(seed)
-        kp = kp_series(days, rng)
-        # The day's most southward Bz deepens with activity (nT).
-        bz = np.round(-0.8 - 1.6 * kp + rng.normal(0, 2.0, days), 1)
+    def build(cls, start: date, days: int) -> Sky:
         phase, retrograde = moon_and_mercury(start, days)
-        return cls(start, days, kp, bz, _markov_days(days, 0.15, 0.5, rng), phase, retrograde)
+        return cls(start, days, phase, retrograde)
 
     def day(self, index: int) -> date:
         return self.start + timedelta(days=index)
 
-    def drivers(self, first: int, days: int, rating: dict[date, float]) -> tuple[Driver, ...]:
-        """The eight drivers over [first, first + days), a user's own league rating last."""
-        span = range(first, first + days)
 
-        def series(values: Any) -> dict[date, float]:
-            return {self.day(i): float(values[i]) for i in span}
+@dataclass(frozen=True)
+class Geomagnetic:
+    """One draw of daily geomagnetic and solar activity (generated: see `kp_series`)."""
 
-        illumination = (1 - np.cos(np.deg2rad(self.phase))) / 2
-        return (
-            Driver("kp_max", series(self.kp), "numeric", "the daily maximum Kp"),
-            Driver(
-                "storm_day",
-                series(self.kp >= STORM_KP - 1e-9),
-                "binary",
-                "a geomagnetic storm",
-                "storm days",
-            ),
-            Driver("bz_min", series(self.bz_min), "numeric", "the most southward Bz"),
-            Driver("flare_day", series(self.flare_day), "binary", "an M/X flare", "flare days"),
-            Driver("lunar_phase", series(self.phase), "circular", "the lunar phase"),
-            Driver("illumination", series(illumination), "numeric", "the Moon's illumination"),
-            Driver(
-                "mercury_retrograde",
-                series(self.retrograde),
-                "binary",
-                "Mercury retrograde",
-                "days of Mercury retrograde",
-            ),
-            Driver("rating", rating, "numeric", "your league rating"),
-        )
+    kp: Any
+    bz_min: Any
+    flare_day: Any
+
+    @classmethod
+    def draw(cls, days: int, rng: np.random.Generator) -> Geomagnetic:
+        kp = kp_series(days, rng)
+        # The day's most southward Bz deepens with activity (nT).
+        bz = np.round(-0.8 - 1.6 * kp + rng.normal(0, 2.0, days), 1)
+        return cls(kp, bz, _markov_days(days, 0.15, 0.5, rng))
+
+    @property
+    def storm_day(self) -> Any:
+        return (self.kp >= STORM_KP - 1e-9).astype(float)
+
+
+def drivers(
+    sky: Sky, first: int, activity: Geomagnetic, rating: dict[date, float]
+) -> tuple[Driver, ...]:
+    """The eight drivers from the sky's day `first` on (as many days as `activity` holds)."""
+    days = len(activity.kp)
+    span = range(first, first + days)
+
+    def series(values: Any, offset: int = 0) -> dict[date, float]:
+        return {sky.day(i): float(values[i - offset]) for i in span}
+
+    illumination = (1 - np.cos(np.deg2rad(sky.phase))) / 2
+    return (
+        Driver("kp_max", series(activity.kp, first), "numeric", "the daily maximum Kp"),
+        Driver(
+            "storm_day",
+            series(activity.storm_day, first),
+            "binary",
+            "a geomagnetic storm",
+            "storm days",
+        ),
+        Driver("bz_min", series(activity.bz_min, first), "numeric", "the most southward Bz"),
+        Driver(
+            "flare_day", series(activity.flare_day, first), "binary", "an M/X flare", "flare days"
+        ),
+        Driver("lunar_phase", series(sky.phase), "circular", "the lunar phase"),
+        Driver("illumination", series(illumination), "numeric", "the Moon's illumination"),
+        Driver(
+            "mercury_retrograde",
+            series(sky.retrograde),
+            "binary",
+            "Mercury retrograde",
+            "days of Mercury retrograde",
+        ),
+        Driver("rating", rating, "numeric", "your league rating"),
+    )
 
 
 def _ar1(days: int, phi: float, rng: np.random.Generator) -> Any:
@@ -155,7 +174,8 @@ def simulate_user(
     storm_effect_sd: float = 0.0,
     lags: int = 3,
 ) -> SimulatedUser:
-    """One user over `days` days starting somewhere in the sky's span.
+    """One user over `days` days somewhere in the sky's span, with their own draw of
+    geomagnetic activity (so that simulated users are independent).
 
     Args:
         storm_effect_sd: energy moves by this many of the user's standard deviations on the
@@ -163,8 +183,8 @@ def simulate_user(
         lags: days of drivers kept before the first journal day.
     """
     first = int(rng.integers(lags, sky.days - days + 1))
-    span = np.arange(first, first + days)
-    dates = [sky.day(int(i)) for i in span]
+    activity = Geomagnetic.draw(days + lags, rng)
+    dates = [sky.day(first + i) for i in range(days)]
     missing = rng.uniform(0.05, 0.2)
 
     def score(mean: float, sd: float, phi: float, shift: Any) -> dict[date, float]:
@@ -173,11 +193,14 @@ def simulate_user(
         values = np.clip(np.round(latent), 1, 10)
         return {d: float(v) for d, v, k in zip(dates, values, kept, strict=True) if k}
 
-    storm_before = sky.kp[span - 1] >= STORM_KP - 1e-9
-    energy_shift = storm_effect_sd * storm_before
+    # activity[i] is the day first - lags + i: the day before journal day j is lags + j - 1.
+    storm_before = activity.storm_day[lags - 1 : lags - 1 + days]
     mood = score(rng.uniform(4.5, 7.0), rng.uniform(1.0, 2.0), rng.uniform(0.3, 0.7), 0.0)
     energy = score(
-        rng.uniform(4.5, 7.0), rng.uniform(1.0, 2.0), rng.uniform(0.3, 0.7), energy_shift
+        rng.uniform(4.5, 7.0),
+        rng.uniform(1.0, 2.0),
+        rng.uniform(0.3, 0.7),
+        storm_effect_sd * storm_before,
     )
     headache_latent = _ar1(days, rng.uniform(0.3, 0.7), rng)
     presence = headache_latent > stats.norm.ppf(1 - rng.uniform(0.1, 0.3))
@@ -195,6 +218,6 @@ def simulate_user(
             Outcome("energy", energy),
             Outcome("headache", headache, kind="binary"),
         ),
-        drivers=sky.drivers(first - lags, days + lags, rating),
+        drivers=drivers(sky, first - lags, activity, rating),
         first_day=dates[0],
     )

@@ -157,16 +157,18 @@ def _run_test(
                 f"group size of {options.min_group_size}"
             )
 
-    xm = st.shifted(x, shifts)
-    mask = ~np.isnan(xm) & present[None, :]
-    xm = np.where(mask, xm, 0.0)
-    ym = np.broadcast_to(np.where(present, y, 0.0), xm.shape)
     complete = not np.isnan(x).any()
-    if complete:
-        # The driver has every day: each shift pairs the same outcome days, ranked once.
-        y_ranks = np.broadcast_to(st.row_ranks(y[None, :], present[None, :]), xm.shape)
-    else:
-        y_ranks = st.row_ranks(ym, mask)
+
+    def shifted_pairs() -> tuple[Any, Any, Any]:
+        """The shifted driver rows, the outcome's ranks among their paired days, those days."""
+        xm = st.shifted(x, shifts)
+        mask = ~np.isnan(xm) & present[None, :]
+        if complete:
+            # The driver has every day: each shift pairs the same outcome days, ranked once.
+            y_ranks = np.broadcast_to(st.row_ranks(y[None, :], present[None, :]), xm.shape)
+        else:
+            y_ranks = st.row_ranks(np.broadcast_to(np.where(present, y, 0.0), xm.shape), mask)
+        return np.where(mask, xm, 0.0), y_ranks, mask
 
     base: dict[str, Any] = {"outcome": outcome.name, "driver": driver.name, "lag": lag}
     if driver.kind == "numeric":
@@ -174,14 +176,14 @@ def _run_test(
         if complete:
             null = st.spearman_shift_rows(x, y, present, shifts)
         else:
-            null = st.spearman_rows(xm, y_ranks, mask)
+            null = st.spearman_rows(*shifted_pairs())
         p = st.permutation_p(rho, null, upper=False)
         result = Comparison(
             **base, test="spearman", statistic=rho, effect=rho, **_p(p), q=1.0, n_days=n
         )
     elif driver.kind == "binary":
         r = st.rank_biserial(xs, ys)
-        p = st.permutation_p(r, st.rank_biserial_rows(xm, y_ranks, mask), upper=False)
+        p = st.permutation_p(r, st.rank_biserial_rows(*shifted_pairs()), upper=False)
         on_mean, off_mean = float(ys[xs > 0.5].mean()), float(ys[xs <= 0.5].mean())
         result = Comparison(
             **base,
