@@ -32,9 +32,10 @@ from trackd.domain.observer.model import (
 
 # Fewer circular shifts than this and the null distribution says nothing.
 MIN_SHIFTS = 19
-# Blocks of the outcome permuted for a circular driver: a week keeps most of a daily score's
-# autocorrelation and is a quarter of the lunar month.
-CIRCULAR_BLOCK_DAYS = 7
+# Blocks of the outcome permuted for a circular driver: two weeks keep most of a daily score's
+# autocorrelation (shorter blocks break it at their edges and make the null too narrow), and
+# half a lunar month leaves each block's alignment with the cycle to chance.
+CIRCULAR_BLOCK_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
