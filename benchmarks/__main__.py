@@ -274,15 +274,20 @@ def main() -> None:
 
         figures = observer.measure(args.observer_users)
         report["observer"] = figures
-        table = Table("days", "tests", "one run s", title="observer: one user's full run")
+        table = Table("days", "tests", "one run s", "CPU s", title="observer: one user's full run")
         for row in figures["one_run"]:
-            table.add_row(str(row["days"]), str(row["tests"]), f"{row['median_s']:.2f}")
+            table.add_row(
+                str(row["days"]),
+                str(row["tests"]),
+                f"{row['median_s']:.2f}",
+                f"{row['median_cpu_s']:.2f}",
+            )
         console.print(table)
         t = figures["throughput"]
         console.print(
             f"observer: {t['users']} users ({t['days']} days each) on {t['processes']} "
             f"processes in {t['seconds']:.1f} s: {t['users_per_s']:.1f} users/s, "
-            f"{t['cost_per_user_s']:.2f} s of one core per user"
+            f"{t['analysis_cpu_per_user_s']:.2f} CPU s of analysis per user"
         )
 
     out = Path(__file__).with_name("results")
