@@ -289,3 +289,35 @@ def test_results_hold_native_python_values_only() -> None:
         assert all(
             native(getattr(finding, f)) for f in finding.__dataclass_fields__ if f != "result"
         )
+
+
+def test_a_window_too_short_to_shift_is_skipped() -> None:
+    outcomes, drivers = _user(13)
+    short = Outcome(
+        "energy", {d: v for d, v in outcomes[0].values.items() if d < START + timedelta(days=25)}
+    )
+    options = replace(OPTIONS, min_overlap_days=15)
+    run = analyze([short], drivers[1:2], options)
+    assert run.tests == ()
+    assert run.skipped[0].reason == "25 days allow 12 circular shifts, fewer than 19"
+
+
+def test_a_binary_driver_missing_days_is_tested_on_the_overlap() -> None:
+    outcomes, drivers = _user(14)
+    storm = drivers[0]
+    holes = {d: v for i, (d, v) in enumerate(sorted(storm.values.items())) if i % 4}
+    run = analyze(outcomes, [replace(storm, values=holes)], OPTIONS)
+    energy = outcomes[0].values
+    for test in run.tests:
+        pairs = [
+            (holes[d - timedelta(days=test.lag)], energy[d])
+            for d in energy
+            if d - timedelta(days=test.lag) in holes
+        ]
+        on = [y for x, y in pairs if x == 1]
+        off = [y for x, y in pairs if x == 0]
+        u = stats.mannwhitneyu(on, off).statistic
+        assert test.statistic == pytest.approx(2 * u / (len(on) * len(off)) - 1, abs=1e-12)
+        assert test.days_on == len(on) and test.n_days == len(pairs)
+        window = (max(energy) - min(energy)).days + 1
+        assert 0 < test.p <= 1 and test.shifts == window - 13

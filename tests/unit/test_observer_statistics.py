@@ -154,3 +154,8 @@ def test_nan_draws_are_left_out_of_the_null() -> None:
 def test_percentile_interval_ignores_failed_draws() -> None:
     low, high = st.percentile_interval(np.r_[np.arange(101.0), np.nan], 0.9)
     assert (low, high) == pytest.approx((5.0, 95.0))
+
+
+def test_an_empty_null_gives_p_one() -> None:
+    p = st.permutation_p(0.5, np.array([np.nan, np.nan]), upper=False)
+    assert (p.p, p.p_empirical, p.shifts) == (1.0, 1.0, 0)

@@ -106,7 +106,8 @@ class AnalysisOptions:
         min_overlap_days: fewest days with both outcome and (lagged) driver to run a test.
         min_group_size: fewest days on each side of a binary driver to run a test.
         permutations: most circular shifts of the driver per test (all admissible shifts are
-            used when there are fewer: a window of T days has T - 2 * min_shift_days + 1).
+            used when there are fewer: a window of T days has T - 2 * min_shift_days + 1);
+            for a circular driver, the number of block permutations of the outcome.
         min_shift_days: smallest circular shift; nearer shifts keep the observed alignment.
         seed: seeds the choice of shifts and the bootstrap, so a run is reproducible.
         bootstrap_draws: moving-block bootstrap draws for a finding's confidence interval.
@@ -171,10 +172,11 @@ class Comparison:
         statistic: rho, the rank-biserial r, or R.
         effect: rho; the difference in the outcome's means (driver days minus other days,
             in the outcome's units); or R.
-        p: permutation p-value over circular shifts of the driver (see `p_empirical`; the
-            tail of the shift distribution gives it when too few shifts reach the statistic).
-        p_empirical: (1 + shifts at least as extreme) / (1 + shifts).
-        shifts: circular shifts in the null distribution.
+        p: permutation p-value over circular shifts of the driver, or over block
+            permutations of the outcome for a circular driver (see `p_empirical`; the tail
+            of the null distribution gives it when too few draws reach the statistic).
+        p_empirical: (1 + draws at least as extreme) / (1 + draws).
+        shifts: draws in the null distribution (shifts or block permutations).
         q: Benjamini-Hochberg adjusted p-value over every test of the run.
         n_days: days with both the outcome and the lagged driver.
         days_on: binary driver: days of the driver among them (None otherwise).

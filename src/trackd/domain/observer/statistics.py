@@ -200,6 +200,8 @@ def permutation_p(observed: float, null: Array, *, upper: bool) -> PValue:
     """
     null = null[np.isfinite(null)]
     draws = len(null)
+    if draws < 2:
+        return PValue(p=1.0, p_empirical=1.0, shifts=draws)
     if upper:
         exceed = int((null >= observed - 1e-12).sum())
         mean = float(null.mean())
