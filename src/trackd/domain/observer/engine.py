@@ -9,7 +9,7 @@ finding's effect.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -49,7 +49,8 @@ class _Ran:
     y: Any
 
 
-def _daily(values: dict[date, float] | Any, first: date, days: int) -> Any:
+def _daily(values: Mapping[date, float], first: date, days: int) -> Any:
+    """The values on the `days` days from `first` as an array, NaN where a day is missing."""
     out = np.full(days, np.nan)
     for day, value in values.items():
         index = (day - first).days
