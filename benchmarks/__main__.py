@@ -5,7 +5,8 @@ peer) on the equivalent events; read latency on a store of 1,000,000 tasks; the 
 per tracked call; RSS of an ingest process under sustained load; league trackers refreshed
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
 site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
-(benchmarks/transits.py). Prints tables and writes all figures as JSON to
+(benchmarks/transits.py); the observer's analysis of one user and of many users on two
+processes (benchmarks/observer.py). Prints tables and writes all figures as JSON to
 benchmarks/results/.
 """
 
@@ -157,10 +158,13 @@ def main() -> None:
         help="run the trackers section on SQLite too (it always does without PostgreSQL)",
     )
     parser.add_argument(
+        "--observer-users", type=int, default=200, help="simulated users the observer analyses"
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
-        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers", "transits"],
+        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers", "transits", "observer"],
     )
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -293,6 +297,27 @@ def main() -> None:
 
     if "transits" not in args.skip:
         transits_part(args, report)
+    if "observer" not in args.skip:
+        console.print(f"observer ({args.observer_users} simulated users) ...")
+        from benchmarks import observer
+
+        figures = observer.measure(args.observer_users)
+        report["observer"] = figures
+        table = Table("days", "tests", "one run s", "CPU s", title="observer: one user's full run")
+        for row in figures["one_run"]:
+            table.add_row(
+                str(row["days"]),
+                str(row["tests"]),
+                f"{row['median_s']:.2f}",
+                f"{row['median_cpu_s']:.2f}",
+            )
+        console.print(table)
+        t = figures["throughput"]
+        console.print(
+            f"observer: {t['users']} users ({t['days']} days each) on {t['processes']} "
+            f"processes in {t['seconds']:.1f} s: {t['users_per_s']:.1f} users/s, "
+            f"{t['analysis_cpu_per_user_s']:.2f} CPU s of analysis per user"
+        )
 
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)

@@ -1,0 +1,34 @@
+"""The observer's analysis: a user's daily outcomes against daily drivers, honestly tested.
+
+Pure computation (numpy and scipy): series in, native Python values out. `analyze` runs every
+outcome x driver x lag test of one user, with permutation p-values over circular shifts of the
+driver, Benjamini-Hochberg across the run, and bootstrap intervals for the findings.
+"""
+
+from __future__ import annotations
+
+from trackd.domain.observer.engine import analyze
+from trackd.domain.observer.model import (
+    AnalysisOptions,
+    Comparison,
+    Driver,
+    DriverKind,
+    Finding,
+    Outcome,
+    OutcomeKind,
+    RunResult,
+    Skipped,
+)
+
+__all__ = [
+    "AnalysisOptions",
+    "Comparison",
+    "Driver",
+    "DriverKind",
+    "Finding",
+    "Outcome",
+    "OutcomeKind",
+    "RunResult",
+    "Skipped",
+    "analyze",
+]

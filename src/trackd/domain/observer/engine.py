@@ -1,0 +1,283 @@
+"""One user's run: every outcome x driver x lag tested, corrected together, findings described.
+
+See docs/observer.md for the method. In short: a rank statistic per test (scipy), a null
+distribution from circular shifts of the driver (which keep both series' autocorrelation),
+Benjamini-Hochberg over every test of the run, a moving-block bootstrap interval for each
+finding's effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from trackd.domain.observer import sentences
+from trackd.domain.observer import statistics as st
+from trackd.domain.observer.model import (
+    TEST_OF_DRIVER,
+    AnalysisOptions,
+    Comparison,
+    Driver,
+    Finding,
+    Outcome,
+    RunResult,
+    Skipped,
+)
+
+# Fewer circular shifts than this and the null distribution says nothing.
+MIN_SHIFTS = 19
+# Blocks of the outcome permuted for a circular driver: two weeks keep most of a daily score's
+# autocorrelation (shorter blocks break it at their edges and make the null too narrow), and
+# half a lunar month leaves each block's alignment with the cycle to chance.
+CIRCULAR_BLOCK_DAYS = 14
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """A test that ran, with its paired days kept for the finding's bootstrap."""
+
+    result: Comparison
+    outcome: Outcome
+    driver: Driver
+    x: Any
+    y: Any
+
+
+def _daily(values: Mapping[date, float], first: date, days: int) -> Any:
+    """The values on the `days` days from `first` as an array, NaN where a day is missing."""
+    out = np.full(days, np.nan)
+    for day, value in values.items():
+        index = (day - first).days
+        if 0 <= index < days:
+            out[index] = value
+    return out
+
+
+def _check_names(outcomes: Sequence[Outcome], drivers: Sequence[Driver]) -> None:
+    for what, names in (
+        ("outcome", [o.name for o in outcomes]),
+        ("driver", [d.name for d in drivers]),
+    ):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{what} names must be distinct: {', '.join(repeated)} repeated")
+
+
+def analyze(
+    outcomes: Sequence[Outcome],
+    drivers: Sequence[Driver],
+    options: AnalysisOptions | None = None,
+) -> RunResult:
+    """Test every outcome against every driver at every lag; see the module's docstring.
+
+    Args:
+        outcomes: the user's daily outcomes.
+        drivers: the daily drivers; each should cover the outcomes' days (and `max(lags)`
+            days before them); days a driver lacks are left out of that test.
+        options: lags, thresholds, shifts, seed (defaults: `AnalysisOptions()`).
+
+    Raises:
+        ValueError: repeated names.
+    """
+    options = options or AnalysisOptions()
+    _check_names(outcomes, drivers)
+    ran: list[_Ran] = []
+    skipped: list[Skipped] = []
+    longest = max(options.lags)
+    for o_index, outcome in enumerate(outcomes):
+        if len(outcome.values) < options.min_overlap_days:
+            skipped += [
+                Skipped(
+                    outcome.name,
+                    d.name,
+                    lag,
+                    f"{len(outcome.values)} days of {outcome.title}, fewer than the minimum "
+                    f"of {options.min_overlap_days}",
+                )
+                for d in drivers
+                for lag in options.lags
+            ]
+            continue
+        first, last = min(outcome.values), max(outcome.values)
+        days = (last - first).days + 1
+        y = _daily(outcome.values, first, days)
+        shifts = st.shifts_for(days, options.permutations, options.min_shift_days, options.seed)
+        for d_index, driver in enumerate(drivers):
+            start = first - timedelta(days=longest)
+            full = _daily(driver.values, start, days + longest)
+            for lag in options.lags:
+                x = full[longest - lag : longest - lag + days]
+                stream = (options.seed, o_index, d_index, lag)
+                done = _run_test(outcome, driver, lag, x, y, shifts, options, stream)
+                if isinstance(done, Skipped):
+                    skipped.append(done)
+                else:
+                    ran.append(done)
+    return _conclude(ran, skipped, options)
+
+
+def _run_test(
+    outcome: Outcome,
+    driver: Driver,
+    lag: int,
+    x: Any,
+    y: Any,
+    shifts: Any,
+    options: AnalysisOptions,
+    stream: tuple[int, ...],
+) -> _Ran | Skipped:
+    def skip(reason: str) -> Skipped:
+        return Skipped(outcome.name, driver.name, lag, reason)
+
+    present = ~np.isnan(y)
+    paired = present & ~np.isnan(x)
+    n = int(paired.sum())
+    at_lag = f" at lag {lag}" if lag else ""
+    if n < options.min_overlap_days:
+        return skip(
+            f"{n} days with both {outcome.title} and {driver.title}{at_lag}, fewer than the "
+            f"minimum of {options.min_overlap_days}"
+        )
+    if len(shifts) < MIN_SHIFTS:
+        return skip(f"{len(y)} days allow {len(shifts)} circular shifts, fewer than {MIN_SHIFTS}")
+    xs, ys = x[paired], y[paired]
+    if np.ptp(ys) == 0:
+        return skip(f"{outcome.title} takes one value over the {n} days")
+    if driver.kind != "circular" and np.ptp(xs) == 0:
+        return skip(f"{driver.title} takes one value over the {n} days")
+    if driver.kind == "binary":
+        on = int((xs > 0.5).sum())
+        if min(on, n - on) < options.min_group_size:
+            return skip(
+                f"{on} {driver.days_title} and {n - on} other days, fewer than the minimum "
+                f"group size of {options.min_group_size}"
+            )
+
+    complete = not np.isnan(x).any()
+
+    def shifted_pairs() -> tuple[Any, Any, Any]:
+        """The shifted driver rows, the outcome's ranks among their paired days, those days."""
+        xm = st.shifted(x, shifts)
+        mask = ~np.isnan(xm) & present[None, :]
+        if complete:
+            # The driver has every day: each shift pairs the same outcome days, ranked once.
+            y_ranks = np.broadcast_to(st.row_ranks(y[None, :], present[None, :]), xm.shape)
+        else:
+            y_ranks = st.row_ranks(np.broadcast_to(np.where(present, y, 0.0), xm.shape), mask)
+        return np.where(mask, xm, 0.0), y_ranks, mask
+
+    base: dict[str, Any] = {"outcome": outcome.name, "driver": driver.name, "lag": lag}
+    if driver.kind == "numeric":
+        rho = st.spearman(xs, ys)
+        if complete:
+            null = st.spearman_shift_rows(x, y, present, shifts)
+        else:
+            null = st.spearman_rows(*shifted_pairs())
+        p = st.permutation_p(rho, null, upper=False)
+        result = Comparison(
+            **base, test="spearman", statistic=rho, effect=rho, **_p(p), q=1.0, n_days=n
+        )
+    elif driver.kind == "binary":
+        r = st.rank_biserial(xs, ys)
+        p = st.permutation_p(r, st.rank_biserial_rows(*shifted_pairs()), upper=False)
+        on_mean, off_mean = float(ys[xs > 0.5].mean()), float(ys[xs <= 0.5].mean())
+        result = Comparison(
+            **base,
+            test="mann_whitney",
+            statistic=r,
+            effect=on_mean - off_mean,
+            **_p(p),
+            q=1.0,
+            n_days=n,
+            days_on=int((xs > 0.5).sum()),
+            means=(on_mean, off_mean),
+        )
+    else:
+        # A circular shift only rotates a periodic angle (the lunar phase), and R is the same
+        # for every rotation: the null permutes blocks of the outcome's days instead.
+        rng = np.random.default_rng(stream)
+        index = st.block_permutations(len(y), options.permutations, CIRCULAR_BLOCK_DAYS, rng)
+        moved = present[index] & ~np.isnan(x)[None, :]
+        null = st.circular_r2_rows(
+            np.where(np.isnan(x), 0.0, x)[None, :], np.where(moved, y[index], 0.0), moved
+        )
+        r2 = st.circular_r2(xs, ys)
+        p = st.permutation_p(r2, null, upper=True)
+        peak, amplitude = st.cosine_fit(xs, ys)
+        result = Comparison(
+            **base,
+            test=TEST_OF_DRIVER["circular"],
+            statistic=math.sqrt(r2),
+            effect=math.sqrt(r2),
+            **_p(p),
+            q=1.0,
+            n_days=n,
+            peak_degrees=peak,
+            amplitude=amplitude,
+        )
+    return _Ran(result, outcome, driver, xs, ys)
+
+
+def _p(p: st.PValue) -> dict[str, Any]:
+    return {"p": p.p, "p_empirical": p.p_empirical, "shifts": p.shifts}
+
+
+def _effects(kind: str, x: Any, y: Any) -> Any:
+    """The effect of each bootstrap row (rows of resampled paired days)."""
+    everywhere = np.ones(x.shape, dtype=bool)
+    if kind == "numeric":
+        return st.spearman_rows(x, st.row_ranks(y, everywhere), everywhere)
+    if kind == "binary":
+        on = x > 0.5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (np.where(on, y, 0).sum(1) / on.sum(1)) - (
+                np.where(on, 0, y).sum(1) / (~on).sum(1)
+            )
+    return np.sqrt(st.circular_r2_rows(x, y, everywhere))
+
+
+def _finding(ran: _Ran, index: int, options: AnalysisOptions) -> Finding:
+    r = ran.result
+    n = r.n_days
+    block = options.block_days or max(1, round(n ** (1 / 3)))
+    rng = np.random.default_rng([options.seed, index])
+    rows = st.block_indices(n, options.bootstrap_draws, block, rng)
+    low, high = st.percentile_interval(
+        _effects(ran.driver.kind, ran.x[rows], ran.y[rows]), options.ci_level
+    )
+    level = options.ci_level
+    if ran.driver.kind == "numeric":
+        direction = "positive" if r.effect > 0 else "negative"
+        sentence = sentences.numeric_sentence(ran.outcome, ran.driver, r, low, high, level)
+    elif ran.driver.kind == "binary":
+        direction = "higher" if r.effect > 0 else "lower"
+        sentence = sentences.binary_sentence(ran.outcome, ran.driver, r, low, high, level)
+    else:
+        direction = "cyclic"
+        sentence = sentences.circular_sentence(ran.outcome, ran.driver, r, low, high, level)
+    return Finding(r, direction, low, high, level, sentence)
+
+
+def _conclude(ran: list[_Ran], skipped: list[Skipped], options: AnalysisOptions) -> RunResult:
+    if ran:
+        qs = stats.false_discovery_control([x.result.p for x in ran], method="bh")
+        ran = [
+            replace(x, result=replace(x.result, q=float(q))) for x, q in zip(ran, qs, strict=True)
+        ]
+    passed = [(i, x) for i, x in enumerate(ran) if x.result.q <= options.q]
+    passed.sort(key=lambda pair: (pair[1].result.q, pair[1].result.p))
+    findings = tuple(_finding(x, i, options) for i, x in passed)
+    return RunResult(
+        tests=tuple(x.result for x in ran),
+        skipped=tuple(skipped),
+        findings=findings,
+        summary=sentences.summary(len(ran), len(skipped), len(findings), options.q),
+        q=options.q,
+        options=options,
+    )

@@ -1,0 +1,108 @@
+"""The observer on simulated users: calibration with no planted effect, power with one.
+
+Each simulated user (trackd.testing_observer) has AR(1) autocorrelated mood and energy around
+a personal mean, rounded to 1-10, with missing days; a symptom that comes and goes; a league
+rating on the days played; their own draw of generated geomagnetic activity; and the real
+Moon and Mercury of a stretch of 2019-2024. 3 outcomes x 8 drivers x 4 lags = 96 tests a run.
+
+These runs use 199 permutations instead of 999: a 180-day window admits only 167 circular
+shifts (7 days or more), so the numeric and binary tests are the same; only the circular
+driver's block permutations get fewer draws, and its p-values stay calibrated (below).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from trackd.domain.astronomy import moon_phase, planet_positions
+from trackd.domain.observer import AnalysisOptions, analyze
+from trackd.testing_observer import STORM_KP, Geomagnetic, Sky, kp_series, simulate_user
+
+USERS = 200
+# Power is measured on 100 users to keep the test set near a minute of CPU time.
+POWER_USERS = 100
+# Measured on these 100 users: 74% found, 84% with nothing outside the storm family
+# (docs/observer.md); asserted with a margin.
+POWER_AT_LEAST = 0.65
+CLEAN_AT_LEAST = 0.75
+OPTIONS = AnalysisOptions(permutations=199)
+# The planted effect and the drivers that measure the same geomagnetic activity.
+PLANTED = ("energy", "storm_day", 1)
+SAME_ACTIVITY = {"storm_day", "kp_max", "bz_min"}
+
+
+@pytest.fixture(scope="module")
+def sky() -> Sky:
+    return Sky.build(date(2019, 1, 1), 6 * 365)
+
+
+def test_generated_kp_has_its_stated_distribution_and_persistence() -> None:
+    kp = kp_series(20 * 365, np.random.default_rng(0))
+    assert np.all((kp >= 0) & (kp <= 9))
+    np.testing.assert_allclose(kp * 3, np.round(kp * 3), atol=1e-9)  # thirds
+    assert float(np.mean(kp >= STORM_KP)) == pytest.approx(0.224, abs=0.02)
+    assert float(np.median(kp)) == pytest.approx(10 / 3, abs=0.34)
+    assert float(np.corrcoef(kp[:-1], kp[1:])[0, 1]) == pytest.approx(0.6, abs=0.08)
+    assert float(np.corrcoef(kp[:-27], kp[27:])[0, 1]) > 0.15
+
+
+def test_the_sky_is_the_real_moon_and_mercury(sky: Sky) -> None:
+    for index in (0, 400, 1234, 2000):
+        day = sky.day(index)
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        assert sky.phase[index] == pytest.approx(moon_phase(noon).phase_angle, abs=1e-3)
+        mercury = planet_positions(noon, ["mercury"])
+        assert bool(sky.retrograde[index]) == mercury.bodies["mercury"].retrograde
+    # Mercury is retrograde about three times a year for about three weeks.
+    assert 0.15 < float(sky.retrograde.mean()) < 0.25
+
+
+def test_a_simulated_user_has_every_series(sky: Sky) -> None:
+    user = simulate_user(sky, np.random.default_rng(1), days=180)
+    assert [o.name for o in user.outcomes] == ["mood", "energy", "headache"]
+    assert len(user.drivers) == 8
+    for outcome in user.outcomes:
+        assert 0.7 * 180 <= len(outcome.values) < 180  # 5-20% of days missing
+        assert min(outcome.values) >= user.first_day
+    energy = np.array(list(user.outcomes[1].values.values()))
+    assert energy.min() >= 1 and energy.max() <= 10
+    kp = next(d for d in user.drivers if d.name == "kp_max")
+    assert min(kp.values) == user.first_day - timedelta(days=3)
+    activity = Geomagnetic.draw(100, np.random.default_rng(2))
+    np.testing.assert_array_equal(activity.storm_day, activity.kp >= STORM_KP)
+
+
+def test_calibration_no_planted_effect_finds_something_in_at_most_q_of_users(sky: Sky) -> None:
+    rng = np.random.default_rng(11)
+    with_finding = sum(
+        bool(analyze(u.outcomes, u.drivers, OPTIONS).findings)
+        for u in (simulate_user(sky, rng, days=180) for _ in range(USERS))
+    )
+    # Under no effect, Benjamini-Hochberg bounds the chance of any finding by q; the share of
+    # 200 independent users may exceed q by binomial noise: the bound is the 99th percentile
+    # of Binomial(200, q) / 200 (0.15 for q = 0.1).
+    bound = stats.binom.ppf(0.99, USERS, OPTIONS.q) / USERS
+    assert with_finding / USERS <= bound, f"{with_finding} of {USERS} users had a finding"
+
+
+def test_power_a_planted_effect_is_found_at_its_lag_and_nothing_else(sky: Sky) -> None:
+    rng = np.random.default_rng(12)
+    found = clean = 0
+    for _ in range(POWER_USERS):
+        user = simulate_user(sky, rng, days=180, storm_effect_sd=-1.0)
+        run = analyze(user.outcomes, user.drivers, OPTIONS)
+        keys = {(f.outcome, f.driver, f.lag) for f in run.findings}
+        found += PLANTED in keys
+        # Storm days persist, so the energy's drop shows through Kp, Bz and neighbouring lags
+        # too: those are the planted effect seen again, not other findings.
+        others = {k for k in keys if not (k[0] == "energy" and k[1] in SAME_ACTIVITY)}
+        clean += not others
+    # Measured: see docs/observer.md. Short of the 80% / 90% first aimed at: with 96 tests a
+    # single finding needs p <= 0.001, and once the planted effect makes several findings,
+    # Benjamini-Hochberg admits chance ones at the rate q it promises.
+    assert found / POWER_USERS >= POWER_AT_LEAST, f"found in {found} of {POWER_USERS} users"
+    assert clean / POWER_USERS >= CLEAN_AT_LEAST, f"nothing else in {clean} of {POWER_USERS}"
