@@ -12,7 +12,7 @@ from trackers_support import League, league, season_payload, site, url
 
 from trackd.store.models import OutboxRow, PollRow, SnapshotRow
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import trackers as trackers_repo
+from trackd.store.repos import league_trackers as trackers_repo
 
 __all__ = ["league", "site"]  # fixtures
 

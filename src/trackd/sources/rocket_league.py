@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from trackd.domain.trackers import TrackerProfile, TrackerRuleError, parse_profile_url, profile
+from trackd.domain.league import TrackerProfile, TrackerRuleError, parse_profile_url, profile
 from trackd.outbound.http import RefusedAddress
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
 from trackd.sources.rocket_league_stats import SeasonStats, current_season, parse_season
