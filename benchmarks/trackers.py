@@ -7,7 +7,7 @@ prints one JSON line (`python -m benchmarks` runs it as its `trackers` section).
 
 1. N live trackers are stored with the tracker repository's own insert (`create_many`, in
    batches) and each gets its real daily refresh schedule (`polling.start_daily`, the cron
-   schedule registration makes). Registration's other work is left out: its first scrape
+   schedule registration makes). Registration's other work is left out: its first poll
    (four requests, a different job from a refresh) and the guild bookkeeping.
 2. `trackd scheduler` and `trackd worker` start as subprocesses on a Redis bus of their own
    (a key prefix per run), with fetching on, private addresses allowed (the fake listens on
