@@ -23,6 +23,7 @@ from playwright.sync_api import Page, expect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from jobs_support import create_app_tables
+from league_support import Clock, League
 from ops_support import (
     STEAM,
     notify_with_failures,
@@ -31,7 +32,6 @@ from ops_support import (
     report_chain,
     report_domain,
 )
-from trackers_support import Clock, League
 
 from fakes.trn_server import FakeStatsSite, Reply
 from trackd.app import create_app

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from jobs_support import ReportTracking
-from trackers_support import ACME, League
+from league_support import ACME, League
 
 from trackd.bus.memory import MemoryBus
 from trackd.domain.events import SYSTEM_EVENTS

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from league_support import League, league, season_payload, site, url
 from sqlalchemy import select
-from trackers_support import League, league, season_payload, site, url
 
 from trackd.store.models import OutboxRow, PollRow, SnapshotRow
 from trackd.store.repos import channels as channels_repo

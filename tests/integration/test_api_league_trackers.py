@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
+from league_support import RECORDED_URL, League, league, site, url
 from sqlalchemy import select
-from trackers_support import RECORDED_URL, League, league, site, url
 
 from trackd.store.models import PollRow, ScheduleRow, SnapshotRow, TrackerRow
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from jobs_support import create_app_tables
+from league_support import League, league, site, url
 from ops_support import (
     HOOK_SECRET,
     STEAM,
@@ -27,7 +28,6 @@ from ops_support import (
     report_chain,
     report_domain,
 )
-from trackers_support import League, league, site, url
 
 from fakes.trn_server import Reply
 from trackd.app import create_app
