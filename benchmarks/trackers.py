@@ -6,8 +6,8 @@ scheduler` and `trackd worker` processes against a local fake of the stats site 
 prints one JSON line (`python -m benchmarks` runs it as its `trackers` section). Per run:
 
 1. N live trackers are stored with the tracker repository's own insert (`create_many`, in
-   batches) and each gets its real daily refresh schedule (`scrapes.start_daily`, the cron
-   schedule registration makes). Registration's other work is left out: its first scrape
+   batches) and each gets its real daily refresh schedule (`polling.start_daily`, the cron
+   schedule registration makes). Registration's other work is left out: its first poll
    (four requests, a different job from a refresh) and the guild bookkeeping.
 2. `trackd scheduler` and `trackd worker` start as subprocesses on a Redis bus of their own
    (a key prefix per run), with fetching on, private addresses allowed (the fake listens on
@@ -51,16 +51,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchmarks.stats_site import StatsSite
 from trackd.bus.urls import from_url
+from trackd.domain.league import PLATFORMS, profile
 from trackd.domain.polls import FINISHED, PollStatus
-from trackd.domain.trackers import PLATFORMS, profile
-from trackd.league import scrapes
+from trackd.league import polling
 from trackd.scheduling.requests import POLL_REQUESTS, decode_request
 from trackd.settings import Settings
 from trackd.sources.registry import registry as source_registry
 from trackd.store.engine import create_engine, session_factory
 from trackd.store.migrate import upgrade
 from trackd.store.models import PollRow, ScheduleRow, SnapshotRow
-from trackd.store.repos import trackers as tracker_repo
+from trackd.store.repos import league_trackers as tracker_repo
 
 TENANT: Final = "league"
 TRACKERS_PER_USER: Final = 4  # the default TRACKD_TRACKER_USER_LIMIT: every user is full
@@ -209,7 +209,7 @@ async def create_trackers(
         async with sessions() as session, session.begin():
             rows = await tracker_repo.create_many(session, TENANT, new, now=now)
             for row in rows:
-                await scrapes.start_daily(session, row, settings, now=now)
+                await polling.start_daily(session, row, settings, now=now)
 
 
 async def make_due(sessions: async_sessionmaker[AsyncSession], at: datetime) -> int:

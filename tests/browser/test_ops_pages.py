@@ -3,8 +3,8 @@ its blocked host and filters, the outbox, a jobs domain and a failed task's chai
 screen that never scrolls sideways; a user who sees only their own trackers.
 
 The data comes through trackd's own flows (tests/integration/ops_support.py): trackers
-registered over the API and scraped by a real poller from the local fake stats site, ratings
-changed and scraped again, notifications delivered by the notifier to a local receiver, job
+registered over the API and polled by a real poller from the local fake stats site, ratings
+changed and polled again, notifications delivered by the notifier to a local receiver, job
 tasks created over `/v1/tasks` and run by the domain's service.
 """
 
@@ -23,15 +23,15 @@ from playwright.sync_api import Page, expect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from jobs_support import create_app_tables
+from league_support import Clock, League
 from ops_support import (
     STEAM,
     notify_with_failures,
+    poll_again,
     register,
     report_chain,
     report_domain,
-    rescrape,
 )
-from trackers_support import Clock, League
 
 from fakes.trn_server import FakeStatsSite, Reply
 from trackd.app import create_app
@@ -60,9 +60,9 @@ async def seed_ops(runtime: Runtime) -> None:
             league = League(runtime, api, site, auth, Clock())
             [steam] = await register(league, "alice", league.profile(STEAM, rating=1480))
             assert await league.work() == 1
-            await rescrape(league, steam["id"], STEAM, 1530)
+            await poll_again(league, steam["id"], STEAM, 1530)
             await notify_with_failures(league, steam["id"])
-            await rescrape(league, steam["id"], STEAM, 1610)
+            await poll_again(league, steam["id"], STEAM, 1610)
             # Last, so that no later work() retries it once its host's wait is over.
             [blocked] = await register(league, "bob", league.profile(BLOCKED_PLAYER))
             league.site.script(
@@ -94,7 +94,7 @@ def test_a_trackers_rating_chart(browse: Browse, screenshot: Screenshot) -> None
     chart = page.locator('svg[data-chart="rating"]')
     expect(chart).to_be_visible()
     expect(chart.locator("polyline")).to_have_count(2)  # 2v2 and 3v3
-    expect(chart.locator("circle")).to_have_count(2 * 5)  # five scrapes of season 34
+    expect(chart.locator("circle")).to_have_count(2 * 5)  # five polls of season 34
     box = chart.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 100
     screenshot(page, "tracker")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from jobs_support import ReportTracking
-from trackers_support import ACME, League
+from league_support import ACME, League
 
 from trackd.bus.memory import MemoryBus
 from trackd.domain.events import SYSTEM_EVENTS
@@ -35,8 +35,8 @@ async def register(league: League, who: str, *urls: str) -> list[dict[str, Any]]
     return trackers
 
 
-async def rescrape(league: League, tracker_id: str, player: str, rating: int) -> None:
-    """The player's ratings change on the stats site, and the tracker is scraped again."""
+async def poll_again(league: League, tracker_id: str, player: str, rating: int) -> None:
+    """The player's ratings change on the stats site, and the tracker is polled again."""
     league.profile(player, rating=rating)
     league.clock.advance(3600)
     refreshed = await league.post(f"/api/trackers/{tracker_id}/refresh", "alice")
@@ -68,7 +68,7 @@ async def notify_with_failures(league: League, tracker_id: str) -> None:
                 assert made.status_code == 201, made.text
         finally:
             settings.allow_private_fetch = allowed
-        await rescrape(league, tracker_id, STEAM, 1600)
+        await poll_again(league, tracker_id, STEAM, 1600)
         receiver.script = [500, 404]
         bus = MemoryBus()  # where the change's event goes, taken by a consumer as ingest would
         taken = await bus.subscribe([SYSTEM_EVENTS], "ingest", "c1")
@@ -87,7 +87,7 @@ async def notify_with_failures(league: League, tracker_id: str) -> None:
         finally:
             await notifier.aclose()
             consumer.cancel()
-    await rescrape(league, tracker_id, STEAM, 1550)
+    await poll_again(league, tracker_id, STEAM, 1550)
 
 
 async def report_chain(

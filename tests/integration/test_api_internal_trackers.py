@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from league_support import League, league, season_payload, site, url
 from sqlalchemy import select
-from trackers_support import League, league, season_payload, site, url
 
 from trackd.store.models import OutboxRow, PollRow, SnapshotRow
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import trackers as trackers_repo
+from trackd.store.repos import league_trackers as trackers_repo
 
 __all__ = ["league", "site"]  # fixtures
 
@@ -96,7 +96,7 @@ async def test_register_and_add_for_users(league: League) -> None:
 async def test_process_pending_and_guild(league: League) -> None:
     await register_for(league, "u1", "g1", "76561198000000201", "76561198000000202")
     await register_for(league, "u2", "g2", "76561198000000203")
-    # The first scrapes are waiting already: nothing more to queue.
+    # The first polls are waiting already: nothing more to queue.
     busy = await league.post("/internal/trackers/process", "bot", {"guildId": "g1"})
     assert busy.status_code == 202 and busy.json() == {
         "guildId": "g1",
@@ -110,7 +110,7 @@ async def test_process_pending_and_guild(league: League) -> None:
     assert sum(1 for t in targets if not t["first_scrape"]) == 2
     await league.work()
 
-    # A tracker whose scrape failed is pending work; the others are not.
+    # A tracker whose poll failed is pending work; the others are not.
     [gone] = (
         await league.post(
             "/internal/trackers/register-multiple",
@@ -176,7 +176,7 @@ async def test_scheduled_batches(league: League) -> None:
     malformed = await league.post("/internal/trackers/schedule/not-an-id/cancel", "bot")
     assert malformed.status_code == 404 and "no tracker processing schedule" in message(malformed)
 
-    # The soon one runs when its time comes: one scrape per tracker of the guild.
+    # The soon one runs when its time comes: one poll per tracker of the guild.
     league.clock.set(soon + timedelta(seconds=5))
     assert await league.tick() >= 1
     running = (
@@ -410,7 +410,7 @@ async def test_a_batch_scheduled_ahead_of_any_tracker(league: League) -> None:
     assert ran["scrapes"] == {} and ran["startedAt"] is not None
     assert ran["completedAt"] is not None
 
-    # One scheduled while the guild is empty scrapes the trackers registered before it runs.
+    # One scheduled while the guild is empty polls the trackers registered before it runs.
     later = when + timedelta(hours=1)
     waiting = (
         await league.post(
@@ -435,7 +435,7 @@ async def test_a_waiting_batch_follows_the_guilds_trackers(league: League) -> No
         )
     ).json()
     assert set(made["trackerIds"]) == {one["id"], two["id"]}
-    # Deleted, paused and newly registered trackers change what the batch will scrape.
+    # Deleted, paused and newly registered trackers change what the batch will poll.
     await league.client.delete(f"/api/trackers/{one['id']}", headers=league.auth["bot"])
     [three] = await register_for(league, "u2", "g1", "76561198000000803")
     [four] = await register_for(league, "u3", "g1", "76561198000000804")

@@ -1,4 +1,4 @@
-"""League trackers over HTTP (`/api/trackers`), on SQLite and PostgreSQL, with scrapes run
+"""League trackers over HTTP (`/api/trackers`), on SQLite and PostgreSQL, with polls run
 by a real poller against a local fake of the stats site."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
+from league_support import RECORDED_URL, League, league, site, url
 from sqlalchemy import select
-from trackers_support import RECORDED_URL, League, league, site, url
 
 from trackd.store.models import PollRow, ScheduleRow, SnapshotRow, TrackerRow
 
@@ -31,7 +31,7 @@ async def register(league: League, who: str, *urls: str) -> list[dict[str, Any]]
     return trackers
 
 
-async def test_register_scrape_and_read_seasons(league: League) -> None:
+async def test_register_poll_and_read_seasons(league: League) -> None:
     second = league.profile("76561198000000002")
     [recorded, other] = await register(league, "alice", RECORDED_URL, second)
     assert recorded["userId"] == "alice"
@@ -40,7 +40,7 @@ async def test_register_scrape_and_read_seasons(league: League) -> None:
     assert recorded["scrapingStatus"] == "PENDING"
     assert recorded["scrapingAttempts"] == 0 and recorded["lastScrapedAt"] is None
 
-    # Each tracker has its daily refresh and a first scrape waiting, which fetches 3 more seasons.
+    # Each tracker has its daily refresh and a first poll waiting, which fetches 3 more seasons.
     async with league.runtime.sessions() as s:
         schedules = (await s.scalars(select(ScheduleRow))).all()
         polls = (await s.scalars(select(PollRow))).all()
@@ -63,8 +63,8 @@ async def test_register_scrape_and_read_seasons(league: League) -> None:
     assert seasons[1]["playlists"]["2v2"]["rating"] == 1490
 
     detail = (await league.get(f"/api/trackers/{recorded['id']}/detail", "alice")).json()
-    # The recorded profile has no seasons 31-33 on the fake site: those scrapes found no
-    # player, so the first scrape failed as a whole and nothing half-done was stored.
+    # The recorded profile has no seasons 31-33 on the fake site: those polls found no
+    # player, so the first poll failed as a whole and nothing half-done was stored.
     assert detail["scrapingStatus"] == "FAILED"
     assert "no such Rocket League profile" in detail["lastScrapingError"]
     assert detail["seasons"] == [] and detail["mmr"] is None
@@ -210,7 +210,7 @@ async def test_update_pause_resume_and_refresh(league: League) -> None:
     path = f"/api/trackers/{tracker['id']}"
     first = await league.post(path + "/refresh", "alice")
     assert first.status_code == 202
-    assert first.json()["queued"] is False  # the registration's scrape is still waiting
+    assert first.json()["queued"] is False  # the registration's poll is still waiting
     await league.work()
 
     paused = await league.client.put(path, json={"isActive": False}, headers=league.auth["alice"])
@@ -239,7 +239,7 @@ async def test_update_pause_resume_and_refresh(league: League) -> None:
     assert bad.status_code == 422
 
 
-async def test_blocked_and_failed_scrapes_show_in_the_status(league: League) -> None:
+async def test_blocked_and_failed_polls_show_in_the_status(league: League) -> None:
     from fakes.trn_server import Reply
 
     [tracker] = await register(league, "alice", league.profile("76561198000000004"))
@@ -314,7 +314,7 @@ async def test_manual_snapshots_and_history(league: League) -> None:
     assert {"playlists.2v2.rating", "playlists.2v2.rank"} <= paths
     history = (await league.get(path, "bob", season=34)).json()["snapshots"]
     assert [s["seq"] for s in history] == [2, 1]
-    assert history[1]["data"]["playlists"]["2v2"]["rating"] == 1500  # the scraped one is kept
+    assert history[1]["data"]["playlists"]["2v2"]["rating"] == 1500  # the fetched one is kept
     everything = (await league.get(path, "bob", limit=3)).json()
     assert len(everything["snapshots"]) == 3 and everything["nextBefore"] is not None
     rest = (await league.get(path, "bob", limit=3, before=everything["nextBefore"])).json()

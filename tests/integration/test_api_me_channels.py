@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
+from league_support import ACME, League, league, season_payload, site
 from sqlalchemy import select
-from trackers_support import ACME, League, league, season_payload, site
 
 from trackd.store.models import NotificationChannel, OutboxRow
 from trackd.store.repos import channels as channels_repo

@@ -140,7 +140,7 @@ async def test_disabled_source_refuses_without_sending_anything(
     assert site.requests == []
 
 
-async def test_later_scrapes_fetch_the_current_season_only(
+async def test_later_polls_fetch_the_current_season_only(
     site: FakeStatsSite, client: httpx.AsyncClient
 ) -> None:
     site.add_profile(PLATFORM, PLAYER, recorded())
@@ -278,7 +278,7 @@ async def test_rate_limit_is_blocked_with_retry_after(
     assert len(await source_for(site).fetch({"platform": PLATFORM, "id": PLAYER}, client)) == 1
 
 
-async def test_blocked_while_fetching_a_previous_season_blocks_the_whole_scrape(
+async def test_blocked_while_fetching_a_previous_season_blocks_the_whole_poll(
     site: FakeStatsSite, client: httpx.AsyncClient
 ) -> None:
     site.script(

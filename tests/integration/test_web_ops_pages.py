@@ -1,8 +1,8 @@
 """The dashboard's operators' and users' pages (trackers, polls, schedules, outbox, jobs) on
 SQLite and PostgreSQL, read with a browser's cookie.
 
-Everything shown is made by trackd's own flows: trackers registered over the API and scraped
-by a real poller from the local fake stats site, ratings changed there and scraped again,
+Everything shown is made by trackd's own flows: trackers registered over the API and polled
+by a real poller from the local fake stats site, ratings changed there and polled again,
 notifications queued by those changes and delivered by the notifier to a local receiver,
 job tasks created over `/v1/tasks` and run by the domain's service.
 """
@@ -18,16 +18,16 @@ import httpx
 import pytest
 import pytest_asyncio
 from jobs_support import create_app_tables
+from league_support import League, league, site, url
 from ops_support import (
     HOOK_SECRET,
     STEAM,
     notify_with_failures,
+    poll_again,
     register,
     report_chain,
     report_domain,
-    rescrape,
 )
-from trackers_support import League, league, site, url
 
 from fakes.trn_server import Reply
 from trackd.app import create_app
@@ -97,8 +97,8 @@ async def test_trackers_list_and_a_trackers_rating_chart(dashboard: Dashboard) -
     )
     [bobs] = await register(league, "bob", league.profile("76561198000000002"))
     assert await league.work() == 3
-    await rescrape(league, steam["id"], STEAM, 1600)
-    await rescrape(league, steam["id"], STEAM, 1550)
+    await poll_again(league, steam["id"], STEAM, 1600)
+    await poll_again(league, steam["id"], STEAM, 1550)
 
     everyone = (await dashboard.get("reader", "/ui/trackers")).text
     assert len(table_rows(everyone, "Trackers")) == 3
@@ -110,7 +110,7 @@ async def test_trackers_list_and_a_trackers_rating_chart(dashboard: Dashboard) -
     assert [psn["id"]] == re.findall(r'href="/ui/trackers/([0-9a-f-]{36})"', only_psn)
     by_user = (await dashboard.get("reader", "/ui/trackers", user="bob")).text
     assert re.findall(r'href="/ui/trackers/([0-9a-f-]{36})"', by_user) == [bobs["id"]]
-    # The fake site serves the recorded psn profile's current season only: its first scrape,
+    # The fake site serves the recorded psn profile's current season only: its first poll,
     # which asks for the older seasons too, fails on them.
     failed = (await dashboard.get("reader", "/ui/trackers", status="FAILED")).text
     assert re.findall(r'href="/ui/trackers/([0-9a-f-]{36})"', failed) == [psn["id"]]
@@ -132,7 +132,7 @@ async def test_trackers_list_and_a_trackers_rating_chart(dashboard: Dashboard) -
     assert page.status_code == 200, page.text
     html = page.text
     assert 'data-chart="rating"' in html
-    # 2v2 and 3v3 in season 34, one point per scrape: 1500 → 1600 → 1550, 3v3 100 below.
+    # 2v2 and 3v3 in season 34, one point per poll: 1500 → 1600 → 1550, 3v3 100 below.
     assert html.count("<polyline") == 2
     assert "2v2 1,600 at" in html and "2v2 1,550 at" in html and "3v3 1,400 at" in html
     assert [r.split()[2:4] for r in table_rows(html, "Ratings per snapshot")] == [

@@ -404,7 +404,7 @@ def test_bad_decorator_arguments_fail_at_decoration() -> None:
 
 
 class BeatCounting(Tracker):
-    """A tracker whose publisher's heartbeat ticks can be waited for."""
+    """A tracker whose delivery thread's heartbeat ticks can be waited for."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -418,7 +418,7 @@ class BeatCounting(Tracker):
             self._ticked.notify_all()
 
     def wait_ticks(self, count: int, within: float = 5.0) -> None:
-        """Wait until the publisher has looked for quiet tasks `count` more times."""
+        """Wait until the delivery loop has looked for quiet tasks `count` more times."""
         with self._ticked:
             target = self.ticks + count
             assert self._ticked.wait_for(lambda: self.ticks >= target, within)
@@ -437,7 +437,7 @@ def test_heartbeats_report_a_quiet_running_task_and_stop_when_it_ends(bus: Recor
                 tracker.flush()
         tracker.flush()
         told = len(bus.of_task(task.task_id))
-        tracker.wait_ticks(3)  # the publisher looked again, and no heartbeat followed the end
+        tracker.wait_ticks(3)  # the delivery loop looked again, and no heartbeat followed the end
         tracker.flush()
         assert len(bus.of_task(task.task_id)) == told
 

@@ -13,8 +13,8 @@ from trackd.api import errors as api_errors
 from trackd.cli.common import run
 from trackd.cli.main import app as cli
 from trackd.domain.channels import InvalidChannel
+from trackd.domain.league import TrackerRuleError
 from trackd.domain.schedules import InvalidSchedule
-from trackd.domain.trackers import TrackerRuleError
 from trackd.errors import (
     ConfigError,
     Conflict,

@@ -21,8 +21,8 @@ from trackd.api.routers import (
     metrics,
     modules,
     natal,
+    task_reads,
     traces,
-    tracker,
     tracking,
     transits,
 )
@@ -76,7 +76,7 @@ def create_api(
     app.include_router(metrics.router)
     app.include_router(events.router)
     app.include_router(traces.router)
-    app.include_router(tracker.router)
+    app.include_router(task_reads.router)
     app.include_router(league_trackers.router)
     app.include_router(league_internal.router)
     app.include_router(me_channels.router)

@@ -1,6 +1,6 @@
 """The API's request dependencies: the calling principal of a bearer token, and whether it may
-publish. The runtime and the session per request are `trackd.access.deps`, shared with the
-dashboard."""
+send events (`EventSender`). The runtime and the session per request are `trackd.access.deps`,
+shared with the dashboard."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_publisher(principal: CurrentPrincipal) -> Principal:
+async def get_event_sender(principal: CurrentPrincipal) -> Principal:
+    """The calling principal, if its role may send events (`POST /v1/events`, `/v1/traces`)."""
     if not principal.may_publish:
         raise ApiError(
             403,
@@ -57,4 +58,6 @@ async def get_publisher(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-Publisher = Annotated[Principal, Depends(get_publisher)]
+# A principal allowed to send events; not to be confused with the SDK's delivery loop
+# (`trackd.sdk.delivery`) or the jobs library's event publishers (`trackd.jobs.events`).
+EventSender = Annotated[Principal, Depends(get_event_sender)]

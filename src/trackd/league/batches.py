@@ -1,4 +1,4 @@
-"""A guild's scheduled batch: every live, active tracker of the guild scraped at a given time.
+"""A guild's scheduled batch: every live, active tracker of the guild polled at a given time.
 
 A batch is a one-shot schedule of the scheduling engine, labelled with the guild, whose
 targets are the guild's live, active trackers: set when it is scheduled and kept in step
@@ -7,8 +7,8 @@ It is stored, so it survives restarts; a batch whose time passed while trackd wa
 when trackd is back within the grace (an hour), else it is MISSED, never left PENDING for
 ever. Its status is its run's:
 
-    PENDING    not run yet            RUNNING    some scrapes not finished
-    COMPLETED  every scrape completed FAILED     every scrape finished, some failed
+    PENDING    not run yet            RUNNING    some polls not finished
+    COMPLETED  every poll completed   FAILED     every poll finished, some failed
     CANCELLED  cancelled before it ran MISSED    found too late after an outage
 """
 
@@ -22,10 +22,10 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.league import TrackerRuleError
 from trackd.domain.schedules import ScheduleStatus
-from trackd.domain.trackers import TrackerRuleError
 from trackd.errors import NotFound
-from trackd.league import scrapes
+from trackd.league import polling
 from trackd.league.views import iso
 from trackd.scheduling.service import (
     ScheduleRun,
@@ -34,8 +34,8 @@ from trackd.scheduling.service import (
     schedule_run,
 )
 from trackd.store.models import ScheduleRow
+from trackd.store.repos import league_trackers as repo
 from trackd.store.repos import schedules as schedule_repo
-from trackd.store.repos import trackers as repo
 
 GRACE_SECONDS: Final = 3600.0
 MAX_LISTED: Final = 1000
@@ -54,7 +54,7 @@ class BatchStatus(StrEnum):
 
 
 def _labels(guild_id: str) -> dict[str, str]:
-    return {"feature": scrapes.FEATURE, "kind": scrapes.BATCH, "guild_id": guild_id}
+    return {"feature": polling.FEATURE, "kind": polling.BATCH, "guild_id": guild_id}
 
 
 async def schedule(
@@ -67,11 +67,11 @@ async def schedule(
     created_by: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Schedule the guild's trackers to be scraped at `scheduled_at`.
+    """Schedule the guild's trackers to be polled at `scheduled_at`.
 
     A guild with no live, active tracker yet may be scheduled (a bot schedules the weekly
     runs before the season's trackers exist): the batch follows the trackers registered
-    before it runs, and a run with none completes with nothing scraped.
+    before it runs, and a run with none completes with nothing polled.
 
     Raises:
         TrackerRuleError: the time is not in the future (or more than a year ahead).
@@ -91,11 +91,11 @@ async def schedule(
         session,
         tenant_id,
         name=f"tracker-batch:{guild_id}:{uuid.uuid4().hex}",
-        source=scrapes.SOURCE,
-        targets=[scrapes.target_of(t, first_scrape=False) for t in trackers],
+        source=polling.SOURCE,
+        targets=[polling.target_of(t, first_scrape=False) for t in trackers],
         run_at=scheduled_at,
         misfire_grace_seconds=GRACE_SECONDS,
-        max_attempts=scrapes.MAX_ATTEMPTS,
+        max_attempts=polling.MAX_ATTEMPTS,
         allow_no_targets=True,
         owner=created_by,
         labels={**_labels(guild_id), "metadata": dict(metadata or {})},
@@ -109,7 +109,7 @@ async def schedule(
 async def follow_guild(
     session: AsyncSession, tenant_id: str, guild_id: str | None, *, now: datetime
 ) -> int:
-    """Make the guild's batches that have not run scrape the trackers it has now (one was
+    """Make the guild's batches that have not run poll the trackers it has now (one was
     registered, paused, resumed or deleted since they were scheduled). Returns how many
     batches changed."""
     if guild_id is None:
@@ -119,7 +119,7 @@ async def follow_guild(
         tenant_id,
         labels=_labels(guild_id),
         statuses=[ScheduleStatus.ACTIVE],
-        source=scrapes.SOURCE,
+        source=polling.SOURCE,
         limit=MAX_LISTED,
     )
     if not waiting:
@@ -127,7 +127,7 @@ async def follow_guild(
     trackers, _ = await repo.search(
         session, tenant_id, repo.TrackerFilter(guild_id=guild_id, active=True), limit=10_000
     )
-    targets = [scrapes.target_of(t, first_scrape=False) for t in trackers]
+    targets = [polling.target_of(t, first_scrape=False) for t in trackers]
     changed = 0
     for row in waiting:
         if row.last_run_at is None and row.targets != targets:
@@ -150,7 +150,7 @@ async def list_for_guild(
     over `include_completed`), else all, without the COMPLETED ones if `include_completed`
     is false."""
     rows = await schedule_repo.find(
-        session, tenant_id, labels=_labels(guild_id), source=scrapes.SOURCE, limit=MAX_LISTED
+        session, tenant_id, labels=_labels(guild_id), source=polling.SOURCE, limit=MAX_LISTED
     )
     shown = []
     for row in rows:
@@ -189,8 +189,8 @@ async def _batch(session: AsyncSession, tenant_id: str, batch_id: uuid.UUID) -> 
     labels = row.labels if row is not None else {}
     if (
         row is None
-        or labels.get("feature") != scrapes.FEATURE
-        or labels.get("kind") != scrapes.BATCH
+        or labels.get("feature") != polling.FEATURE
+        or labels.get("kind") != polling.BATCH
     ):
         raise NotFound(f"no tracker processing schedule {batch_id}")
     return row

@@ -31,7 +31,7 @@ from trackd.outbound.http import AddressGuard
 from trackd.sources.rocket_league_stats import Mode, SeasonStats
 from trackd.store.models import NotificationSubscription, TrackerGuild, TrackerRow
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import trackers as repo
+from trackd.store.repos import league_trackers as repo
 
 SOURCE: Final = repo.SOURCE
 RANK_FIELDS: Final = [

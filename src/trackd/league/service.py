@@ -4,14 +4,14 @@
     shown = await league.register(session, tenant_id, Registration(user_id="u1"), [url])
 
 Each change runs as one transaction of the session it is given: committed when it succeeds,
-rolled back when it raises. After the commit, a worker is woken for the scrapes it asked
+rolled back when it raises. After the commit, a worker is woken for the polls it asked
 for, in the background: the answer does not wait for the bus, and if the bus is down a
 worker's sweep finds the polls anyway. Answers are the feature's JSON (`trackd.league.views`).
 
 Errors are trackd's shared set: a rule broken (`TrackerRuleError`, `InvalidChannel`,
 `InvalidSchedule`, `InvalidTarget`, `MmrError`) is a `RuleBroken`, a tracker or channel of
 another user a `Forbidden` (`TrackerForbidden`), a missing one a `NotFound`. The rules
-themselves live in the feature's modules (`trackers`, `batches`, `guilds`, `scrapes`).
+themselves live in the feature's modules (`trackers`, `batches`, `guilds`, `polling`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.bus.base import Bus
 from trackd.domain.access import Principal
-from trackd.domain.trackers import TrackerRuleError
+from trackd.domain.league import TrackerRuleError
 from trackd.league import batches, guilds, trackers, user_channels
 from trackd.league.batches import BatchStatus
 from trackd.league.mmr import MmrConfig, problems
@@ -41,7 +41,7 @@ from trackd.league.trackers import (
     acting_user,
 )
 from trackd.league.views import (
-    scrape_states,
+    poll_states,
     season_json,
     snapshot_json,
     trackers_json,
@@ -54,7 +54,7 @@ from trackd.sources.rocket_league_stats import SeasonStats
 from trackd.store.engine import transaction
 from trackd.store.models import PollRow, SnapshotRow, TrackerRow
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import trackers as repo
+from trackd.store.repos import league_trackers as repo
 from trackd.store.repos.channels import ChannelView
 
 __all__ = [
@@ -119,7 +119,7 @@ class League:
         display_name: str | None = UNSET,
         is_active: bool | None = None,
     ) -> dict[str, Any]:
-        """Rename a tracker (when `display_name` is given) or pause/resume its scraping."""
+        """Rename a tracker (when `display_name` is given) or pause/resume its polling."""
         async with transaction(session):
             outcome = await trackers.update(
                 session,
@@ -144,16 +144,16 @@ class League:
     async def refresh(
         self, session: AsyncSession, principal: Principal, tracker_id: uuid.UUID
     ) -> dict[str, Any]:
-        """Scrape a tracker now (nothing new when a scrape is already on its way)."""
+        """Poll a tracker now (nothing new when a poll is already on its way)."""
         async with transaction(session):
             done = await trackers.refresh(session, principal, tracker_id, now=_now())
-            states = await scrape_states(session, principal.tenant_id, [done.tracker])
+            states = await poll_states(session, principal.tenant_id, [done.tracker])
         if done.queued and done.poll is not None:
             self._announce([done.poll])
         return {
             "id": str(done.tracker.id),
             "queued": done.queued,
-            "message": "scrape queued" if done.queued else "a scrape is already on its way",
+            "message": "poll queued" if done.queued else "a poll is already on its way",
             **states[done.tracker.id].as_json(),
         }
 
@@ -183,7 +183,7 @@ class League:
     async def process_pending(
         self, session: AsyncSession, tenant_id: str, *, requested_by: str | None
     ) -> dict[str, Any]:
-        """Scrape every active tracker never scraped or whose last scrape failed."""
+        """Poll every active tracker never polled or whose last poll failed."""
         async with transaction(session):
             polls, skipped = await trackers.process_pending(
                 session, tenant_id, requested_by=requested_by, now=_now()
@@ -194,7 +194,7 @@ class League:
     async def process_guild(
         self, session: AsyncSession, tenant_id: str, guild_id: str, *, requested_by: str | None
     ) -> dict[str, Any]:
-        """Scrape every active tracker of a guild now."""
+        """Poll every active tracker of a guild now."""
         async with transaction(session):
             polls, skipped = await trackers.process_guild(
                 session, tenant_id, guild_id, requested_by=requested_by, now=_now()
@@ -212,7 +212,7 @@ class League:
         metadata: Mapping[str, Any] | None,
         created_by: str | None,
     ) -> dict[str, Any]:
-        """Schedule the guild's trackers to be scraped at `scheduled_at` (in the future)."""
+        """Schedule the guild's trackers to be polled at `scheduled_at` (in the future)."""
         async with transaction(session):
             return await batches.schedule(
                 session,
@@ -385,9 +385,9 @@ async def detail(session: AsyncSession, tenant_id: str, tracker_id: uuid.UUID) -
 
 
 async def status(session: AsyncSession, tenant_id: str, tracker_id: uuid.UUID) -> dict[str, Any]:
-    """Scraping status, attempts, last error and last scrape, from the newest poll."""
+    """Scraping status, attempts, last error and last poll, from the newest poll."""
     row = await trackers.get(session, tenant_id, tracker_id)
-    state = (await scrape_states(session, tenant_id, [row]))[row.id]
+    state = (await poll_states(session, tenant_id, [row]))[row.id]
     return {"id": str(row.id), "isActive": row.is_active, **state.as_json()}
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.access import Principal, Role
-from trackd.domain.trackers import (
+from trackd.domain.league import (
     TrackerProfile,
     TrackerRuleError,
     already_registered,
@@ -35,14 +35,14 @@ from trackd.domain.trackers import (
     parse_register_request,
 )
 from trackd.errors import Conflict, Forbidden, NotFound
-from trackd.league import batches, guilds, scrapes
+from trackd.league import batches, guilds, polling
 from trackd.settings import Settings
 from trackd.snapshots.service import StoredSnapshot, record_snapshot
 from trackd.sources.base import Snapshot
 from trackd.sources.rocket_league_stats import SeasonStats
 from trackd.store.models import PollRow, TrackerRow
+from trackd.store.repos import league_trackers as repo
 from trackd.store.repos import snapshots as snapshots_repo
-from trackd.store.repos import trackers as repo
 from trackd.store.repos.snapshots import HistoryKey
 
 SOURCE = repo.SOURCE
@@ -167,9 +167,9 @@ async def _create(
     await batches.follow_guild(session, tenant_id, who.guild_id, now=now)
     for tracker in rows:
         await guilds.subscribe_tracker(session, tracker)
-        await scrapes.start_daily(session, tracker, settings, now=now)
+        await polling.start_daily(session, tracker, settings, now=now)
         outcome.polls.append(
-            await scrapes.request_scrape(
+            await polling.poll_tracker(
                 session, tracker, requested_by=who.created_by, first_scrape=True, now=now
             )
         )
@@ -213,8 +213,8 @@ async def update(
     is_active: bool | None = None,
     now: datetime,
 ) -> Outcome:
-    """Rename a tracker or pause/resume its scraping. Pausing ends its daily refresh and
-    cancels its waiting polls; resuming starts the daily refresh again and scrapes at once."""
+    """Rename a tracker or pause/resume its polling. Pausing ends its daily refresh and
+    cancels its waiting polls; resuming starts the daily refresh again and polls at once."""
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
     outcome = Outcome([tracker])
@@ -223,14 +223,14 @@ async def update(
     if is_active is not None and is_active != tracker.is_active:
         tracker.is_active = is_active
         if is_active:
-            await scrapes.start_daily(session, tracker, settings, now=now)
+            await polling.start_daily(session, tracker, settings, now=now)
             outcome.polls.append(
-                await scrapes.request_scrape(
+                await polling.poll_tracker(
                     session, tracker, requested_by=principal.user_id, now=now
                 )
             )
         else:
-            await scrapes.stop_scraping(session, tracker, now=now)
+            await polling.stop_polling(session, tracker, now=now)
     tracker.updated_at = now
     await session.flush()
     if is_active is not None:
@@ -241,11 +241,11 @@ async def update(
 async def delete(
     session: AsyncSession, principal: Principal, tracker_id: uuid.UUID, *, now: datetime
 ) -> TrackerRow:
-    """Soft-delete a tracker: its history stays, scraping and notifications stop, and its URL
+    """Soft-delete a tracker: its history stays, polling and notifications stop, and its URL
     may be registered again."""
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
-    await scrapes.stop_scraping(session, tracker, now=now)
+    await polling.stop_polling(session, tracker, now=now)
     await guilds.unsubscribe_tracker(session, tracker)
     await repo.soft_delete(session, tracker, now=now)
     await batches.follow_guild(session, tracker.tenant_id, tracker.guild_id, now=now)
@@ -257,21 +257,21 @@ class Refresh:
     tracker: TrackerRow
     poll: PollRow | None
     queued: bool
-    """False when a scrape was already waiting or running (no second one is made)."""
+    """False when a poll was already waiting or running (no second one is made)."""
 
 
 async def refresh(
     session: AsyncSession, principal: Principal, tracker_id: uuid.UUID, *, now: datetime
 ) -> Refresh:
-    """Scrape a tracker now, unless a scrape of it is already waiting or running."""
+    """Poll a tracker now, unless a poll of it is already waiting or running."""
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
     if not tracker.is_active:
-        raise TrackerRuleError("this tracker is paused; set isActive to true to scrape it again")
+        raise TrackerRuleError("this tracker is paused; set isActive to true to poll it again")
     if tracker.id in await repo.unfinished_polls(session, tracker.tenant_id, [tracker.id]):
         latest = await repo.latest_polls(session, tracker.tenant_id, [tracker.id])
         return Refresh(tracker, latest.get(tracker.id), queued=False)
-    poll = await scrapes.request_scrape(session, tracker, requested_by=principal.user_id, now=now)
+    poll = await polling.poll_tracker(session, tracker, requested_by=principal.user_id, now=now)
     return Refresh(tracker, poll, queued=True)
 
 
@@ -284,8 +284,8 @@ async def add_snapshot(
     taken_at: datetime,
     settings: Settings,
 ) -> StoredSnapshot:
-    """Record a season's stats entered by hand (when the stats site cannot be scraped): a
-    snapshot like a scraped one, marked manual, compared and notified the same way."""
+    """Record a season's stats entered by hand (when the stats site cannot be fetched): a
+    snapshot like a fetched one, marked manual, compared and notified the same way."""
     tracker = await get(session, principal.tenant_id, tracker_id)
     check_may_change(principal, tracker)
     stats = stats.model_copy(
@@ -321,10 +321,10 @@ async def add_snapshot(
 async def process_pending(
     session: AsyncSession, tenant_id: str, *, requested_by: str | None, now: datetime
 ) -> tuple[list[PollRow], int]:
-    """Scrape every live, active tracker that is pending (never polled) or whose last
-    scrape failed, unless a scrape of it is on its way. Returns the polls and how many
+    """Poll every live, active tracker that is pending (never polled) or whose last
+    poll failed, unless a poll of it is on its way. Returns the polls and how many
     trackers were skipped."""
-    from trackd.domain.trackers import ScrapingStatus
+    from trackd.domain.league import ScrapingStatus
 
     chosen: list[TrackerRow] = []
     for status in (ScrapingStatus.PENDING, ScrapingStatus.FAILED):
@@ -332,7 +332,7 @@ async def process_pending(
             session, tenant_id, repo.TrackerFilter(status=status, active=True), limit=10_000
         )
         chosen += rows
-    polls, skipped = await scrapes.scrape_all(session, chosen, requested_by=requested_by, now=now)
+    polls, skipped = await polling.poll_all(session, chosen, requested_by=requested_by, now=now)
     return polls, len(skipped)
 
 
@@ -344,10 +344,10 @@ async def process_guild(
     requested_by: str | None,
     now: datetime,
 ) -> tuple[list[PollRow], int]:
-    """Scrape every live, active tracker of a guild now (those already on their way are
+    """Poll every live, active tracker of a guild now (those already on their way are
     skipped). Returns the polls and how many were skipped."""
     rows, _ = await repo.search(
         session, tenant_id, repo.TrackerFilter(guild_id=guild_id, active=True), limit=10_000
     )
-    polls, skipped = await scrapes.scrape_all(session, rows, requested_by=requested_by, now=now)
+    polls, skipped = await polling.poll_all(session, rows, requested_by=requested_by, now=now)
     return polls, len(skipped)

@@ -19,7 +19,7 @@ from trackd.notify.service import check_destination
 from trackd.outbound.http import AddressGuard
 from trackd.store.models import NotificationChannel
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import trackers as repo
+from trackd.store.repos import league_trackers as repo
 
 _PAGE = 100
 

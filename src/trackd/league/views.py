@@ -1,6 +1,6 @@
 """Trackers as the API shows them (camelCase, as the league's bot reads them).
 
-A tracker's scraping status, attempts, last error and last scrape are read from its newest
+A tracker's scraping status, attempts, last error and last poll are read from its newest
 poll and snapshots when it is shown, never stored on the tracker, so they cannot go stale.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.league import scraping_status
 from trackd.domain.polls import WAITING
-from trackd.domain.trackers import scraping_status
 from trackd.store.models import PollRow, SnapshotRow, TrackerRow
-from trackd.store.repos import trackers as repo
+from trackd.store.repos import league_trackers as repo
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -25,11 +25,11 @@ def iso(moment: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class ScrapeState:
-    """What a tracker's newest poll and snapshots say about its scraping."""
+class PollState:
+    """What a tracker's newest poll and snapshots say about its polling."""
 
     poll: PollRow | None
-    last_scraped_at: datetime | None
+    last_polled_at: datetime | None
 
     def as_json(self) -> dict[str, Any]:
         poll = self.poll
@@ -37,22 +37,22 @@ class ScrapeState:
             "scrapingStatus": scraping_status(poll.status if poll else None).value,
             "scrapingAttempts": poll.attempt if poll else 0,
             "lastScrapingError": poll.error if poll and poll.status != "completed" else None,
-            "lastScrapedAt": iso(self.last_scraped_at),
+            "lastScrapedAt": iso(self.last_polled_at),
             "lastPollId": str(poll.id) if poll else None,
             "nextAttemptAt": iso(poll.not_before) if poll and poll.status in WAITING else None,
         }
 
 
-async def scrape_states(
+async def poll_states(
     session: AsyncSession, tenant_id: str, trackers: Sequence[TrackerRow]
-) -> dict[uuid.UUID, ScrapeState]:
+) -> dict[uuid.UUID, PollState]:
     ids = [t.id for t in trackers]
     polls = await repo.latest_polls(session, tenant_id, ids)
-    scraped = await repo.last_scraped(session, tenant_id, [str(i) for i in ids])
-    return {i: ScrapeState(polls.get(i), scraped.get(str(i))) for i in ids}
+    polled = await repo.last_snapshot_at(session, tenant_id, [str(i) for i in ids])
+    return {i: PollState(polls.get(i), polled.get(str(i))) for i in ids}
 
 
-def tracker_json(tracker: TrackerRow, state: ScrapeState) -> dict[str, Any]:
+def tracker_json(tracker: TrackerRow, state: PollState) -> dict[str, Any]:
     return {
         "id": str(tracker.id),
         "userId": tracker.user_id,
@@ -73,7 +73,7 @@ def tracker_json(tracker: TrackerRow, state: ScrapeState) -> dict[str, Any]:
 async def trackers_json(
     session: AsyncSession, tenant_id: str, trackers: Sequence[TrackerRow]
 ) -> list[dict[str, Any]]:
-    states = await scrape_states(session, tenant_id, trackers)
+    states = await poll_states(session, tenant_id, trackers)
     return [tracker_json(t, states[t.id]) for t in trackers]
 
 

@@ -1,4 +1,4 @@
-"""A poll's lifecycle as trackd events, so that polls show up among the tracker's tasks.
+"""A poll's lifecycle as trackd events, so that polls show up among the tasks (the task reads).
 
 Each change of a poll is a `task.state_changed` on `system-events`, the events the SDK sends
 for a tracked call: task_id = the poll's id, type (`event_type`) = `poll.{source}`, and the

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from trackd.sdk.client import Tracker
 from trackd.sdk.context import current_task
+from trackd.sdk.delivery import TrackerStats
 from trackd.sdk.errors import (
     TrackerBufferFull,
     TrackerDeliveryFailed,
@@ -27,7 +28,6 @@ from trackd.sdk.errors import (
     TrackerNotConfigured,
 )
 from trackd.sdk.handle import TaskHandle
-from trackd.sdk.publisher import TrackerStats
 from trackd.sdk.tracking import configure, default_tracker, track, tracked
 
 __all__ = [

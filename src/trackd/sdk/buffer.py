@@ -1,4 +1,4 @@
-"""The bounded buffer between producers (any thread) and the one publisher that drains it."""
+"""The bounded buffer between producers (any thread) and the one delivery loop that drains it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from trackd.sdk.wire import Pending
 class EventBuffer:
     """A FIFO that holds at most `capacity` events and counts what became of them.
 
-    `accepted` counts every event put in; `settled` every event the publisher is done with
+    `accepted` counts every event put in; `settled` every event the delivery loop is done with
     (delivered, rejected or given up on). A flush waits for `settled` to reach the `accepted`
     it saw, so it covers events that are in flight as well as those still queued.
     """
@@ -66,7 +66,7 @@ class EventBuffer:
             return batch
 
     def requeue(self, items: list[Pending]) -> None:
-        """Put taken events back at the front, in order (their publisher was cancelled).
+        """Put taken events back at the front, in order (their delivery loop was cancelled).
 
         They may overfill the buffer for a moment; they were counted in already.
         """
@@ -84,7 +84,7 @@ class EventBuffer:
             return n
 
     def settle(self, count: int) -> None:
-        """The publisher is done with `count` events taken earlier."""
+        """The delivery loop is done with `count` events taken earlier."""
         with self._lock:
             self.settled += count
             self._progress.notify_all()

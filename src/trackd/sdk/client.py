@@ -1,4 +1,4 @@
-"""The Tracker: where a producer's events go, and the background publisher that sends them."""
+"""The Tracker: where a producer's events go, and the background delivery loop that sends them."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from trackd.bus.memory import MemoryBus
 from trackd.bus.urls import from_url, in_process, scheme
 from trackd.errors import ConfigError
 from trackd.sdk.buffer import EventBuffer
+from trackd.sdk.delivery import Counters, Delivery, TrackerStats
 from trackd.sdk.errors import TrackerBufferFull, TrackerDeliveryFailed, TrackerError
 from trackd.sdk.handle import TaskHandle, check_id
-from trackd.sdk.publisher import Counters, Publisher, TrackerStats
 from trackd.sdk.sinks import BusSink, Sink
 from trackd.sdk.wire import Pending
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STOP_WAIT = 5.0  # seconds to wait for a publisher that was told to stop
+_STOP_WAIT = 5.0  # seconds to wait for a delivery loop that was told to stop
 _POLL = 0.005  # seconds between looks while waiting across threads or loops
 
 
@@ -133,7 +133,7 @@ class Tracker:
     def _init_state(self, max_buffer: int) -> None:
         self._buffer = EventBuffer(max_buffer)
         self._counters = Counters()
-        self._publisher: Publisher | None = None
+        self._delivery: Delivery | None = None
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._active: dict[int, TaskHandle] = {}
@@ -142,7 +142,7 @@ class Tracker:
         self._closed = False
 
     def __repr__(self) -> str:
-        mode = "idle" if self._publisher is None else ("thread" if self._thread else "task")
+        mode = "idle" if self._delivery is None else ("thread" if self._thread else "task")
         return f"<Tracker {self._target} source={self.source} {mode}>"
 
     # -- tasks --------------------------------------------------------------------------------
@@ -181,30 +181,30 @@ class Tracker:
         Raises:
             TrackerBufferFull: no room came within `emit_timeout`; the events were not taken.
         """
-        pub, n = self._offer(items)
+        delivery, n = self._offer(items)
         if not n:
-            self._wait_for_room(items, pub)
+            self._wait_for_room(items, delivery)
 
     def _try_emit(self, *items: Pending) -> bool:
         """Buffer events if there is room now (async callers then wait with `_emit_later`)."""
         return self._offer(items)[1] > 0
 
-    def _offer(self, items: tuple[Pending, ...]) -> tuple[Publisher, int]:
-        """Put events in the buffer if there is room for all (starting the publisher when
-        none runs) and wake it once a batch is waiting; the publisher and the new length,
+    def _offer(self, items: tuple[Pending, ...]) -> tuple[Delivery, int]:
+        """Put events in the buffer if there is room for all (starting the delivery loop when
+        none runs) and wake it once a batch is waiting; the delivery loop and the new length,
         0 when there was no room."""
         if not self._accepting:
             raise TrackerError(f"{self!r} is closed; events can no longer be sent with it")
-        pub = self._publisher
-        if pub is None or pub.finished:
-            pub = self._start()
+        delivery = self._delivery
+        if delivery is None or delivery.finished:
+            delivery = self._start()
         n = self._buffer.offer(items)
         if n >= self._batch_size:
-            pub.wake()
-        return pub, n
+            delivery.wake()
+        return delivery, n
 
     async def _emit_later(self, *items: Pending) -> None:
-        # Polling, because waking async waiters from the publisher would cost every emit;
+        # Polling, because waking async waiters from the delivery loop would cost every emit;
         # it only happens while the buffer is full.
         deadline = time.monotonic() + self._emit_timeout
         while not self._try_emit(*items):
@@ -212,16 +212,16 @@ class Tracker:
                 raise self._full()
             await asyncio.sleep(_POLL)
 
-    def _wait_for_room(self, items: tuple[Pending, ...], pub: Publisher) -> None:
-        if pub.on_own_loop():
+    def _wait_for_room(self, items: tuple[Pending, ...], delivery: Delivery) -> None:
+        if delivery.on_own_loop():
             raise self._full(
                 " This call runs in the event loop that publishes the events, so it cannot "
                 "wait for room: track async code with `async with` or async functions, or "
                 "raise max_buffer."
             )
-        if not pub.alive:
-            pub = self._start()
-        pub.wake()
+        if not delivery.alive:
+            delivery = self._start()
+        delivery.wake()
         if not self._buffer.put(items, self._emit_timeout):
             raise self._full()
 
@@ -234,7 +234,7 @@ class Tracker:
             "max_buffer or emit_timeout." + advice
         )
 
-    # -- heartbeats (called on the publisher's thread) ------------------------------------------
+    # -- heartbeats (called on the delivery thread) ------------------------------------------
 
     def _register(self, handle: TaskHandle) -> None:
         if self._heartbeat_interval is not None:
@@ -257,21 +257,21 @@ class Tracker:
                 # A full buffer holds newer news than "still running"; the next beat retries.
                 log.debug("trackd heartbeat of task %s skipped: buffer full", handle.task_id)
 
-    # -- the publisher ------------------------------------------------------------------------
+    # -- the delivery loop ------------------------------------------------------------------------
 
-    def _start(self, *, thread: bool | None = None) -> Publisher:
-        """The running publisher, started if there is none (or the one there was ended)."""
+    def _start(self, *, thread: bool | None = None) -> Delivery:
+        """The running delivery loop, started if there is none (or the one there was ended)."""
         with self._start_lock:
-            pub = self._publisher
-            if pub is not None and pub.alive:
-                return pub
+            delivery = self._delivery
+            if delivery is not None and delivery.alive:
+                return delivery
             loop: asyncio.AbstractEventLoop | None = None
             if thread is not True:
                 try:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:
                     loop = None
-            pub = Publisher(
+            delivery = Delivery(
                 self._buffer,
                 self._open_sink,
                 self._counters,
@@ -280,15 +280,17 @@ class Tracker:
                 heartbeat=self._beat if self._heartbeat_interval else None,
                 heartbeat_interval=self._heartbeat_interval,
             )
-            if self._publisher is not None and not self._publisher.finished:
-                # Its loop is not running now; should it run again, the old publisher ends
+            if self._delivery is not None and not self._delivery.finished:
+                # Its loop is not running now; should it run again, the old delivery loop ends
                 # instead of competing with this one.
-                self._publisher.close()
+                self._delivery.close()
             if loop is not None:
                 self._thread = None
-                self._task = pub.task = loop.create_task(pub.run(), name="trackd-sdk-publisher")
+                self._task = delivery.task = loop.create_task(
+                    delivery.run(), name="trackd-sdk-delivery"
+                )
                 # Also marks a task cancelled before its first step, which never runs `run`.
-                self._task.add_done_callback(lambda _: pub.ended())
+                self._task.add_done_callback(lambda _: delivery.ended())
             else:
                 if isinstance(self._bus, MemoryBus):
                     raise ConfigError(
@@ -297,13 +299,13 @@ class Tracker:
                     )
                 self._task = None
                 self._thread = threading.Thread(
-                    target=_run_thread, args=(pub,), name="trackd-sdk-publisher", daemon=True
+                    target=_run_thread, args=(delivery,), name="trackd-sdk-delivery", daemon=True
                 )
                 self._thread.start()
             # Also in loop mode: events left when that loop ends are sent at exit, by a thread.
             _exit_hooks.add(self)
-            self._publisher = pub
-            return pub
+            self._delivery = delivery
+            return delivery
 
     def _open_sink(self) -> Sink:
         if self._http_url is not None:
@@ -318,8 +320,8 @@ class Tracker:
             )
         if self._bus is not None:
             return BusSink(self._bus, owned=False)
-        # A bus made from a URL belongs to the loop of the publisher that opened it; a later
-        # publisher (another loop) gets a new one.
+        # A bus made from a URL belongs to the event loop of the delivery that opened it; a later
+        # delivery (another event loop) gets a new one.
         bus, self._spare_bus = self._spare_bus, None
         return BusSink(bus or from_url(self._url_for_bus or ""), owned=True)
 
@@ -336,16 +338,16 @@ class Tracker:
             RuntimeError: called inside the event loop the tracker publishes from; use
                 `await aflush()` there.
         """
-        pub = self._publisher
-        if pub is not None and pub.on_own_loop():
+        delivery = self._delivery
+        if delivery is not None and delivery.on_own_loop():
             raise RuntimeError(
                 "flush() would block the event loop that publishes the events: "
                 "use `await tracker.aflush()`"
             )
         target = self._buffer.accepted
         if self._buffer.settled < target:
-            pub = pub if pub is not None and pub.alive else self._start()
-            pub.wake()
+            delivery = delivery if delivery is not None and delivery.alive else self._start()
+            delivery.wake()
             if not self._buffer.wait_settled(target, timeout):
                 raise self._late(target, timeout)
         self._report()
@@ -356,30 +358,30 @@ class Tracker:
         """`flush()` for async code: wait without blocking the event loop."""
         target = self._buffer.accepted
         if self._buffer.settled < target:
-            pub = self._publisher
-            pub = pub if pub is not None and pub.alive else self._start()
-            pub.wake()
+            delivery = self._delivery
+            delivery = delivery if delivery is not None and delivery.alive else self._start()
+            delivery.wake()
             deadline = None if timeout is None else time.monotonic() + timeout
             while self._buffer.settled < target:
                 left = 3600.0 if deadline is None else deadline - time.monotonic()
                 if left <= 0:
                     raise self._late(target, timeout)
-                if pub.on_own_loop():
-                    await pub.changed(left)
+                if delivery.on_own_loop():
+                    await delivery.changed(left)
                 else:
                     await asyncio.sleep(min(_POLL, left))
         self._report()
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Deliver everything emitted, then stop the publisher; the tracker takes no more.
+        """Deliver everything emitted, then stop the delivery loop; the tracker takes no more.
 
         Raises:
-            TrackerDeliveryFailed: as for `flush()`; the publisher is stopped all the same.
+            TrackerDeliveryFailed: as for `flush()`; the delivery loop is stopped all the same.
         """
         if self._closed:
             return
-        pub = self._publisher
-        if pub is not None and pub.on_own_loop():
+        delivery = self._delivery
+        if delivery is not None and delivery.on_own_loop():
             raise RuntimeError("close() would block the event loop: use `await tracker.aclose()`")
         self._accepting = False
         error: TrackerDeliveryFailed | None = None
@@ -387,11 +389,11 @@ class Tracker:
             self.flush(timeout)
         except TrackerDeliveryFailed as exc:
             error = exc
-        pub = self._publisher
-        if pub is not None and not pub.finished:
-            pub.close(abort=error is not None)
-            if pub.alive:  # a publisher whose loop is not running cannot get to its end
-                pub.done.wait(_STOP_WAIT)
+        delivery = self._delivery
+        if delivery is not None and not delivery.finished:
+            delivery.close(abort=error is not None)
+            if delivery.alive:  # a delivery whose event loop is not running cannot get to its end
+                delivery.done.wait(_STOP_WAIT)
         if self._thread is not None:
             self._thread.join(_STOP_WAIT)
         self._closed = True
@@ -409,16 +411,16 @@ class Tracker:
             await self.aflush(timeout)
         except TrackerDeliveryFailed as exc:
             error = exc
-        pub = self._publisher
-        if pub is not None and not pub.finished:
-            pub.close(abort=error is not None)
-            if self._task is not None and pub.on_own_loop():
+        delivery = self._delivery
+        if delivery is not None and not delivery.finished:
+            delivery.close(abort=error is not None)
+            if self._task is not None and delivery.on_own_loop():
                 await self._task
-            elif pub.alive:
+            elif delivery.alive:
                 deadline = time.monotonic() + _STOP_WAIT
-                # The publisher runs on another thread or loop: its done flag is a
+                # The delivery loop runs on another thread or loop: its done flag is a
                 # threading.Event, which an event loop cannot await.
-                while not pub.done.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
+                while not delivery.done.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(_POLL)
         self._closed = True
         _exit_hooks.discard(self)
@@ -463,12 +465,12 @@ class Tracker:
         await self.aclose()
 
     def _forget_parent(self) -> None:
-        """In a forked child: the parent's publisher thread and buffer are not ours."""
+        """In a forked child: the parent's delivery thread and buffer are not ours."""
         self._init_state(self._buffer.capacity)
 
 
-def _run_thread(pub: Publisher) -> None:
-    asyncio.run(pub.run())
+def _run_thread(delivery: Delivery) -> None:
+    asyncio.run(delivery.run())
 
 
 def _redact(url: str) -> str:
@@ -484,7 +486,7 @@ _exit_hooks: weakref.WeakSet[Tracker] = weakref.WeakSet()  # started and not clo
 
 @atexit.register
 def _close_at_exit() -> None:
-    # atexit runs before daemon threads are stopped, so their publishers can still deliver.
+    # atexit runs before daemon threads are stopped, so their delivery loops can still deliver.
     for tracker in list(_exit_hooks):
         try:
             tracker.close()

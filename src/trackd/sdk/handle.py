@@ -108,14 +108,14 @@ class TaskHandle:
         self.state: str | None = None
         self.duration: float | None = None
         self._seq = itertools.count()
-        # Heartbeats come from the publisher's thread; the lock keeps a heartbeat's sequence
+        # Heartbeats come from the delivery thread; the lock keeps a heartbeat's sequence
         # number and the state it reports together, so one never outruns the final event.
         # Without heartbeats only the task's own code emits, and the lock is not needed.
         self._lock = threading.Lock() if tracker._heartbeat_interval is not None else None
         self._t0 = 0.0
         self._last_emit = 0.0
         self._token: Token[TaskHandle | None] | None = None
-        self._wire: Any = None  # the JSON parts common to its events, made by the publisher
+        self._wire: Any = None  # the JSON parts common to its events, made by the delivery loop
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.name} task_id={self.task_id} state={self.state}>"
@@ -182,7 +182,7 @@ class TaskHandle:
         )
 
     def _heartbeat(self, now: float, interval: float) -> Pending | None:
-        """A liveness event if the task said nothing for `interval` (publisher thread)."""
+        """A liveness event if the task said nothing for `interval` (delivery thread)."""
         if now - self._last_emit < interval:
             return None
         state, seq = self._next(None)

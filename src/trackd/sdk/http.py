@@ -41,7 +41,7 @@ class HttpSink:
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        # Made here, in the publisher's event loop, because a client's connections belong to
+        # Made here, in the delivery's event loop, because a client's connections belong to
         # the loop that opened them.
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
 

@@ -1,4 +1,4 @@
-"""Where a publisher sends its batches: a bus, or a trackd server over HTTP (`http.py`).
+"""Where a delivery loop sends its batches: a bus, or a trackd server over HTTP (`http.py`).
 
 A sink turns a batch of encoded events into one outcome: sent (the server may still have
 rejected some, one by one), worth retrying (`RetryableError`: the bus or server is away) or

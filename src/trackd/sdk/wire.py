@@ -1,7 +1,7 @@
 """The SDK's events between a producer's call and the bus: a bare tuple, then JSON.
 
 A tracked call leaves only tuples in the buffer, `(time, handle, kind, sequence, detail)`;
-the publisher turns each into an envelope on its own thread. Building dictionaries and
+the delivery loop turns each into an envelope on its own thread. Building dictionaries and
 running `json.dumps` on every call cost several times what the rest of the call does, and
 these events always have the same shape, so they are written from templates here instead.
 Every string that comes from a producer (names, ids, messages) is escaped by the json
@@ -77,7 +77,7 @@ class _Clock:
         return f"{self._prefix}.{int((when - second) * 1_000_000):06d}Z"
 
 
-_clock = _Clock()  # used by the publisher's thread only
+_clock = _Clock()  # used by the delivery thread only
 
 
 def encode(item: Pending) -> Wire:
@@ -92,7 +92,7 @@ def encode(item: Pending) -> Wire:
     if static is None:
         static = h._wire = _Static(h)
     # The first event's id is the task's start id; the others add their sequence number.
-    # Ids fixed by the event itself mean a batch encoded again (after its publisher was
+    # Ids fixed by the event itself mean a batch encoded again (after its delivery loop was
     # cancelled) carries the same ids, which ingest deduplicates.
     start = h.event_id
     if kind == KIND_PENDING:

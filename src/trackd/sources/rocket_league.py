@@ -3,8 +3,8 @@
 Target: `{"platform": "psn", "id": "nssbali_", "first_scrape": true, "tracker_id": "..."}` or
 `{"url": "https://rocketleague.tracker.network/rocket-league/profile/psn/nssbali_/overview"}`.
 A fetch returns one snapshot per season: the current season always and, on a tracker's first
-scrape, the three seasons before it as well (`?season=N`), so that a new tracker starts with
-the history a league needs.
+poll (`first_scrape`, the name its stored targets keep), the three seasons before it as well
+(`?season=N`), so that a new tracker starts with the history a league needs.
 
 The site forbids unofficial use of its API and sits behind bot protection, so fetching is off
 unless `TRACKD_TRN_ENABLED` is set, and the base URL (`TRACKD_TRN_API_URL`) can point at a proxy
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from trackd.domain.trackers import TrackerProfile, TrackerRuleError, parse_profile_url, profile
+from trackd.domain.league import TrackerProfile, TrackerRuleError, parse_profile_url, profile
 from trackd.outbound.http import RefusedAddress
 from trackd.sources.base import InvalidTarget, Snapshot, SourceBlocked, SourceError
 from trackd.sources.rocket_league_stats import SeasonStats, current_season, parse_season
@@ -66,7 +66,7 @@ class RocketLeagueSource:
             through `from_settings`).
         enabled: whether fetching is allowed at all; when not, fetch refuses with
             FetchingDisabled and sends nothing (TRACKD_TRN_ENABLED through `from_settings`).
-        previous_seasons: how many seasons before the current one a first scrape fetches.
+        previous_seasons: how many seasons before the current one a first poll fetches.
         clock: the time snapshots are stamped with (tests pass a fixed one).
     """
 
@@ -131,7 +131,7 @@ class RocketLeagueSource:
         return canonical
 
     async def fetch(self, target: Mapping[str, Any], client: httpx.AsyncClient) -> list[Snapshot]:
-        """The current season's snapshot, and on a first scrape the previous seasons' too.
+        """The current season's snapshot, and on a first poll the previous seasons' too.
 
         Raises:
             FetchingDisabled: TRACKD_TRN_ENABLED is off.

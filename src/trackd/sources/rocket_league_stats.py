@@ -50,7 +50,7 @@ class PlaylistStats(BaseModel):
         tier: the tier number (0 unranked, 22 Supersonic Legend).
         division: the division name ("Division III").
         division_number: 1 to 4.
-        rating: the rating (MMR) at the time of the scrape.
+        rating: the rating (MMR) at the time of the fetch.
         matches_played: ranked games played this season.
         win_streak: the current streak; negative for a losing streak.
         peak_rating: the best rating reached this season.

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trackd.web import docs, pages, pages_cosmic, pages_jobs, pages_sources, pages_trackers
+from trackd.web import docs, pages, pages_cosmic, pages_jobs, pages_league, pages_sources
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     docs.router,
-    pages_trackers.router,
+    pages_league.router,
     pages_sources.router,
     pages_jobs.router,
     pages_cosmic.router,

@@ -26,7 +26,7 @@ from trackd.store.models import utcnow
 from trackd.store.repos import outbox, polls, schedules
 from trackd.web.auth import Viewer
 from trackd.web.pages import PageRoute
-from trackd.web.pages_trackers import own_only
+from trackd.web.pages_league import own_only
 from trackd.web.paging import PAGE_SIZE, PerPage, choice, paged
 from trackd.web.render import PageError, page
 

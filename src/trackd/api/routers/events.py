@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from trackd.access.deps import RuntimeDep, SessionDep
 from trackd.api import cloudevents
-from trackd.api.deps import Publisher
+from trackd.api.deps import EventSender
 from trackd.api.errors import ApiError
 from trackd.api.openapi import event_body
 from trackd.api.schemas import ItemResult, PublishOut
@@ -45,7 +45,7 @@ _EXAMPLE = {
 async def post_events(
     runtime: RuntimeDep,
     session: SessionDep,
-    principal: Publisher,
+    principal: EventSender,
     request: Request,
 ) -> Any:
     """Accept events in every CloudEvents HTTP mode, and trackd's own JSON forms.

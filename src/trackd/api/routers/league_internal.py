@@ -71,7 +71,7 @@ async def add(
 
 @router.post("/process-pending", status_code=202)
 async def process_pending(principal: Bot, session: SessionDep, league: LeagueDep) -> dict[str, Any]:
-    """Scrape every active tracker never scraped or whose last scrape failed."""
+    """Poll every active tracker never polled or whose last poll failed."""
     return await league.process_pending(
         session, principal.tenant_id, requested_by=principal.user_id
     )
@@ -81,7 +81,7 @@ async def process_pending(principal: Bot, session: SessionDep, league: LeagueDep
 async def process_guild(
     body: ProcessIn, principal: Bot, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
-    """Scrape every active tracker of a guild now."""
+    """Poll every active tracker of a guild now."""
     return await league.process_guild(
         session, principal.tenant_id, body.guild_id, requested_by=principal.user_id
     )
@@ -91,7 +91,7 @@ async def process_guild(
 async def schedule(
     body: ScheduleIn, principal: Bot, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
-    """Schedule the guild's trackers to be scraped at `scheduledAt` (in the future)."""
+    """Schedule the guild's trackers to be polled at `scheduledAt` (in the future)."""
     return await league.schedule_batch(
         session,
         principal.tenant_id,

@@ -20,14 +20,14 @@ from trackd.api.routers.league_schemas import (
     TrackerId,
     UpdateIn,
 )
-from trackd.domain.trackers import ScrapingStatus
+from trackd.domain.league import ScrapingStatus
 from trackd.league import service
 from trackd.sources.rocket_league_stats import CURRENT_PLAYLISTS, PlaylistStats, SeasonStats
-from trackd.store.repos import trackers as repo
+from trackd.store.repos import league_trackers as repo
 
 router = APIRouter(prefix="/api/trackers", tags=["league trackers"])
 
-Platform = Literal["steam", "epic", "xbl", "psn", "switch"]  # trackd.domain.trackers.PLATFORMS
+Platform = Literal["steam", "epic", "xbl", "psn", "switch"]  # trackd.domain.league.PLATFORMS
 
 
 @router.post("/register", status_code=201)
@@ -113,7 +113,7 @@ async def detail(
 async def status(
     tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
-    """Scraping status, attempts, last error and last scrape, from the newest poll."""
+    """Scraping status, attempts, last error and last poll, from the newest poll."""
     return await service.status(session, principal.tenant_id, tracker_id)
 
 
@@ -165,7 +165,7 @@ async def add_snapshot(
 async def refresh(
     tracker_id: TrackerId, principal: CurrentPrincipal, session: SessionDep, league: LeagueDep
 ) -> dict[str, Any]:
-    """Scrape the tracker now (nothing new when a scrape is already on its way)."""
+    """Poll the tracker now (nothing new when a poll is already on its way)."""
     return await league.refresh(session, principal, tracker_id)
 
 
@@ -177,7 +177,7 @@ async def update(
     session: SessionDep,
     league: LeagueDep,
 ) -> dict[str, Any]:
-    """Change displayName and/or isActive (false pauses scraping, true resumes it)."""
+    """Change displayName and/or isActive (false pauses polling, true resumes it)."""
     changes: dict[str, Any] = {}
     if "display_name" in body.model_fields_set:
         changes["display_name"] = body.display_name

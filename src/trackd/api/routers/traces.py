@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from trackd.access.deps import RuntimeDep, SessionDep
-from trackd.api.deps import Publisher
+from trackd.api.deps import EventSender
 from trackd.api.errors import ApiError
 from trackd.domain.access import publishing_user
 from trackd.ingest import intake, otlp
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1", tags=["traces"])
     },
 )
 async def post_traces(
-    request: Request, runtime: RuntimeDep, session: SessionDep, principal: Publisher
+    request: Request, runtime: RuntimeDep, session: SessionDep, principal: EventSender
 ) -> Response:
     """Accept an OTLP/HTTP trace export; each span becomes a task (see docs/operations.md).
 

@@ -1,5 +1,5 @@
 """The task events of a poll's steps: what a claim starts and what a run that did not
-complete leads to, as the tracker sees them."""
+complete leads to, as the task reads see them."""
 
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ class Poller:
             self._client = None
 
     async def _publish(self, events: Sequence[PollEvent]) -> None:
-        """Send events to ingest; a bus that is down costs the tracker's view, not the poll."""
+        """Send events to ingest; a bus that is down costs the task reads' view, not the poll."""
         if self._bus is None or not events:
             return
         encoded = [e.encode(self.options.consumer) for e in events]

@@ -39,13 +39,13 @@ _PROFILE_URL = re.compile(
 
 
 class ScrapingStatus(StrEnum):
-    """Where a tracker's latest scrape stands (seed 002)."""
+    """Where a tracker's latest poll stands (seed 002)."""
 
     PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
-    # The stats site's bot protection refused the scrape; it is retried after a back-off and
+    # The stats site's bot protection refused the fetch; it is retried after a back-off and
     # is not a failure of the tracker.
     BLOCKED = "BLOCKED"
 

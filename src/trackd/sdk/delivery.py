@@ -1,4 +1,4 @@
-"""The background publisher: drains the buffer into a sink in batches, by size and by time.
+"""The background delivery loop: drains the buffer into a sink in batches, by size and by time.
 
 It is one asyncio task, run either in the producer's own event loop (async code) or in a
 daemon thread with a loop of its own (sync code). A batch that does not get through is sent
@@ -42,7 +42,7 @@ class TrackerStats:
 
 @dataclass(slots=True)
 class Counters:
-    """A tracker's running totals; they outlive any one publisher."""
+    """A tracker's running totals; they outlive any one delivery loop."""
 
     delivered: int = 0
     rejected: int = 0
@@ -65,7 +65,7 @@ class Counters:
         )
 
 
-class Publisher:
+class Delivery:
     """Moves events from `buffer` to the sink `open_sink` makes, until asked to stop."""
 
     def __init__(
@@ -113,7 +113,7 @@ class Publisher:
         return loop is None or loop.is_running()
 
     def on_own_loop(self) -> bool:
-        """Whether the caller runs in this publisher's event loop (and so must not block)."""
+        """Whether the caller runs in this delivery's event loop (and so must not block)."""
         if self.finished or self.thread_id != threading.get_ident():
             return False
         try:
@@ -151,10 +151,10 @@ class Publisher:
         try:
             loop.call_soon_threadsafe(fn, event)
         except RuntimeError:
-            pass  # the loop is closed; the tracker starts a new publisher on the next emit
+            pass  # the loop is closed; the tracker starts a new delivery loop on the next emit
 
     async def changed(self, within: float) -> None:
-        """Wait (in the publisher's own loop) until some events are settled, or `within` s."""
+        """Wait (in the delivery's own event loop) until some events are settled, or `within` s."""
         event = self._changed
         if event is None:
             await asyncio.sleep(min(within, 0.005))
@@ -209,7 +209,7 @@ class Publisher:
         except asyncio.CancelledError:
             if len(self.buffer):
                 log.warning(
-                    "the event loop of a trackd publisher ended with %d events unsent; they go "
+                    "the event loop of a trackd SDK delivery ended with %d events unsent; they go "
                     "out at the next flush or at exit (close the tracker in its loop, with "
                     "`async with Tracker(...)` or `await tracker.aclose()`, to send them there)",
                     len(self.buffer),
@@ -260,7 +260,7 @@ class Publisher:
             try:
                 result = await sink.send(batch)
             except asyncio.CancelledError:
-                # Their event loop is ending: the next publisher (or the one at exit) sends
+                # Their event loop is ending: the next delivery loop (or the one at exit) sends
                 # them again, with the same ids.
                 self.buffer.requeue(list(items))
                 raise
@@ -283,7 +283,7 @@ class Publisher:
                 c.last_error = str(exc)
                 self._lost(len(batch), str(exc))
                 break
-            except Exception as exc:  # a bug in a sink must not kill the publisher
+            except Exception as exc:  # a bug in a sink must not kill the delivery loop
                 log.exception("trackd sink failed unexpectedly")
                 c.last_error = repr(exc)
                 self._lost(len(batch), f"the sink failed: {exc!r}")

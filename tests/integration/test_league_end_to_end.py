@@ -50,7 +50,7 @@ async def served(database_url: str, source: RocketLeagueSource) -> AsyncIterator
     settings = Settings(
         database_url=database_url,
         allow_private_fetch=True,  # the fake site is on loopback
-        poll_sweep_interval_s=30,  # only the bus's wake-up can start the scrape in time
+        poll_sweep_interval_s=30,  # only the bus's wake-up can start the poll in time
         scheduler_startup_spread_s=0,
     )
     # As `trackd serve` runs it: ingest takes the polls' task events off the in-process bus.
@@ -61,7 +61,7 @@ async def served(database_url: str, source: RocketLeagueSource) -> AsyncIterator
             yield client
 
 
-async def test_registered_tracker_is_scraped_at_once(
+async def test_registered_tracker_is_polled_at_once(
     served: httpx.AsyncClient, site: FakeStatsSite
 ) -> None:
     response = await served.post("/api/trackers/register", json={"urls": [PROFILE]})

@@ -1,4 +1,6 @@
-"""Read-only tracker queries (the agent platform's tracker API)."""
+"""The task reads under `/v1/tracker` (plans, tasks, timelines, metrics: the agent platform's
+tracker API), served by `trackd.reads`. Not the SDK's `Tracker` (a producer's client) nor the
+league trackers (`trackd.league`); the route keeps the name its clients call."""
 
 from __future__ import annotations
 

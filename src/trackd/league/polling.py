@@ -1,10 +1,11 @@
-"""Scrapes of trackers: polls of the Rocket League source, asked for now or on a schedule.
+"""Polls of league trackers: polls of the Rocket League source, asked for now or on a schedule.
 
-Every scrape is a poll (DESIGN §9), so it is a tracked task with attempts, backoff, blocks
-and a lease: a worker that dies mid-scrape leaves nothing IN_PROGRESS for ever. Three things
+The league API calls a poll a "scrape" (`scrapingStatus`, `lastScrapedAt`). Each poll is a
+tracked task (DESIGN §9) with attempts, backoff, blocks and a lease: a worker that dies
+mid-poll leaves nothing IN_PROGRESS for ever. Three things
 ask for them:
 
-* registration and refresh: one poll at once (`request_scrape`); the first one also fetches
+* registration and refresh: one poll at once (`poll_tracker`); the first one also fetches
   the three previous seasons;
 * the daily refresh: one cron schedule per live, active tracker (`tracker:<id>:daily`, at
   TRACKD_TRACKER_REFRESH_CRON, spread over TRACKD_TRACKER_REFRESH_JITTER_S). Per tracker, so
@@ -32,8 +33,8 @@ from trackd.scheduling.service import (
 )
 from trackd.settings import Settings
 from trackd.store.models import PollRow, ScheduleRow, TrackerRow
+from trackd.store.repos import league_trackers as repo
 from trackd.store.repos import schedules as schedule_repo
-from trackd.store.repos import trackers as repo
 
 SOURCE: Final = repo.SOURCE
 FEATURE: Final = "trackers"
@@ -59,7 +60,7 @@ def daily_name(tracker_id: uuid.UUID) -> str:
     return f"tracker:{tracker_id}:daily"
 
 
-async def request_scrape(
+async def poll_tracker(
     session: AsyncSession,
     tracker: TrackerRow,
     *,
@@ -70,8 +71,8 @@ async def request_scrape(
     """A poll of the tracker due at once. `first_scrape` None: the previous seasons are
     fetched too while the tracker has no season stored yet."""
     if first_scrape is None:
-        scraped = await repo.last_scraped(session, tracker.tenant_id, [str(tracker.id)])
-        first_scrape = not scraped
+        polled = await repo.last_snapshot_at(session, tracker.tenant_id, [str(tracker.id)])
+        first_scrape = not polled
     return await request_poll(
         session,
         tracker.tenant_id,
@@ -115,7 +116,7 @@ async def daily_schedule(session: AsyncSession, tracker: TrackerRow) -> Schedule
     return found[0] if found else None
 
 
-async def stop_scraping(session: AsyncSession, tracker: TrackerRow, *, now: datetime) -> int:
+async def stop_polling(session: AsyncSession, tracker: TrackerRow, *, now: datetime) -> int:
     """End the tracker's daily refresh and cancel its polls that have not started (a running
     one finishes). Returns how many polls were cancelled."""
     schedule = await daily_schedule(session, tracker)
@@ -127,7 +128,7 @@ async def stop_scraping(session: AsyncSession, tracker: TrackerRow, *, now: date
     return cancelled
 
 
-async def scrape_all(
+async def poll_all(
     session: AsyncSession,
     trackers: list[TrackerRow],
     *,
@@ -145,5 +146,5 @@ async def scrape_all(
         if tracker.id in busy:
             skipped.append(tracker)
             continue
-        polls.append(await request_scrape(session, tracker, requested_by=requested_by, now=now))
+        polls.append(await poll_tracker(session, tracker, requested_by=requested_by, now=now))
     return polls, skipped

@@ -1,10 +1,10 @@
-"""Tracker URL rules, the API address and registration limits (trackd.domain.trackers)."""
+"""Tracker URL rules, the API address and registration limits (trackd.domain.league)."""
 
 from __future__ import annotations
 
 import pytest
 
-from trackd.domain.trackers import (
+from trackd.domain.league import (
     PLATFORMS,
     ScrapingStatus,
     TrackerProfile,

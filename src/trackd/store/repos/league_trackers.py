@@ -17,8 +17,8 @@ from sqlalchemy import ColumnElement, Select, String, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain.league import ScrapingStatus, TrackerProfile, poll_statuses
 from trackd.domain.polls import UNFINISHED, WAITING
-from trackd.domain.trackers import ScrapingStatus, TrackerProfile, poll_statuses
 from trackd.errors import Conflict
 from trackd.store.models import PollRow, SnapshotRow, TrackerGuild, TrackerRow, new_id
 
@@ -317,7 +317,7 @@ async def season_heads(session: AsyncSession, tenant_id: str, subject: str) -> l
     return sorted(rows, key=lambda r: _season_number(r.season), reverse=True)
 
 
-async def last_scraped(
+async def last_snapshot_at(
     session: AsyncSession, tenant_id: str, subjects: Collection[str]
 ) -> dict[str, datetime]:
     """When each tracker's newest snapshot was taken."""

@@ -15,13 +15,13 @@ from starlette.responses import Response
 
 from trackd.access.deps import SessionDep
 from trackd.domain.access import Principal, Role
-from trackd.domain.trackers import PLATFORMS, ScrapingStatus
+from trackd.domain.league import PLATFORMS, ScrapingStatus
 from trackd.league import service
-from trackd.league.views import scrape_states
+from trackd.league.views import poll_states
 from trackd.sources.rocket_league_stats import Mode
 from trackd.store.models import SnapshotRow, TrackerRow
+from trackd.store.repos import league_trackers as repo
 from trackd.store.repos import snapshots as snapshots_repo
-from trackd.store.repos import trackers as repo
 from trackd.store.repos.snapshots import HistoryKey
 from trackd.web import line_chart
 from trackd.web.auth import Viewer
@@ -55,7 +55,7 @@ async def trackers(
     before: uuid.UUID | None = None,
     per: PerPage = PAGE_SIZE,
 ) -> Response:
-    """League trackers with their latest scrape, filtered by status, platform and user."""
+    """League trackers with their latest poll, filtered by status, platform and user."""
     wanted = choice(status, [s.value for s in ScrapingStatus], "status")
     owner = own_only(principal)
     where = repo.TrackerFilter(
@@ -65,7 +65,7 @@ async def trackers(
     )
     rows = await repo.page(session, principal.tenant_id, where, limit=per + 1, before=before)
     listed = paged(request, rows, lambda t: t.id, per)
-    states = await scrape_states(session, principal.tenant_id, listed.rows)
+    states = await poll_states(session, principal.tenant_id, listed.rows)
     context = {
         "principal": principal,
         "listed": listed,
@@ -75,7 +75,7 @@ async def trackers(
         "chosen": {"status": wanted or "", "platform": where.platform or "", "user": user or ""},
         "own_only": owner is not None,
     }
-    return page(request, "trackers.html", context)
+    return page(request, "league_trackers.html", context)
 
 
 def rating_series(history: list[SnapshotRow]) -> list[line_chart.Series]:
@@ -109,9 +109,9 @@ async def tracker(
     principal: Viewer,
     season: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """A tracker's scraping state, its seasons and one season's ratings over time."""
+    """A tracker's polling state, its seasons and one season's ratings over time."""
     row = await visible_tracker(session, principal, tracker_id)
-    state = (await scrape_states(session, principal.tenant_id, [row]))[row.id]
+    state = (await poll_states(session, principal.tenant_id, [row]))[row.id]
     heads = await service.season_heads(session, row)
     subject = str(row.id)
     known = await snapshots_repo.seasons(session, principal.tenant_id, repo.SOURCE, subject)
@@ -127,11 +127,11 @@ async def tracker(
         "principal": principal,
         "tracker": row,
         "state": state.as_json(),
-        "scrape": state,
+        "polling": state,
         "heads": heads,
         "season": shown,
         "series": series,
         "chart": line_chart.lines_over_time(series),
         "history": history,
     }
-    return page(request, "tracker.html", context)
+    return page(request, "league_tracker.html", context)

@@ -1,4 +1,4 @@
-"""The Tracker's background publisher: batching, the bounded buffer, flush, close, retries."""
+"""The Tracker's background delivery loop: batching, the bounded buffer, flush, close, retries."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_a_full_buffer_raises_after_the_timeout_and_loses_nothing_it_took() -> N
         assert time.monotonic() - started >= 0.1
         assert "raise max_buffer" in str(raised.value)
         taken = tracker.stats.emitted
-        assert 20 <= taken <= 25  # the buffer, plus the one batch the publisher holds
+        assert 20 <= taken <= 25  # the buffer, plus the one batch the delivery loop holds
         assert tracker.stats.buffered <= 20
         bus.gate.set()
         tracker.flush()
@@ -106,7 +106,7 @@ async def test_in_async_code_a_full_buffer_raises_at_once_for_sync_calls_and_wai
     bus = GatedBus()
     tracker = Tracker(bus=bus, max_buffer=4, batch_size=2, emit_timeout=0.2)
     try:
-        async with tracker.track("a") as task:  # 2 events, taken by the publisher
+        async with tracker.track("a") as task:  # 2 events, taken by the delivery loop
             await asyncio.sleep(0.05)
             async with tracker.track("b"):  # 2 more: the buffer holds 2 of 4
                 async with tracker.track("c"):  # full now
@@ -223,11 +223,11 @@ def test_events_an_ending_event_loop_left_behind_go_out_with_the_next_flush(
         with tracker.track("last-words", task_id="last"):  # publishes from this loop
             pass
         await asyncio.sleep(linger)
-        # asyncio.run now cancels the publisher: before its first step, or mid-publish
+        # asyncio.run now cancels the delivery loop: before its first step, or mid-publish
 
     asyncio.run(main())
     assert bus.events == []
     bus.gate.set()
-    tracker.close()  # from sync code: a publisher thread sends what the loop left
+    tracker.close()  # from sync code: a delivery thread sends what the loop left
     assert states(bus.of_task("last")) == ["pending", "running", "completed"]
     assert tracker.stats.dropped == 0
