@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from trackd.domain.league import TrackerProfile
 from trackd.domain.schedules import ScheduleKind, ScheduleSpec
-from trackd.domain.trackers import TrackerProfile
 from trackd.errors import ConflictError
 from trackd.store.models import (
     ScheduleRow,
@@ -24,8 +24,8 @@ from trackd.store.models import (
     TrackerRow,
     new_id,
 )
+from trackd.store.repos import league_trackers as trackers_repo
 from trackd.store.repos import module_config, schedules
-from trackd.store.repos import trackers as trackers_repo
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 1, 11, 10, 0, tzinfo=UTC)

@@ -583,7 +583,9 @@ async def test_static_files_come_from_the_package(client: httpx.AsyncClient) -> 
     assert "mark[data-state" in css.text
     js = await client.get("/ui/static/trackd.js")
     assert js.headers["content-type"].startswith("text/javascript")
-    assert len(css.content) + len(js.content) < 8192
+    # Two small files, no framework: the whole dashboard, the cosmic page's bars and Moon
+    # included, stays under 12 KiB of CSS and JS.
+    assert len(css.content) + len(js.content) < 12 * 1024
 
 
 # --- the waterfall's layout -----------------------------------------------------------

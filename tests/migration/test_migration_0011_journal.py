@@ -1,4 +1,4 @@
-"""0011 adds the journal: a database filled at 0009 is upgraded and read back, and the new
+"""0011 adds the journal: a database filled at 0010 is upgraded and read back, and the new
 tables take a user's entries and time zone."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from trackd.store.repos import module_config
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-async def test_data_at_0009_reads_back_and_the_journal_is_stored(empty_database_url: str) -> None:
-    await upgrade(empty_database_url, "0009")
+async def test_data_at_0010_reads_back_and_the_journal_is_stored(empty_database_url: str) -> None:
+    await upgrade(empty_database_url, "0010")
     engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
