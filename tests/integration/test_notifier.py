@@ -455,8 +455,10 @@ async def test_the_runtime_runs_the_notifier_unless_disabled(database_url: str) 
 async def test_the_runtimes_notifier_expires_old_snapshots_in_its_housekeeping(
     database_url: str,
 ) -> None:
+    # With ingest: the changes' bus events, which the notifier publishes meanwhile, need a
+    # consumer on the in-process bus, or their publish waits for one until the runtime stops.
     runtime = Runtime.build(
-        settings(database_url=database_url, snapshot_keep_days=30), ingest=False, notify=True
+        settings(database_url=database_url, snapshot_keep_days=30), ingest=True, notify=True
     )
     await runtime.start(migrate=False)
     try:
