@@ -187,7 +187,7 @@ class NatsScope:
         admin = await nats.connect(self.server)
         try:
             await admin.jetstream().delete_stream(self.stream)
-        except nats.js.errors.NotFound:
+        except nats.js.errors.NotFoundError:
             pass  # no bus of this test ever connected
         finally:
             await admin.close()
