@@ -79,8 +79,10 @@ async def aurora(
     latitude: Annotated[float, Query(ge=-90, le=90, description="Degrees north.")],
     longitude: Annotated[float, Query(ge=-180, le=180, description="Degrees east.")],
 ) -> dict[str, Any]:
-    """Whether an aurora may be seen from a place at the latest Kp: geomagnetic latitude from
-    a centred dipole, the auroral oval's equatorward edge from Kp; `model` states both."""
+    """Whether an aurora may be seen from a place at the latest Kp: the place's corrected
+    geomagnetic latitude (AACGM-v2; null near the magnetic equator) against the auroral oval's
+    equatorward edge at that Kp (Gussenhoven et al. 1983); the centred-dipole latitude is
+    given for reference. `model` states them."""
     solar = reading_view(
         await read_module(session, principal.tenant_id, principal.user_id, "solar", _now())
     )
@@ -93,7 +95,7 @@ async def aurora(
             "visibility": None,
             "reason": "no Kp reading yet: the noaa_swpc source has not been polled",
         }
-    return {**answer, **aurora_visibility(latitude, longitude, float(kp))}
+    return {**answer, **aurora_visibility(latitude, longitude, float(kp), _now())}
 
 
 @router.get(
