@@ -48,7 +48,8 @@ def test_list_show_set_and_refuse(database_file: str) -> None:
     assert bad.stderr.strip().splitlines()[-1].startswith("error: invalid configuration")
     assert "config.wind_speed_kms" in bad.stderr
     unknown = trackd("modules", "config", "tides", "--database-url", database_file)
-    assert unknown.returncode == 2 and "known modules: lunar, natal, observer, solar, transits" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "known modules: lunar, natal, observer, solar, transits" in unknown.stderr
 
 
 async def test_a_change_from_another_process_reaches_a_running_runtime(
