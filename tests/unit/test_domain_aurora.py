@@ -3,6 +3,7 @@ answer, checked against published values."""
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 
@@ -66,6 +67,14 @@ def test_over_europe_the_dipole_is_far_from_the_corrected_latitude() -> None:
     assert london is not None
     assert aurora.geomagnetic_latitude(51.5, -0.12) - london > 5.0
     assert aurora.corrected_geomagnetic_latitude(0.0, 0.0, NOW) is None
+
+
+def test_the_equator_is_answered_without_a_library_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert aurora.corrected_geomagnetic_latitude(20.0, 0.0, NOW) is None
+    assert not [r for r in caplog.records if r.name == "aacgmv2_logger"]
 
 
 def test_oval_boundary_follows_gussenhovens_night_side_fits() -> None:

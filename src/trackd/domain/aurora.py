@@ -29,6 +29,7 @@ that reach is computed from the geometry, not guessed.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -64,6 +65,17 @@ AURORA_LOWER_EDGE_KM: Final = 110.0
 MIN_ELEVATION_DEG: Final = 10.0
 
 Visibility = Literal["overhead", "horizon", "unlikely"]
+
+
+class _ExpectedNearTheEquator(logging.Filter):
+    """aacgmv2 logs a warning for every place near the magnetic equator, where AACGM is
+    undefined; that case is answered (no aurora), so its warning is dropped, others kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "undefined near the equator" not in record.getMessage()
+
+
+logging.getLogger("aacgmv2_logger").addFilter(_ExpectedNearTheEquator())
 
 MODEL: Final = (
     "auroral oval equatorward boundary: the most equatorward night-side (18-06 MLT) linear "
