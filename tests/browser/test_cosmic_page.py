@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from browser_support import PHONE, TENANT, Browse, Screenshot, Seed
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from trackd.domain.access import Role
 from trackd.domain.space_weather import g_scale, status_level
@@ -137,15 +137,21 @@ def test_the_cosmic_page(browse: Browse, screenshot: Screenshot) -> None:
     expect(page.locator('svg[data-chart="history"] circle')).to_have_count(1)
 
 
-def test_a_user_sees_their_transits_and_their_history(
-    browse: Browse, screenshot: Screenshot
-) -> None:
-    page = browse.page(logged_in=False)
+def user_page(browse: Browse, viewport: dict[str, int] | None = None) -> Page:
+    """The cosmic page, logged in through the form with the user's token."""
+    page = browse.page(logged_in=False, viewport=viewport)
     page.goto(browse.url("/ui/login"))
     page.get_by_label("API token").fill(USER_TOKENS[browse.served.database_url])
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(browse.url("/ui"))
     page.goto(browse.url("/ui/cosmic"))
+    return page
+
+
+def test_a_user_sees_their_transits_and_their_history(
+    browse: Browse, screenshot: Screenshot
+) -> None:
+    page = user_page(browse)
 
     section = page.get_by_role("region", name="Your transits")
     aspects = section.locator('table[data-table="transits"] tbody tr')
@@ -175,6 +181,13 @@ def test_the_cosmic_page_on_a_phone(browse: Browse) -> None:
     page = browse.page(viewport=PHONE)
     response = page.goto(browse.url("/ui/cosmic"))
     assert response is not None and response.status == 200
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow == 0
+    # With a user's transits tables too.
+    page = user_page(browse, viewport=PHONE)
+    expect(page.locator('table[data-table="transits"]')).to_be_visible()
     overflow = page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
