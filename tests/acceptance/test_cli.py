@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -135,8 +136,21 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
             flags=re.MULTILINE,
         )
         assert len(plans) == 6, text
+        user_token = re.search(
+            r"^  user\s+(trk_\S+) \(user demo, with a natal chart\)$", text, re.M
+        )
+        assert user_token is not None, text
         curls = re.findall(r"curl -H \"Authorization: Bearer (\S+)\" (\S+)", text)
+        user_curls = [url for bearer, url in curls if bearer == user_token.group(1)]
+        curls = [(bearer, url) for bearer, url in curls if bearer != user_token.group(1)]
         assert len(curls) == 4, text
+        assert user_curls == [f"{base}/v1/tracking/transits", f"{base}/v1/tracking/upcoming"]
+        show_transits = re.search(
+            r"^  (\S+ tracking show transits --user demo --tenant default --database-url \S+)$",
+            text,
+            re.M,
+        )
+        assert show_transits is not None, text
         shown = re.search(r"^  (\S+ plans show data-pipeline-005 --database-url \S+)$", text, re.M)
         assert shown is not None, text
         assert (tmp_path / "trackd-demo.db").exists()
@@ -153,6 +167,19 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
         )
         assert pasted.returncode == 0, (shown.group(1), pasted.stderr)
         assert "data-pipeline-005" in pasted.stdout
+        printed = subprocess.run(  # noqa: S602 - the point is to run the line as printed
+            show_transits.group(1),
+            shell=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert printed.returncode == 0, (show_transits.group(1), printed.stderr)
+        shown_transits = json.loads(printed.stdout)
+        assert shown_transits["module"] == "transits" and shown_transits["data"]["aspects"]
 
         headers = {"Authorization": f"Bearer {token.group(1)}"}
         with httpx.Client(timeout=30.0, headers=headers) as client:
@@ -194,6 +221,28 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
             lunar = wait_for_reading(client, f"{base}/v1/tracking/lunar", demo)
             assert lunar["data"]["polled_at"] is not None
             assert client.get(f"{base}/ui/cosmic").status_code in (200, 303)
+
+        # The demo user's transits: real aspects to their chart, computed for now.
+        user_headers = {"Authorization": f"Bearer {user_token.group(1)}"}
+        with httpx.Client(timeout=30.0, headers=user_headers) as client:
+            answer = client.get(user_curls[0])
+            assert answer.status_code == 200, answer.text
+            found = answer.json()
+            assert found["user_id"] == "demo" and found["stale"] is False
+            assert set(found["positions"]) >= {"sun", "moon", "pluto"}
+            assert found["aspects"], found
+            for aspect in found["aspects"]:
+                assert aspect["aspect"] in {
+                    "conjunction",
+                    "sextile",
+                    "square",
+                    "trine",
+                    "opposition",
+                }
+                assert 0 <= aspect["orb"] <= 8
+            ahead = client.get(user_curls[1])
+            assert ahead.status_code == 200, ahead.text
+            assert ahead.json()["chart"] is True and ahead.json()["exact_transits"]
     finally:
         demo.stop()
     assert_stopped_cleanly(demo, SERVED)

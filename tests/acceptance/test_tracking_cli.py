@@ -87,3 +87,36 @@ def test_show_and_schedule(database_file: str) -> None:
     assert all(line.endswith("created") for line in lines)
     again = trackd("tracking", "schedule", "--tenant", "acme", "--database-url", database_file)
     assert all(line.endswith("already there") for line in again.stdout.strip().splitlines())
+
+
+def test_show_transits_for_a_user_and_all(database_file: str) -> None:
+    db = ("--tenant", "acme", "--database-url", database_file)
+    stored = trackd(
+        "natal", "set", "--user", "ada", "--birth", "1990-05-01T12:00:00",
+        "--timezone", "Europe/Paris", "--latitude", "48.85", "--longitude", "2.35", *db,
+    )  # fmt: skip
+    assert stored.returncode == 0, stored.stderr
+
+    shown = trackd("tracking", "show", "transits", "--user", "ada", *db)
+    assert shown.returncode == 0, shown.stderr
+    reading = json.loads(shown.stdout)
+    assert (reading["module"], reading["stale"]) == ("transits", False)
+    assert set(reading["data"]["positions"]) >= {"sun", "moon", "pluto"}
+    aspects = reading["data"]["aspects"]
+    assert aspects, "a chart always has some planet in orb of some natal point"
+    assert set(aspects[0]) == {"transiting", "natal", "aspect", "orb", "exact", "applying"}
+
+    everything = trackd("tracking", "show", "all", "--user", "ada", *db)
+    assert everything.returncode == 0, everything.stderr
+    modules = json.loads(everything.stdout)["modules"]
+    assert set(modules) == {"lunar", "solar", "transits"}
+    assert modules["transits"]["data"]["aspects"] and modules["transits"]["stale"] is False
+
+    nobody = trackd("tracking", "show", "transits", *db)
+    assert nobody.returncode == 2
+    assert nobody.stderr.strip().splitlines()[-1] == (
+        "error: transits is kept per user: add --user USER"
+    )
+    chartless = trackd("tracking", "show", "transits", "--user", "bob", *db)
+    assert chartless.returncode == 2
+    assert "`trackd natal set`" in chartless.stderr.strip().splitlines()[-1]

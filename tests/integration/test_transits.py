@@ -253,3 +253,22 @@ async def test_synthesis_carries_the_users_chart_and_transits(api: Api) -> None:
     assert carol["transits"].data == {"transits": None}
     assert carol["transits"].metadata.confidence == 0.0
     assert "PUT /v1/me/natal" in carol["transits"].insights[0]
+
+
+async def test_the_daily_readings_are_the_users_transit_tracking_history(api: Api) -> None:
+    await _refresh(api)
+    mine = await api.call("GET", "/v1/tracking/history/transit_tracking", "alice")
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert body["module"] == "transits" and body["stale"] is False
+    [entry] = body["entries"]
+    assert entry["data"]["aspects"] and entry["data"]["aspect_fields"]
+    # Another user's history is theirs; an admin of the tenant may name them.
+    assert (
+        await api.call("GET", "/v1/tracking/history/transit_tracking?user=alice", "bob")
+    ).status_code == 403
+    named = await api.call("GET", "/v1/tracking/history/transit_tracking?user=alice", "ada")
+    assert named.json()["entries"] == body["entries"]
+    # Another tenant's admin does not know alice.
+    gus = await api.call("GET", "/v1/tracking/history/transit_tracking?user=alice", "gus")
+    assert gus.status_code == 404, gus.text

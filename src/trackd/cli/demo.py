@@ -8,7 +8,8 @@ With --live a new plan starts every ~10 s and its events are published as their 
 
 Cosmic tracking runs too: space weather from NOAA-shaped payloads served by a local fake (its
 times moved to now; nothing is fetched from the internet) and the Moon computed locally, each
-polled at once and then hourly by the demo's own scheduler and worker.
+polled at once and then hourly by the demo's own scheduler and worker. A demo user with a
+natal chart has a token of their own: their transits are real, computed for now.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.bus.base import Bus
 from trackd.bus.urls import in_process
@@ -34,6 +36,7 @@ from trackd.cli.serving import serve_runtime
 from trackd.demo_feeds import noaa_app
 from trackd.domain.access import Role
 from trackd.ingest import intake
+from trackd.modules import natal, transits
 from trackd.modules.tracking import ensure_schedules
 from trackd.runtime import Runtime
 from trackd.settings import Settings
@@ -49,6 +52,11 @@ SEED = 2026
 LIVE_EVERY_S = 10.0
 LIVE_PACE = 0.25  # live plans run at a quarter of the seeded plans' durations
 HISTORY = timedelta(hours=1)
+# The demo user and their birth: Paris, noon local time on 1 May 1990.
+DEMO_USER = "demo"
+DEMO_BIRTH = datetime(1990, 5, 1, 12, 0)
+DEMO_ZONE = "Europe/Paris"
+DEMO_PLACE = (48.85, 2.35)
 PUBLISH_CHUNK = 100
 
 
@@ -118,7 +126,14 @@ def trackd_command() -> str:
 
 
 def banner(
-    settings: Settings, token: str, workload: Workload, published: int, *, live: bool, now: datetime
+    settings: Settings,
+    token: str,
+    workload: Workload,
+    published: int,
+    *,
+    live: bool,
+    now: datetime,
+    user_token: str,
 ) -> str:
     # A wildcard address is where the server listens, not an address a browser can open.
     wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104
@@ -127,13 +142,16 @@ def banner(
     shown = workload.plans[0].plan_id
     failed = next((p.plan_id for p in workload.plans if p.twist is Twist.FAIL), shown)
     auth = f'-H "Authorization: Bearer {token}"'
+    user_auth = f'-H "Authorization: Bearer {user_token}"'
+    database = shlex.quote(settings.database_url)
     lines = [
         f"trackd demo: {len(workload.plans)} plans, {published} events over the last hour "
         f"(tenant {TENANT})",
         "",
         f"  API docs  {base}/docs",
         f"  token     {token}",
-        f"  dashboard {base}/ui (log in with the token above)",
+        f"  user      {user_token} (user {DEMO_USER}, with a natal chart)",
+        f"  dashboard {base}/ui (log in with either token)",
         f"  database  {settings.database_url}",
         "",
         "Plans:",
@@ -143,14 +161,17 @@ def banner(
         f"  curl {auth} {base}/v1/tracker/plans/{shown}",
         f"  curl {auth} {base}/v1/tracker/plans/{shown}/tasks",
         f"  curl {auth} {base}/v1/tracker/plans/{shown}/timeline",
-        f"  {trackd_command()} plans show {failed} "
-        f"--database-url {shlex.quote(settings.database_url)}",
+        f"  {trackd_command()} plans show {failed} --database-url {database}",
         "",
         "Cosmic tracking (space weather from a local NOAA stand-in, the Moon computed):",
-        f"  {base}/ui/cosmic",
+        f"  {base}/ui/cosmic (log in with the user token to see {DEMO_USER}'s transits)",
         f"  curl {auth} {base}/v1/tracking/all",
-        f"  {trackd_command()} tracking show lunar --tenant {TENANT} "
-        f"--database-url {shlex.quote(settings.database_url)}",
+        f"  {trackd_command()} tracking show lunar --tenant {TENANT} --database-url {database}",
+        f"Transits of {DEMO_USER} (born {DEMO_BIRTH:%Y-%m-%d %H:%M} {DEMO_ZONE}):",
+        f"  curl {user_auth} {base}/v1/tracking/transits",
+        f"  curl {user_auth} {base}/v1/tracking/upcoming",
+        f"  {trackd_command()} tracking show transits --user {DEMO_USER} --tenant {TENANT} "
+        f"--database-url {database}",
         "",
         f"Live: a new plan every {LIVE_EVERY_S:.0f} s. Ctrl+C stops." if live else "Ctrl+C stops.",
     ]
@@ -169,6 +190,25 @@ def simulate(plans: int, now: datetime) -> tuple[Workload, list[Envelope]]:
     return workload, workload.happened(now)
 
 
+async def demo_user(session: AsyncSession) -> str:
+    """The demo user's token, their natal chart, and the tenant's daily transit refresh; the
+    caller commits."""
+    user_token = await tokens.create(session, TENANT, user_id=DEMO_USER, role=Role.USER)
+    latitude, longitude = DEMO_PLACE
+    await natal.set_chart(
+        session,
+        TENANT,
+        DEMO_USER,
+        birth=DEMO_BIRTH,
+        timezone=DEMO_ZONE,
+        latitude=latitude,
+        longitude=longitude,
+    )
+    config = await transits.config_of(session, TENANT)
+    await transits.ensure_refresh_schedule(session, TENANT, config)
+    return user_token
+
+
 async def _demo(settings: Settings, plans: int, live: bool) -> None:
     # The scheduler and a worker in this process poll the tracking modules' sources.
     runtime = Runtime.build(settings, schedule=True, poll=True)
@@ -176,10 +216,13 @@ async def _demo(settings: Settings, plans: int, live: bool) -> None:
     async with runtime.sessions() as session, session.begin():
         token = await tokens.create(session, TENANT, user_id=None, role=Role.ADMIN)
         await ensure_schedules(session, TENANT)
+        user_token = await demo_user(session)
     now = datetime.now(UTC)
     workload, past = simulate(plans, now)
     await seed(runtime, past)
-    typer.echo(banner(settings, token, workload, len(past), live=live, now=now))
+    typer.echo(
+        banner(settings, token, workload, len(past), live=live, now=now, user_token=user_token)
+    )
     setup_logging(settings.log_level)
 
     feeder = asyncio.create_task(_live(runtime.bus, workload)) if live else None

@@ -11,8 +11,17 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from trackd.cli.common import DatabaseOpt, fail, load_settings, progress_bar, run
+from trackd.modules import transits
+from trackd.modules.service import synthesis
 from trackd.modules.solar_backfill import BackfillResult, backfill_solar
-from trackd.modules.tracking import ensure_schedules, read_module, tracking_modules
+from trackd.modules.tracking import (
+    ensure_schedules,
+    history_of,
+    read_module,
+    reading_view,
+    readings_view,
+    tracking_modules,
+)
 from trackd.outbound.http import outbound_client
 from trackd.settings import Settings
 from trackd.sources.base import SourceError
@@ -42,28 +51,31 @@ async def _with_store(
 
 @app.command("show")
 def show(
-    module: Annotated[str, typer.Argument(help="solar, lunar, or any tracking module.")],
+    module: Annotated[str, typer.Argument(help="solar, lunar, transits (with --user), or all.")],
     tenant: TenantOpt = "default",
-    user: Annotated[str | None, typer.Option(help="The user, for a personal module.")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="The user, for a personal module (transits) or all.")
+    ] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """A tracking module's reading now, as JSON (`as_of` and `stale` first)."""
+    """A tracking module's reading now, as JSON (`as_of` and `stale` first); `all`: every
+    active tracking module's, by name, as `GET /v1/tracking/all` answers."""
     settings = load_settings(database_url=database_url)
-    names = [m.name for m in tracking_modules()]
-    if module not in names:
-        raise fail(f"unknown tracking module {module!r}; known: {', '.join(names)}")
+    modules = {m.name: m for m in tracking_modules()}
+    if module != "all" and module not in modules:
+        raise fail(f"unknown tracking module {module!r}; known: {', '.join(modules)}, all")
+    if module in modules and history_of(modules[module]).per_user and not user:
+        raise fail(f"{module} is kept per user: add --user USER")
 
     async def read(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        now = datetime.now(UTC)
         async with sessions() as session:
-            found = await read_module(session, tenant, user, module, datetime.now(UTC))
-        as_of = found.metadata.as_of
-        return {
-            "module": found.module,
-            "as_of": as_of.isoformat() if as_of else None,
-            "stale": bool(found.data.get("stale", as_of is None)),
-            "data": found.data,
-            "insights": found.insights,
-        }
+            if module == "all":
+                found = await synthesis(session, tenant, user, now, layer="tracking")
+                return readings_view(found)
+            if module == transits.SOURCE and user:
+                await transits.transits_of(session, tenant, user, now)  # NoChart: says what to do
+            return reading_view(await read_module(session, tenant, user, module, now))
 
     typer.echo(json.dumps(run(_with_store(settings, read)), indent=2, ensure_ascii=False))
 

@@ -201,6 +201,32 @@ async def read_history(
     )
 
 
+def reading_view(contribution: Contribution) -> dict[str, Any]:
+    """A tracking module's reading as the routes and the CLI print it: `as_of` and `stale`
+    first (no `as_of`: nothing known yet, which is stale)."""
+    data = contribution.data
+    as_of = contribution.metadata.as_of
+    return {
+        "module": contribution.module,
+        "as_of": as_of.isoformat() if as_of else None,
+        "stale": bool(data.get("stale", as_of is None)),
+        "data": data,
+        "insights": contribution.insights,
+        "confidence": contribution.metadata.confidence,
+    }
+
+
+def readings_view(contributions: list[Contribution]) -> dict[str, Any]:
+    """Every tracking module's reading by name; `as_of` the oldest known, `stale` if any is."""
+    readings = [reading_view(c) for c in contributions]
+    known = [r["as_of"] for r in readings if r["as_of"]]
+    return {
+        "as_of": min(known) if known else None,
+        "stale": any(r["stale"] for r in readings),
+        "modules": {r["module"]: r for r in readings},
+    }
+
+
 class NotYourChannel(TrackdError):
     """The channel is another user's, or the tenant's shared one."""
 

@@ -37,7 +37,13 @@ from trackd.domain.astronomy import (
     upcoming_exact,
 )
 from trackd.errors import NotFound
-from trackd.modules.base import Contribution, Module, ModuleConfig, SynthesisContext
+from trackd.modules.base import (
+    Contribution,
+    Module,
+    ModuleConfig,
+    SynthesisContext,
+    TrackingHistory,
+)
 from trackd.modules.config import load as load_config
 from trackd.modules.natal import longitudes
 from trackd.modules.registry import registry as module_registry
@@ -299,6 +305,8 @@ class TransitsModule(Module[TransitsConfig]):
     )
     config_model = TransitsConfig
     history_key = HISTORY_KEY
+    # Per user: the subject of each snapshot is the user's id.
+    history = TrackingHistory(HISTORY_KEY, SOURCE)
 
     async def contribute_to_synthesis(
         self, tenant: str, user: str | None, context: SynthesisContext[TransitsConfig]

@@ -1,10 +1,11 @@
 """The dashboard's cosmic page: the Kp of the last seven days as bars coloured by storm level,
-the Moon's phase drawn, the next events (quarters, sign ingress, void of course), and the
-history of any tracking key as a line chart. Everything is laid out here and drawn as inline
-SVG by the template: no script, nothing fetched.
+the Moon's phase drawn, the next events (quarters, sign ingress, void of course), the logged-in
+user's transits and their next exact transits and stations, and the history of any tracking
+key as a line chart. Everything is laid out here and drawn as inline SVG by the template: no
+script, nothing fetched.
 
-Any token of the tenant sees it (space weather and the Moon are the tenant's); a personal
-history is shown for the token's own user.
+Any token of the tenant sees it (space weather and the Moon are the tenant's); transits and a
+personal history are shown for the token's own user.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from starlette.responses import Response
 
 from trackd.access.deps import SessionDep
 from trackd.errors import Conflict, NotFound
-from trackd.modules.tracking import history_of, read_history, read_module, tracking_modules
+from trackd.modules import transits
+from trackd.modules.base import Contribution
+from trackd.modules.tracking import (
+    history_of,
+    read_history,
+    read_module,
+    tracking_modules,
+)
 from trackd.store.models import utcnow
 from trackd.web.auth import Viewer
 from trackd.web.line_chart import LineChart, Series, lines_over_time
@@ -28,8 +36,15 @@ from trackd.web.render import PageError, page
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
 
-# The number a history's chart follows when none is asked for.
-DEFAULT_FIELDS = {"solar_tracking": "status.kp", "lunar_tracking": "phase.illumination"}
+# The number a history's chart follows when none is asked for (a list counts its items).
+DEFAULT_FIELDS = {
+    "solar_tracking": "status.kp",
+    "lunar_tracking": "phase.illumination",
+    transits.HISTORY_KEY: "aspects",
+}
+# How far ahead the user's exact transits and stations are listed, and at most how many.
+UPCOMING_DAYS = 14
+UPCOMING_ROWS = 20
 KP_DAYS = 7
 MAX_POINTS = 500
 
@@ -114,11 +129,14 @@ def moon_drawing(illumination: float, waxing: bool, size: int = 120) -> MoonDraw
 
 
 def _number(data: dict[str, Any], path: str) -> float | None:
+    """The number at a dotted `path` of a history entry; a list gives its length."""
     value: Any = data
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
         value = value.get(part)
+    if isinstance(value, list):
+        return float(len(value))
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
@@ -142,6 +160,54 @@ def next_events(lunar: dict[str, Any], now: datetime) -> list[tuple[datetime, st
         if end > now:
             events.append((end, "Moon void of course ends"))
     return sorted(e for e in events if e[0] > now)
+
+
+def upcoming_rows(found: dict[str, Any]) -> list[tuple[datetime, str]]:
+    """The user's next exact transits (the Moon's left out: it makes one every few hours),
+    the planets' stations and the Moon's quarters, soonest first."""
+    rows = [
+        (
+            datetime.fromisoformat(e["instant"]),
+            f"{e['transiting']} {e['aspect']} natal {e['natal']}"
+            + (" (retrograde)" if e["retrograde"] else ""),
+        )
+        for e in found.get("exact_transits") or []
+        if e["transiting"] != "moon"
+    ]
+    rows += [
+        (datetime.fromisoformat(s["instant"]), f"{s['body']} stations {s['kind']} in {s['sign']}")
+        for s in found["stations"]
+    ]
+    rows += [
+        (datetime.fromisoformat(p["instant"]), p["phase"].replace("_", " "))
+        for p in found["moon_phases"]
+    ]
+    return sorted(rows)[:UPCOMING_ROWS]
+
+
+@dataclass(frozen=True, slots=True)
+class YourTransits:
+    """What the page shows of the viewer's transits: why there are none, or the reading and
+    the coming events."""
+
+    reason: str | None  # "no_user", "off", "no_chart", or None when there is a reading
+    reading: Contribution | None = None
+    upcoming: list[tuple[datetime, str]] | None = None
+
+
+async def your_transits(
+    session: SessionDep, tenant: str, user: str | None, now: datetime
+) -> YourTransits:
+    if user is None:
+        return YourTransits("no_user")
+    found = await _reading(session, tenant, user, transits.SOURCE)
+    if found is None:
+        return YourTransits("off")
+    if found.metadata.as_of is None:
+        return YourTransits("no_chart")
+    config = await transits.config_of(session, tenant)
+    ahead = await transits.upcoming(session, tenant, user, config, now, UPCOMING_DAYS)
+    return YourTransits(None, found, upcoming_rows(ahead))
 
 
 async def _reading(session: SessionDep, tenant: str, user: str | None, name: str) -> Any:
@@ -179,6 +245,7 @@ async def cosmic(
         for e in week.items
         if (value := _number(e.data, "status.kp")) is not None
     ]
+    yours = await your_transits(session, principal.tenant_id, user, now)
     keys = [history_of(m).key for m in tracking_modules()]
     if key not in keys:
         raise PageError(404, f"no history {key!r}; there are {', '.join(keys)}")
@@ -217,8 +284,12 @@ async def cosmic(
             if lunar and lunar.data["void_of_course"]["is_void"]
             else None
         ),
+        "yours": yours,
+        "upcoming_days": UPCOMING_DAYS,
+        "tenant": principal.tenant_id,
         "keys": keys,
         "key": key,
+        "per_user": history_of(module).per_user,
         "field": chosen or "",
         "chart": chart,
         "now": now,

@@ -22,7 +22,6 @@ from trackd.domain import cursors
 from trackd.domain.access import Principal, Role
 from trackd.domain.aurora import aurora_visibility
 from trackd.modules import service
-from trackd.modules.base import Contribution
 from trackd.modules.tracking import (
     NotYourChannel,
     ensure_schedules,
@@ -30,6 +29,8 @@ from trackd.modules.tracking import (
     history_of,
     read_history,
     read_module,
+    reading_view,
+    readings_view,
 )
 from trackd.modules.tracking import by_key as module_by_key
 from trackd.store.engine import transaction
@@ -54,20 +55,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def reading(contribution: Contribution) -> dict[str, Any]:
-    """A contribution as a read answers it: `as_of` and `stale` first."""
-    data = contribution.data
-    as_of = contribution.metadata.as_of
-    return {
-        "module": contribution.module,
-        "as_of": as_of.isoformat() if as_of else None,
-        "stale": bool(data.get("stale", as_of is None)),
-        "data": data,
-        "insights": contribution.insights,
-        "confidence": contribution.metadata.confidence,
-    }
-
-
 @router.get(
     "/solar",
     responses={409: {"description": "The solar module is switched off for the tenant."}},
@@ -77,7 +64,7 @@ async def solar(principal: CurrentPrincipal, session: SessionDep) -> dict[str, A
     Kp decided it), X-ray class, the latest flare, solar wind and Bz, judged by the module's
     thresholds. A failed poll invents nothing: the last good reading stays, `stale` with its
     `age_seconds`; before any poll `data.reading` is null."""
-    return reading(
+    return reading_view(
         await read_module(session, principal.tenant_id, principal.user_id, "solar", _now())
     )
 
@@ -92,9 +79,11 @@ async def aurora(
     latitude: Annotated[float, Query(ge=-90, le=90, description="Degrees north.")],
     longitude: Annotated[float, Query(ge=-180, le=180, description="Degrees east.")],
 ) -> dict[str, Any]:
-    """Whether an aurora may be seen from a place at the latest Kp: geomagnetic latitude from
-    a centred dipole, the auroral oval's equatorward edge from Kp; `model` states both."""
-    solar = reading(
+    """Whether an aurora may be seen from a place at the latest Kp: the place's corrected
+    geomagnetic latitude (AACGM-v2; null near the magnetic equator) against the auroral oval's
+    equatorward edge at that Kp (Gussenhoven et al. 1983); the centred-dipole latitude is
+    given for reference. `model` states them."""
+    solar = reading_view(
         await read_module(session, principal.tenant_id, principal.user_id, "solar", _now())
     )
     storm = solar["data"].get("storm") or {}
@@ -106,7 +95,7 @@ async def aurora(
             "visibility": None,
             "reason": "no Kp reading yet: the noaa_swpc source has not been polled",
         }
-    return {**answer, **aurora_visibility(latitude, longitude, float(kp))}
+    return {**answer, **aurora_visibility(latitude, longitude, float(kp), _now())}
 
 
 @router.get(
@@ -117,7 +106,7 @@ async def lunar(principal: CurrentPrincipal, session: SessionDep) -> dict[str, A
     """The Moon now: phase angle (0-360°), waxing or waning, phase name, illuminated fraction,
     sign and degree, distance, the next quarter instants, the next sign ingress and the
     void-of-course period (computed from DE421, no network)."""
-    return reading(
+    return reading_view(
         await read_module(session, principal.tenant_id, principal.user_id, "lunar", _now())
     )
 
@@ -129,13 +118,7 @@ async def all_tracking(principal: CurrentPrincipal, session: SessionDep) -> dict
     contributions = await service.synthesis(
         session, principal.tenant_id, principal.user_id, now, layer="tracking"
     )
-    readings = [reading(c) for c in contributions]
-    known = [r["as_of"] for r in readings if r["as_of"]]
-    return {
-        "as_of": min(known) if known else None,
-        "stale": any(r["stale"] for r in readings),
-        "modules": {r["module"]: r for r in readings},
-    }
+    return readings_view(contributions)
 
 
 async def _whose(principal: Principal, session: SessionDep, user: str | None) -> str | None:
