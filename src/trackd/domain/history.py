@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -45,6 +45,33 @@ def canonical_json(data: Any) -> str:
     return json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+def canonical_many(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`canonical_json` of each object, for many objects whose values are often the very same
+    objects (a reading shared by every user's snapshot): each distinct value is written once.
+
+    Raises:
+        TypeError, ValueError: as `canonical_json`.
+    """
+    written: dict[int, str] = {}
+    texts = []
+    for data in objects:
+        if type(data) is not dict or not all(type(key) is str for key in data):
+            texts.append(canonical_json(data))
+            continue
+        parts = []
+        for key in sorted(data):
+            value = data[key]
+            # The ids stay those of the same objects: `objects` holds them until the end.
+            text = written.get(id(value))
+            if text is None:
+                text = canonical_json(value)
+                if type(value) in (dict, list):
+                    written[id(value)] = text
+            parts.append(f"{canonical_json(key)}:{text}")
+        texts.append("{" + ",".join(parts) + "}")
+    return texts
 
 
 def normalize(data: Mapping[str, Any]) -> dict[str, Any]:
