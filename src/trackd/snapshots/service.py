@@ -404,7 +404,7 @@ async def record_bulk(
                 "seq": seq + 1,
                 "taken_at": snapshot.taken_at.astimezone(UTC),
                 "data": JsonText(text),
-                "meta": normalize(snapshot.meta),
+                "meta": normalize(snapshot.meta) if snapshot.meta else {},
                 "digest": fingerprint,
                 "changes": None,
             }
