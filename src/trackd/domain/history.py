@@ -54,7 +54,15 @@ def canonical_many(objects: Sequence[Mapping[str, Any]]) -> list[str]:
     Raises:
         TypeError, ValueError: as `canonical_json`.
     """
-    written: dict[int, str] = {}
+    # The ids stay those of the same objects: `objects` holds them until the end.
+    seen: set[int] = set()
+    shared: dict[int, str | None] = {}
+    for data in objects:
+        for value in data.values():
+            if type(value) in (dict, list):
+                if id(value) in seen:
+                    shared[id(value)] = None
+                seen.add(id(value))
     texts = []
     for data in objects:
         if type(data) is not dict or not all(type(key) is str for key in data):
@@ -63,12 +71,11 @@ def canonical_many(objects: Sequence[Mapping[str, Any]]) -> list[str]:
         parts = []
         for key in sorted(data):
             value = data[key]
-            # The ids stay those of the same objects: `objects` holds them until the end.
-            text = written.get(id(value))
+            text = shared.get(id(value))
             if text is None:
                 text = canonical_json(value)
-                if type(value) in (dict, list):
-                    written[id(value)] = text
+                if id(value) in shared:
+                    shared[id(value)] = text
             parts.append(f"{canonical_json(key)}:{text}")
         texts.append("{" + ",".join(parts) + "}")
     return texts
