@@ -5,7 +5,8 @@ peer) on the equivalent events; read latency on a store of 1,000,000 tasks; the 
 per tracked call; RSS of an ingest process under sustained load; league trackers refreshed
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
 site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
-(benchmarks/transits.py); the observer's analysis of one user and of many users on two
+(benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
+(benchmarks/solar_fanout.py); the observer's analysis of one user and of many users on two
 processes (benchmarks/observer.py). Prints tables and writes all figures as JSON to
 benchmarks/results/.
 """
@@ -110,6 +111,32 @@ def transits_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
     console.print(transits.table([result]))
 
 
+def fanout_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """One solar poll fanned out to many users' channels (benchmarks/solar_fanout.py)."""
+    from benchmarks import solar_fanout
+
+    console.print(f"solar fan-out (one poll to {args.fanout_users:,} users' channels) ...")
+    results = asyncio.run(solar_fanout.run(args.fanout_users, args.postgres_url))
+    report["solar_fanout"] = results
+    shown = Table(
+        "backend",
+        "users",
+        "channel messages",
+        "seconds",
+        "µs/user",
+        title="one solar poll fanned out to every user's channel (outbox rows in its transaction)",
+    )
+    for r in results:
+        shown.add_row(
+            r["backend"],
+            f"{r['users']:,}",
+            f"{r['channel_messages']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['us_per_user']:.0f}",
+        )
+    console.print(shown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -153,6 +180,12 @@ def main() -> None:
         help="users with a natal chart in the daily transit refresh",
     )
     parser.add_argument(
+        "--fanout-users",
+        type=int,
+        default=100_000,
+        help="users whose channels one solar poll's change reaches",
+    )
+    parser.add_argument(
         "--trackers-sqlite",
         action="store_true",
         help="run the trackers section on SQLite too (it always does without PostgreSQL)",
@@ -164,7 +197,17 @@ def main() -> None:
         "--skip",
         action="append",
         default=[],
-        choices=["ingest", "peer", "reads", "sdk", "rss", "trackers", "transits", "observer"],
+        choices=[
+            "ingest",
+            "peer",
+            "reads",
+            "sdk",
+            "rss",
+            "trackers",
+            "transits",
+            "fanout",
+            "observer",
+        ],
     )
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -297,6 +340,8 @@ def main() -> None:
 
     if "transits" not in args.skip:
         transits_part(args, report)
+    if "fanout" not in args.skip:
+        fanout_part(args, report)
     if "observer" not in args.skip:
         console.print(f"observer ({args.observer_users} simulated users) ...")
         from benchmarks import observer

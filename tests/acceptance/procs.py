@@ -7,6 +7,7 @@ a served trackd) are in conftest.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,6 +71,22 @@ def trackd(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         timeout=60,
         check=False,
     )
+
+
+def benchmark(*args: str, timeout: float = 200) -> list[dict[str, Any]]:
+    """`python -m benchmarks.NAME ARGS` from the repository (benchmarks/ is its package, not
+    the installed project's) to its end; the JSON lines it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
 def create_token(

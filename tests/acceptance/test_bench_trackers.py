@@ -8,44 +8,27 @@ hold at any speed is that nothing fails, retries, is blocked or is left unfinish
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from procs import clean_env
+from procs import benchmark
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 TRACKERS = 30
 
 
 def test_refresh_benchmark_completes_every_tracker(database_url: str, redis_url: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.trackers",
-            "--database-url",
-            database_url,
-            "--redis-url",
-            redis_url,
-            "--trackers",
-            str(TRACKERS),
-            "--concurrency",
-            "4",
-        ],
-        cwd=ROOT,  # benchmarks/ is a package of the repository, not of the installed project
-        env=clean_env(),
-        capture_output=True,
-        text=True,
+    *_, result = benchmark(
+        "benchmarks.trackers",
+        "--database-url",
+        database_url,
+        "--redis-url",
+        redis_url,
+        "--trackers",
+        str(TRACKERS),
+        "--concurrency",
+        "4",
         timeout=100,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert result["trackers"] == TRACKERS
     assert result["completed"] == TRACKERS

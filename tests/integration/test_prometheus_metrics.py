@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-import test_api_tracker
+import test_api_task_reads
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_support import started
@@ -27,10 +27,10 @@ from trackd.store.repos import outbox, polls, schedules
 from trackd.testing import EventFactory
 
 ACME, GLOBEX = "acme", "globex"
-# test_api_tracker's client and tokens (acme's service and reader, globex's), on this module's
+# test_api_task_reads' client and tokens (acme's service and reader, globex's), on this module's
 # runtime.
-client = test_api_tracker.client
-auth = test_api_tracker.auth
+client = test_api_task_reads.client
+auth = test_api_task_reads.auth
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "grafana"
 LAG_SECONDS = 120.0
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -4,10 +4,12 @@ counted by digest, retention by count and age, tenants apart, malformed batches 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from trackd.domain.jsonpolicy import JsonRefused
 from trackd.settings import Settings
 from trackd.snapshots.service import list_snapshots, record_bulk, record_snapshot
 from trackd.sources.base import Snapshot
@@ -57,3 +59,34 @@ async def test_malformed_batches_are_refused(sessions: async_sessionmaker[AsyncS
         for bad in (mixed, twice, naive):
             with pytest.raises(ValueError):
                 await record_bulk(session, "acme", bad, settings=settings)
+
+
+async def test_shared_readings_are_stored_whole_and_digested_as_one_at_a_time(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    settings = Settings()
+    sky = {"sun": {"longitude": 250.1234, "sign": "sagittarius"}, "fields": ["a", "b"]}
+    first = [Snapshot(f"u{i}", "transits", {"sky": sky, "own": [i, "é"]}, DAY) for i in range(3)]
+    async with sessions() as session, session.begin():
+        # One history started one at a time: its digest is the one the bulk path computes.
+        await record_snapshot(session, "acme", first[0], settings=settings)
+        await record_bulk(session, "acme", first[1:], settings=settings)
+    later = [Snapshot(s.subject, "transits", dict(s.data), DAY + timedelta(days=1)) for s in first]
+    async with sessions() as session, session.begin():
+        again = await record_bulk(session, "acme", later, settings=settings)
+    assert (again.stored, again.changed) == (3, 0)
+    async with sessions() as session:
+        u2 = await list_snapshots(session, "acme", "transits", "u2")
+    assert [s.data for s in u2.items] == [{"sky": sky, "own": [2, "é"]}] * 2
+
+
+@pytest.mark.parametrize(
+    "bad", [{"s": "a\x00b"}, {"n": 2**64}, {"s": "\ud800"}], ids=["nul", "wide", "surrogate"]
+)
+async def test_data_the_store_cannot_read_back_is_refused_with_its_path(
+    sessions: async_sessionmaker[AsyncSession], bad: dict[str, Any]
+) -> None:
+    batch = [*_batch(0, range(2)), Snapshot("u9", "transits", {"own": bad}, DAY)]
+    async with sessions() as session:
+        with pytest.raises(JsonRefused, match=r"snapshot data\.own\."):
+            await record_bulk(session, "acme", batch, settings=Settings())

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from trackd.domain.jsonpolicy import INT_MAX, INT_MIN, STORE_MAX_DEPTH
+from trackd.domain.jsonpolicy import INT_MAX, INT_MIN, STORE_MAX_DEPTH, JsonRefused
 from trackd.store.models import TrackerGuild
+from trackd.store.types import json_text
 
 
 def nested(depth: int) -> Any:
@@ -60,3 +61,25 @@ async def test_a_value_that_could_not_be_read_back_fails_its_own_write(
             s.add(TrackerGuild(tenant_id="acme", guild_id="g1", mmr_config=value))
     async with sessions() as s:
         assert (await s.execute(select(func.count()).select_from(TrackerGuild))).scalar() == 0
+
+
+async def test_json_text_is_checked_once_and_written_as_it_is(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    stored = {"text": "é ✓ 𝄞", "max": INT_MAX, "deep": nested(STORE_MAX_DEPTH - 1)}
+    text = json_text(stored)
+    async with sessions() as s, s.begin():
+        s.add(TrackerGuild(tenant_id="acme", guild_id="g1", mmr_config=text))
+    async with sessions() as s:
+        row = (await s.execute(select(TrackerGuild))).scalar_one()
+    assert row.mmr_config == stored
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"s": "\ud800"}, {"s": "a\x00b"}, {"n": INT_MAX + 1}, nested(STORE_MAX_DEPTH + 1)],
+    ids=["lone-surrogate", "nul", "wide-integer", "deep"],
+)
+def test_json_text_refuses_what_the_column_refuses(value: Any) -> None:
+    with pytest.raises(JsonRefused, match="stored JSON"):
+        json_text(value)

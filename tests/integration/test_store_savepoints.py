@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from trackd.domain.league import TrackerProfile
 from trackd.domain.schedules import ScheduleKind, ScheduleSpec
-from trackd.errors import ConflictError
+from trackd.errors import Conflict
 from trackd.store.models import (
     ScheduleRow,
     SystemConfiguration,
@@ -150,7 +150,7 @@ async def test_a_lost_race_as_the_first_write_leaves_the_transaction_usable_and_
         await create_schedule(s)
     async with sessions() as s:
         await s.begin()
-        with pytest.raises(ConflictError, match="already has an active schedule"):
+        with pytest.raises(Conflict, match="already has an active schedule"):
             await create_schedule(s)
         await ensure_guild(s)
         assert await s.scalar(select(func.count()).select_from(TrackerGuild)) == 1

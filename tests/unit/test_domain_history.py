@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trackd.domain.channels import mask_url, wants
-from trackd.domain.history import FieldChange, Retention, diff, digest, normalize
+from trackd.domain.history import (
+    FieldChange,
+    Retention,
+    canonical_json,
+    canonical_many,
+    diff,
+    digest,
+    normalize,
+)
 
 
 def test_nested_objects_diff_to_dotted_paths() -> None:
@@ -119,3 +127,12 @@ def test_urls_inside_a_text_are_masked() -> None:
     masked = mask_urls(text)
     assert masked == "webhook failed: POST https://hooks.example/… refused; retry apprise://…"
     assert mask_urls("HTTP 500") == "HTTP 500"
+
+
+@given(st.lists(json_objects, max_size=4), middle)
+def test_canonical_many_writes_what_canonical_json_writes(
+    objects: list[dict[str, Any]], shared: dict[str, Any]
+) -> None:
+    # Some objects share one value object, as a bulk record's readings do.
+    batch = [*objects, *({**o, "shared": shared} for o in objects), {1: "non-text key"}]
+    assert canonical_many(batch) == [canonical_json(o) for o in batch]

@@ -24,6 +24,7 @@ from trackd.domain.jsonpolicy import (
     _walk,
     check,
     parse,
+    text_passes,
 )
 
 POLICY = JsonPolicy()
@@ -170,3 +171,48 @@ def test_the_quick_pass_agrees_with_the_walk(value: Any, depth: int) -> None:
     """`check` answers from a quick pass when it finds nothing; the walk names problems."""
     walked = all(d <= depth and _problem(item) is None for _, d, item in _walk(value, "", None))
     assert _acceptable(value, depth) == walked
+
+
+# Values of every kind the policy refuses too: NUL, lone surrogates, integers past 64 bits,
+# long digit runs that are not integers, backslashes that look like an escaped NUL.
+_wild_text = st.text(alphabet=st.sampled_from("a\\u0\x00\ud800é"), max_size=8)
+_wild_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _wild_text
+)
+_wild_values = st.recursive(
+    _wild_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_wild_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(_wild_values, st.integers(0, 5))
+def test_text_that_passes_holds_a_value_check_accepts(value: Any, depth: int) -> None:
+    policy = JsonPolicy(max_depth=depth)
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    # False may be cautious (the value is then checked); True must be right.
+    if text_passes(text, policy):
+        check(value, policy)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"s": "a\x00b"}, {"s": "\ud800"}, {"n": INT_MAX + 1}, {"n": INT_MIN - 1}, nested(4)],
+    ids=["nul", "lone-surrogate", "wide-integer", "wide-negative", "deep"],
+)
+def test_text_of_a_refused_value_never_passes(value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    assert not text_passes(text, JsonPolicy(max_depth=3))
+
+
+def test_deep_text_is_measured_by_its_nesting_not_its_brackets() -> None:
+    # 80 sibling arrays three levels deep, and brackets inside strings.
+    wide = {"rows": [[i, "[[[{{{"] for i in range(80)]}
+    text = json.dumps(wide)
+    check(wide, JsonPolicy(max_depth=3))
+    assert text_passes(text, JsonPolicy(max_depth=3))
+    assert not text_passes(text, JsonPolicy(max_depth=2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -45,6 +45,40 @@ def canonical_json(data: Any) -> str:
     return json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+def canonical_many(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`canonical_json` of each object, for many objects whose values are often the very same
+    objects (a reading shared by every user's snapshot): each distinct value is written once.
+
+    Raises:
+        TypeError, ValueError: as `canonical_json`.
+    """
+    # The ids stay those of the same objects: `objects` holds them until the end.
+    seen: set[int] = set()
+    shared: dict[int, str | None] = {}
+    for data in objects:
+        for value in data.values():
+            if type(value) in (dict, list):
+                if id(value) in seen:
+                    shared[id(value)] = None
+                seen.add(id(value))
+    texts = []
+    for data in objects:
+        if type(data) is not dict or not all(type(key) is str for key in data):
+            texts.append(canonical_json(data))
+            continue
+        parts = []
+        for key in sorted(data):
+            value = data[key]
+            text = shared.get(id(value))
+            if text is None:
+                text = canonical_json(value)
+                if id(value) in shared:
+                    shared[id(value)] = text
+            parts.append(f"{canonical_json(key)}:{text}")
+        texts.append("{" + ",".join(parts) + "}")
+    return texts
 
 
 def normalize(data: Mapping[str, Any]) -> dict[str, Any]:

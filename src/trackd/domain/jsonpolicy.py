@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -88,34 +89,83 @@ def check(value: Any, policy: JsonPolicy, *, where: str = "", skip: str | None =
             raise JsonRefused(_shown(path), problem)
 
 
+def text_passes(text: str, policy: JsonPolicy) -> bool:
+    """Whether JSON text written by `json.dumps(..., allow_nan=False)` surely holds nothing
+    `check` refuses, judged from the text alone at the speed of a string search: no escaped
+    NUL, valid Unicode, no run of 19 digits (an integer past 64 bits has one), nesting within
+    the policy's depth. False means: let `check` judge the value itself (a float's digits or a
+    backslash in a string can look like what is refused).
+
+    For bulk writes of values trackd writes as text anyway (a snapshot's canonical JSON):
+    the text is looked at once, the value is not walked."""
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    if b"\\u0000" in raw or _DIGIT_RUN in raw.translate(_DIGITS_ONLY):
+        return False
+    if raw.count(b"[") + raw.count(b"{") <= policy.max_depth:
+        return True
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest <= policy.max_depth
+
+
+# Every digit as "0", anything else as a space: a run of 19 digits is then a plain search.
+_DIGITS_ONLY: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_DIGIT_RUN: Final = b"0" * 19
+_STRINGS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS: Final = re.compile(r"[\[\]{}]")
+
+
 def _acceptable(value: Any, max_depth: int) -> bool:
     """Whether `check` would find nothing, answered without building paths: the common case
     pays for one pass; `_walk` runs only to name a problem. Nesting beyond `max_depth`, or
     beyond what this recursion allows, answers False (the walk then decides)."""
     kind = type(value)
-    if kind is str:
-        return "\x00" not in value and _encodable(value)
     if kind is dict:
-        if max_depth < 1:
-            return False
-        for key, child in value.items():
-            if type(key) is not str or "\x00" in key or not _encodable(key):
-                return False
-            if not _acceptable(child, max_depth - 1 if type(child) in _CONTAINERS else max_depth):
-                return False
-        return True
-    if kind is list:
-        if max_depth < 1:
-            return False
-        return all(
-            _acceptable(child, max_depth - 1 if type(child) in _CONTAINERS else max_depth)
-            for child in value
+        return (
+            max_depth >= 1
+            and _keys_acceptable(value)
+            and _all_acceptable(value.values(), max_depth)
         )
-    if kind is int:
-        return bool(INT_MIN <= value <= INT_MAX)
-    if kind is float:
-        return math.isfinite(value)
-    return value is None or kind is bool
+    if kind is list:
+        return max_depth >= 1 and _all_acceptable(value, max_depth)
+    return _all_acceptable((value,), max_depth + 1)
+
+
+def _keys_acceptable(value: dict[Any, Any]) -> bool:
+    for key in value:
+        if type(key) is not str or "\x00" in key or not (key.isascii() or _encodable(key)):
+            return False
+    return True
+
+
+def _all_acceptable(children: Iterable[Any], max_depth: int) -> bool:
+    """Whether every child of a container at depth budget `max_depth` is acceptable. Scalars
+    are judged here, inline: most of a document's leaves cost no call."""
+    for child in children:
+        kind = type(child)
+        if kind is str:
+            if "\x00" in child or not (child.isascii() or _encodable(child)):
+                return False
+        elif kind is float:
+            if not math.isfinite(child):
+                return False
+        elif kind is int:
+            if not INT_MIN <= child <= INT_MAX:
+                return False
+        elif kind is dict or kind is list:
+            if not _acceptable(child, max_depth - 1):
+                return False
+        elif child is not None and kind is not bool:
+            return False
+    return True
 
 
 _CONTAINERS: Final = (dict, list)

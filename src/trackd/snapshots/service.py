@@ -22,11 +22,12 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trackd.domain import jsonpolicy
 from trackd.domain.changes import SnapshotChange
 from trackd.domain.history import (
     FieldChange,
     Retention,
-    canonical_json,
+    canonical_many,
     diff,
     digest,
     normalize,
@@ -37,6 +38,7 @@ from trackd.sources.base import Snapshot
 from trackd.store.models import SnapshotRow, utcnow
 from trackd.store.repos import snapshots as repo
 from trackd.store.repos.snapshots import HistoryKey
+from trackd.store.types import JsonText
 
 ALL_SEASONS: Final = "*"
 MAX_PAGE = 500
@@ -377,13 +379,19 @@ async def record_bulk(
     if len(set(subjects)) != len(subjects):
         raise ValueError("a bulk record holds one snapshot per subject")
     season = keys[0].season
+    for snapshot in snapshots:
+        if snapshot.taken_at.tzinfo is None:
+            raise ValueError("snapshot.taken_at must carry a time zone")
+    # Written once per distinct part (the reading every user shares is one object), and
+    # judged by the store's JSON policy from the text unless the text looks doubtful.
+    texts = canonical_many([snapshot.data for snapshot in snapshots])
+    for snapshot, text in zip(snapshots, texts, strict=True):
+        if not jsonpolicy.text_passes(text, jsonpolicy.STORE_POLICY):
+            jsonpolicy.check(snapshot.data, jsonpolicy.STORE_POLICY, where="snapshot data")
     previous = await repo.newest_seqs(session, tenant_id, first.source, season, subjects)
     rows = []
     changed = 0
-    for snapshot, subject in zip(snapshots, subjects, strict=True):
-        if snapshot.taken_at.tzinfo is None:
-            raise ValueError("snapshot.taken_at must carry a time zone")
-        text = canonical_json(snapshot.data)
+    for snapshot, subject, text in zip(snapshots, subjects, texts, strict=True):
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
         seq, before = previous.get(subject, (0, None))
         changed += before is not None and before != fingerprint
@@ -395,22 +403,27 @@ async def record_bulk(
                 "season": season,
                 "seq": seq + 1,
                 "taken_at": snapshot.taken_at.astimezone(UTC),
-                # Stored as given: the JSON column writes tuples as arrays, like `text`.
-                "data": dict(snapshot.data),
-                "meta": normalize(snapshot.meta),
+                "data": JsonText(text),
+                "meta": normalize(snapshot.meta) if snapshot.meta else {},
                 "digest": fingerprint,
                 "changes": None,
             }
         )
     await repo.insert_many(session, rows)
+    # A history whose only snapshot is the one just stored has nothing to remove.
+    grown = [subject for subject in subjects if subject in previous]
     retention = retention_for(first.source, settings)
-    pruned = await repo.prune_many(
-        session,
-        tenant_id,
-        first.source,
-        season,
-        subjects,
-        keep=retention.keep,
-        cutoff=retention.cutoff(utcnow()),
+    pruned = (
+        await repo.prune_many(
+            session,
+            tenant_id,
+            first.source,
+            season,
+            grown,
+            keep=retention.keep,
+            cutoff=retention.cutoff(utcnow()),
+        )
+        if grown
+        else 0
     )
     return BulkRecord(len(rows), changed, pruned)

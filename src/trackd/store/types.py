@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,8 +63,46 @@ class PolicyJSON(TypeDecorator[Any]):
             jsonpolicy.check(value, jsonpolicy.STORE_POLICY, where="stored JSON")
         return value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        checked = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            # Text the policy already passed (`JsonText`) is written as it is.
+            if type(value) is JsonText:
+                return value.text
+            return checked(value) if checked is not None else value
+
+        return process
+
 
 JSONType: Any = PolicyJSON()
+
+
+@dataclass(frozen=True, slots=True)
+class JsonText:
+    """A JSON column's value as text the store's policy has already passed: a JSON column
+    writes it as it is. For bulk writes of one value to many rows (an event's message to
+    every channel), so that it is judged and written once, not once per row; build it with
+    `json_text`, or from text `jsonpolicy.text_passes` (or the value `jsonpolicy.check`)
+    has passed."""
+
+    text: str
+
+
+def json_text(value: Any) -> JsonText:
+    """`value` checked against the store's policy and written as JSON text.
+
+    Raises:
+        JsonRefused: the policy refuses it (the message names where).
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        jsonpolicy.check(value, jsonpolicy.STORE_POLICY, where="stored JSON")
+        raise
+    if not jsonpolicy.text_passes(text, jsonpolicy.STORE_POLICY):
+        jsonpolicy.check(value, jsonpolicy.STORE_POLICY, where="stored JSON")
+    return JsonText(text)
 
 
 def read_json(text: str | bytes) -> Any:

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.store.models import NotificationChannel, OutboxRow, new_id, table_of, utcnow
+from trackd.store.types import JsonText, json_text
 from trackd.store.upsert import chunked, insert_ignore
 
 PENDING: Final = "pending"
@@ -70,6 +71,11 @@ async def enqueue(
     if not messages:
         return
     now = utcnow()
+    # An event's messages to many channels share one payload: judged and written once.
+    payloads: dict[int, JsonText] = {}
+    for m in messages:
+        if id(m.payload) not in payloads:
+            payloads[id(m.payload)] = json_text(m.payload)
     rows = [
         {
             "id": new_id(),
@@ -78,7 +84,7 @@ async def enqueue(
             "kind": m.kind,
             "idempotency_key": m.idempotency_key,
             "event_type": m.event_type,
-            "payload": m.payload,
+            "payload": payloads[id(m.payload)],
             "status": PENDING,
             "attempts": 0,
             "max_attempts": max_attempts,
