@@ -38,7 +38,6 @@ from trackd.store.models import SnapshotRow, TrackerRow
 SOLAR_SOURCE, SOLAR_SUBJECT = "noaa_swpc", "solar"
 TRANSITS_SOURCE = "transits"
 STORM_KP = 5.0
-READ_CHUNK = 5000
 
 Reading = tuple[datetime, Mapping[str, Any]]
 
@@ -227,7 +226,6 @@ async def readings(
             SnapshotRow.taken_at < end,
         )
         .order_by(SnapshotRow.taken_at)
-        .execution_options(yield_per=READ_CHUNK)
     )
     return [(taken_at, data) for taken_at, data in rows]
 

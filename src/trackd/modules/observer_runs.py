@@ -76,6 +76,11 @@ def options_of(config: ObserverConfig) -> AnalysisOptions:
     )
 
 
+def options_json(options: AnalysisOptions) -> dict[str, Any]:
+    """The options as stored with a run (JSON values)."""
+    return {**asdict(options), "lags": list(options.lags)}
+
+
 def _selected(name: str, wanted: Sequence[str]) -> bool:
     if name in wanted:
         return True
@@ -241,7 +246,7 @@ async def run_for_user(
         run = await repo.get_run(session, tenant_id, run_id) if run_id else None
         if run is None:
             run = await repo.start_run(
-                session, tenant_id, user_id, task_id=None, options=asdict(options), now=now
+                session, tenant_id, user_id, task_id=None, options=options_json(options), now=now
             )
         run.status, run.started_at, run.error = "running", now, None
         run_id = run.id
@@ -264,7 +269,7 @@ async def run_for_user(
         run.tests_run, run.tests_skipped = result.tests_run, result.tests_skipped
         run.found, run.summary = len(result.findings), result.summary
         run.skipped = _skipped_view(result)
-        run.options = {**asdict(options), "outcomes": len(outcomes), "drivers": len(drivers)}
+        run.options = {**options_json(options), "outcomes": len(outcomes), "drivers": len(drivers)}
         await _merge(session, run, result, now, max_attempts=max_attempts)
     return run_id
 
@@ -370,7 +375,7 @@ async def request_analysis(
     after the caller commits, a worker takes it (at once after `announce_polls`)."""
     when = now or datetime.now(UTC)
     row = await repo.start_run(
-        session, tenant_id, user_id, task_id=None, options=asdict(options_of(config)), now=when
+        session, tenant_id, user_id, task_id=None, options=options_json(options_of(config)), now=when
     )
     row.status = "pending"
     poll = await request_poll(
