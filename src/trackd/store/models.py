@@ -566,6 +566,8 @@ class UserSettingsRow(_Row, Base):
 
     user_id: Mapped[str] = mapped_column(String(ID))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class NatalChartRow(_Row, Base):
