@@ -375,7 +375,12 @@ async def request_analysis(
     after the caller commits, a worker takes it (at once after `announce_polls`)."""
     when = now or datetime.now(UTC)
     row = await repo.start_run(
-        session, tenant_id, user_id, task_id=None, options=options_json(options_of(config)), now=when
+        session,
+        tenant_id,
+        user_id,
+        task_id=None,
+        options=options_json(options_of(config)),
+        now=when,
     )
     row.status = "pending"
     poll = await request_poll(
