@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from trackd.domain.journal import METRIC_PREFIX, SYMPTOM_PREFIX, DailySeries, local_day, zone
 from trackd.domain.observer import AnalysisOptions, Driver, Finding, Outcome, RunResult, analyze
 from trackd.errors import NotFound
-from trackd.modules import journal
+from trackd.modules import journal, transits
 from trackd.modules.observer import ObserverConfig
 from trackd.modules.observer_drivers import (
     SOLAR_SOURCE,
@@ -400,13 +399,9 @@ async def request_analysis(
 
 
 def shard_targets(tenant_id: str, shards: int = NIGHTLY_SHARDS) -> list[dict[str, Any]]:
-    """The targets of a nightly run: the tenant's user buckets split into `shards` ranges."""
-    edges = [round(i * BUCKETS / shards) for i in range(shards + 1)]
-    return [
-        {"tenant": tenant_id, "buckets": [lo, hi]}
-        for lo, hi in itertools.pairwise(edges)
-        if hi > lo
-    ]
+    """The targets of a nightly run: the tenant's user buckets split into `shards` ranges
+    (as the transit refresh splits them)."""
+    return transits.shard_targets(tenant_id, shards)
 
 
 async def ensure_nightly_schedule(
