@@ -7,6 +7,8 @@ tenant holds no journal, and a run of another tenant, are not found (404).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -24,6 +26,7 @@ from trackd.scheduling import announce_polls
 from trackd.store.engine import transaction
 from trackd.store.repos import observer as observer_repo
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/observer", tags=["observer"])
 
 UserQuery = Annotated[
@@ -86,12 +89,20 @@ async def analyze(
     tracked task (its events on the timeline) that a worker executes."""
     async with transaction(session):
         whom = await _whom(principal, body.user if body else None, session, run=True)
+        if not await observer_repo.has_journal(session, principal.tenant_id, whom):
+            raise ApiError(404, f"user {whom!r} has no journal entries: record some first")
         config = await journal.observer_config(session, principal.tenant_id)
         run, poll = await observer_runs.request_analysis(
             session, principal.tenant_id, whom, config, requested_by=principal.user_id
         )
         shown = {"task_id": str(poll.id), "run_id": str(run.id), "user_id": whom}
-    await announce_polls(runtime.bus, [poll])
+    if runtime.poll_requests_heard:
+        # Wakes a worker at once; without it the poll waits for a worker's next sweep.
+        try:
+            async with asyncio.timeout(runtime.settings.publish_timeout_s):
+                await announce_polls(runtime.bus, [poll])
+        except TimeoutError:
+            log.warning("observer run %s not announced; workers will sweep it", poll.id)
     return {**shown, "status": "pending", "run": f"/v1/observer/runs/{shown['run_id']}"}
 
 
