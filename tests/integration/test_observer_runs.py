@@ -193,6 +193,13 @@ async def test_a_run_is_a_tracked_task_that_finds_the_planted_effect_and_notifie
     assert len(sent) == run["found"]
     assert any(m.payload["event"]["driver"] == "storm_day" for m in sent)
 
+    async with api.runtime.sessions() as s:
+        contributions = await service.synthesis(s, ACME, "alice", datetime.now(UTC))
+    (observer,) = [c for c in contributions if c.module == "observer"]
+    assert finding["sentence"] in observer.insights
+    assert observer.data["findings"] == run["found"]
+    assert observer.data["last_run"]["id"] == answer["run_id"]
+
     # Run again: the finding is confirmed, not duplicated, and not notified twice.
     again = await _analyze(api, "alice")
     found2 = (await api.call("GET", "/v1/observer/findings", "alice")).json()["findings"]
