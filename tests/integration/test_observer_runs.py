@@ -267,3 +267,27 @@ async def test_the_nightly_schedule_covers_every_bucket_once(api: Api) -> None:
     assert schedule.targets == shard_targets(ACME)
     assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert spans[-1][1] == 1024
+
+
+async def test_a_run_with_too_few_days_says_what_it_skipped_and_that_nothing_passed(
+    api: Api,
+) -> None:
+    for i in range(5):
+        day = _today() - timedelta(days=5 - i)
+        body = {"timestamp": f"{day.isoformat()}T08:00:00+00:00", "mood_score": 5,
+                "energy_score": 6}  # fmt: skip
+        assert (await api.call("POST", "/v1/me/journal", "ada", json=body)).status_code == 201
+
+    answer = await _analyze(api, "ada")
+    run = (await api.call("GET", f"/v1/observer/runs/{answer['run_id']}", "ada")).json()
+
+    assert (run["tests_run"], run["tests_skipped"], run["found"]) == (0, 12, 0)
+    assert run["nothing_passed"] == (
+        "0 tests were run and none passed the false discovery rate q = 0.1: no finding"
+    )
+    assert {s["reason"] for s in run["skipped"]} == {
+        "5 days of mood, fewer than the minimum of 30",
+        "5 days of energy, fewer than the minimum of 30",
+    }
+    found = await api.call("GET", "/v1/observer/findings", "ada", params={"history": "true"})
+    assert found.json() == {"user_id": "ada", "findings": []}
