@@ -230,6 +230,13 @@ async def test_a_run_is_a_tracked_task_that_finds_the_planted_effect_and_notifie
     ).json()["findings"]
     kept = [f for f in history if f["id"] == finding["id"]]
     assert kept[0]["status"] == "stopped" and kept[0]["stopped_at"] is not None
+    stopped = await api.call("GET", "/v1/observer/findings", "alice", params={"status": "stopped"})
+    assert finding["id"] in [f["id"] for f in stopped.json()["findings"]]
+    assert {f["status"] for f in stopped.json()["findings"]} == {"stopped"}
+    strict = await api.call("GET", "/v1/observer/findings", "alice", params={"max_q": 1e-9})
+    assert strict.json()["findings"] == []
+    bad = await api.call("GET", "/v1/observer/findings", "alice", params={"status": "gone"})
+    assert bad.status_code == 422
 
 
 async def test_who_may_run_and_read_whose_observer(api: Api) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -121,13 +121,19 @@ async def findings(
     max_q: Annotated[
         float | None, Query(gt=0, le=1, description="Only findings with q at or under this.")
     ] = None,
+    status: Annotated[
+        Literal["holding", "stopped"] | None,
+        Query(description="Only the findings in this status (implies `history` for stopped)."),
+    ] = None,
 ) -> dict[str, Any]:
     """The user's findings: those the latest run confirmed; with `history`, also those that
     stopped holding (kept, marked `stopped`)."""
     whom = await _whom(principal, user, session)
     found = await observer_runs.findings(
-        session, principal.tenant_id, whom, history=history, min_q=max_q
+        session, principal.tenant_id, whom, history=history or status is not None, min_q=max_q
     )
+    if status is not None:
+        found = [f for f in found if f["status"] == status]
     return {"user_id": whom, "findings": found}
 
 
