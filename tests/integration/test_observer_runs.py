@@ -22,14 +22,15 @@ from trackd.domain.access import Role
 from trackd.domain.history import Retention
 from trackd.domain.journal import JournalEntryIn
 from trackd.domain.states import TaskState
-from trackd.modules import journal, service
+from trackd.modules import journal, service, transits
+from trackd.modules.natal import longitudes
 from trackd.modules.observer_drivers import user_drivers
 from trackd.modules.observer_runs import ensure_nightly_schedule, shard_targets
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.snapshots.service import backfill_history
 from trackd.sources.base import Snapshot
-from trackd.store.repos import channels, outbox, tasks, tokens
+from trackd.store.repos import channels, natal_charts, outbox, tasks, tokens
 from trackd.store.repos import schedules as schedules_repo
 
 pytestmark = pytest.mark.timeout(120)
@@ -298,3 +299,34 @@ async def test_a_run_with_too_few_days_says_what_it_skipped_and_that_nothing_pas
     }
     found = await api.call("GET", "/v1/observer/findings", "ada", params={"history": "true"})
     assert found.json() == {"user_id": "ada", "findings": []}
+
+
+async def test_transit_aspects_are_read_where_stored_and_computed_elsewhere(api: Api) -> None:
+    birth = {"birth": "1990-05-01T12:00:00Z", "latitude": 48.85, "longitude": 2.35}
+    assert (await api.call("PUT", "/v1/me/natal", "alice", json=birth)).status_code == 200
+    first = _today() - timedelta(days=6)
+    stored_day = first + timedelta(days=2)
+    async with api.runtime.sessions() as s, s.begin():
+        reading = {"aspects": [["sun", "moon", "trine", 1.0, False, True]] * 2}
+        at = datetime(stored_day.year, stored_day.month, stored_day.day, 9, tzinfo=UTC)
+        await backfill_history(
+            s, ACME, [Snapshot("alice", "transits", reading, at)], retention=Retention()
+        )
+    async with api.runtime.sessions() as s:
+        (driver,) = await user_drivers(
+            s, ACME, "alice", ["transit_aspects"], first=first, last=_today(),
+            tz=journal.zone("UTC"),
+        )  # fmt: skip
+        chart = await natal_charts.get(s, ACME, "alice")
+        config = await transits.config_of(s, ACME)
+    assert chart is not None
+    expected = {}
+    for i in range(7):
+        day = first + timedelta(days=i)
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        (as_refreshed,) = transits.readings(
+            transits.sky_at(noon, config), [longitudes(chart.points)], config
+        )
+        expected[day] = float(len(as_refreshed["aspects"]))
+    expected[stored_day] = 2.0
+    assert driver.values == expected

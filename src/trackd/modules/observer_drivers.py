@@ -8,7 +8,9 @@
   `lunar_illumination` ((1 - cos phase) / 2), `moon_sign` (the Moon's sign as the angle of
   its middle: circular, so that Pisces neighbours Aries), `retrograde` (Mercury retrograde).
 - `transit_aspects`: how many transits to the user's chart were active, from the user's
-  `transit_tracking` history (the daily refresh), the day's highest count.
+  `transit_tracking` history (the daily refresh), the day's highest count; the days that
+  history lacks are computed (the bodies at 12:00 UTC against the chart, with the tenant's
+  transit orbs) when the user has a chart.
 - `history.<source>.<field>`: the day's mean of a numeric field (a dotted path into the
   snapshot's data) of a history the user owns: the snapshots of that source whose subject is
   the user's id or one of the user's league trackers.
@@ -19,21 +21,25 @@ no reading for, and the analysis leaves them out.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trackd.domain.astronomy import position_series
+from trackd.domain.astronomy import Positions, aspects_many, planet_positions, position_series
 from trackd.domain.journal import local_day
 from trackd.domain.observer import Driver
+from trackd.modules import transits as transits_module
+from trackd.modules.natal import longitudes
 from trackd.store.models import SnapshotRow, TrackerRow
+from trackd.store.repos import natal_charts
 
 SOLAR_SOURCE, SOLAR_SUBJECT = "noaa_swpc", "solar"
 TRANSITS_SOURCE = "transits"
@@ -178,6 +184,25 @@ def transit_driver(readings: Iterable[Reading], tz: ZoneInfo) -> Driver:
     return Driver("transit_aspects", counts, "numeric", "the transits to your chart")
 
 
+@functools.lru_cache(maxsize=1024)
+def _noon_positions(day: date) -> Positions:
+    """The bodies at 12:00 UTC of `day`: computed once per day and process, for every user."""
+    return planet_positions(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+
+
+def computed_aspect_counts(
+    chart: Mapping[str, float],
+    days: Iterable[date],
+    orbs: Mapping[str, float],
+    exact_within: float,
+) -> dict[date, float]:
+    """Per day, how many transits to `chart` are active at 12:00 UTC."""
+    return {
+        day: float(len(aspects_many(_noon_positions(day), [chart], orbs, exact_within)[0]))
+        for day in days
+    }
+
+
 def field_of(data: Mapping[str, Any], path: str) -> float | None:
     """The number at a dotted `path` in a snapshot's data, or None."""
     value: Any = data
@@ -242,6 +267,37 @@ async def owned_subjects(session: AsyncSession, tenant_id: str, user_id: str) ->
     return [user_id, *(str(t) for t in trackers)]
 
 
+async def _transit_aspects(
+    session: AsyncSession, tenant_id: str, user_id: str, first: date, last: date, tz: ZoneInfo
+) -> Driver:
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=1)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=2)
+    stored = transit_driver(
+        await readings(session, tenant_id, TRANSITS_SOURCE, [user_id], start, end), tz
+    )
+    chart = await natal_charts.get(session, tenant_id, user_id)
+    if chart is None:
+        return stored
+    missing = [
+        day
+        for day in (first + timedelta(days=i) for i in range((last - first).days + 1))
+        if day not in stored.values
+    ]
+    if not missing:
+        return stored
+    config = await transits_module.config_of(session, tenant_id)
+    computed = await asyncio.to_thread(
+        computed_aspect_counts,
+        longitudes(chart.points),
+        missing,
+        cast(dict[str, float], config.orbs),
+        config.exact_within,
+    )
+    return Driver(
+        stored.name, {**computed, **stored.values}, stored.kind, stored.label, stored.days_label
+    )
+
+
 async def user_drivers(
     session: AsyncSession,
     tenant_id: str,
@@ -265,8 +321,7 @@ async def user_drivers(
         found += solar_drivers(solar, tz, wanted)
     found += sky_drivers(first, last, wanted)
     if "transit_aspects" in wanted:
-        transits = await readings(session, tenant_id, TRANSITS_SOURCE, [user_id], start, end)
-        found.append(transit_driver(transits, tz))
+        found.append(await _transit_aspects(session, tenant_id, user_id, first, last, tz))
     history = [n for n in names if n.startswith("history.")]
     if history:
         subjects = await owned_subjects(session, tenant_id, user_id)
