@@ -18,6 +18,7 @@ from trackd.bus.urls import from_url, in_process
 from trackd.domain.events import EventRules
 from trackd.ingest.consumer import INGEST_GROUP, IngestConsumer, IngestOptions
 from trackd.modules.config import ConfigListener, ModuleConfigCache
+from trackd.modules.observer_runs import ObserverRuns
 from trackd.modules.registry import registry as module_registry
 from trackd.modules.tracking import history_policy
 from trackd.modules.transits import TransitRefresh
@@ -101,6 +102,10 @@ class Runtime:
         # The daily transit refresh reads the charts and the module's config from this
         # process's store: a source built here, not from settings.
         source_registry.register(TransitRefresh(sessions, runtime.module_configs), replace=True)
+        # The observer's runs read journals and histories from this process's store too.
+        source_registry.register(
+            ObserverRuns(sessions, max_attempts=settings.notify_max_attempts), replace=True
+        )
         if modules:
             runtime.module_config_listener = ConfigListener(
                 bus, runtime.module_configs, consumer or default_consumer_name()

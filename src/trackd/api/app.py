@@ -21,6 +21,7 @@ from trackd.api.routers import (
     metrics,
     modules,
     natal,
+    observer,
     task_reads,
     traces,
     tracking,
@@ -81,6 +82,7 @@ def create_api(
     app.include_router(league_internal.router)
     app.include_router(me_channels.router)
     app.include_router(me_journal.router)
+    app.include_router(observer.router)
     app.include_router(modules.router)
     app.include_router(natal.router)
     # Before tracking's routes: /v1/tracking/transits and /upcoming are their own.

@@ -17,6 +17,7 @@ from trackd.cli import (
     modules,
     natal,
     notify,
+    observer,
     plans,
     replay,
     scheduler,
@@ -40,6 +41,7 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(modules.app, name="modules")
 app.add_typer(journal.app, name="journal")
+app.add_typer(observer.app, name="observer")
 app.add_typer(tracking.app, name="tracking")
 app.add_typer(natal.app, name="natal")
 app.command("demo")(demo.demo)

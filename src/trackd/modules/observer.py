@@ -3,20 +3,21 @@
 Its configuration says what a journal entry may hold (the symptom vocabulary, the text's
 length) and how the analysis runs (the false discovery rate `q`, the lags, the minimum days
 and group sizes below which a test is not run, the permutations and their seed, the drivers
-and the outcomes). Until the analysis runs, its contribution to a user's synthesis is the
-journal's counts: what was recorded, never a pattern.
+and the outcomes). Its contribution to a user's synthesis is the journal's counts and, once
+a run has finished, the findings that hold (each a plain sentence), or that nothing passed.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
 from trackd.domain.journal import MAX_TEXT, METRIC_PREFIX, SYMPTOM_PREFIX, TAG_PATTERN
 from trackd.modules.base import Contribution, Module, ModuleConfig, SynthesisContext
 from trackd.store.repos import journal as journal_repo
+from trackd.store.repos import observer as observer_repo
 
 NAME = "observer"
 
@@ -132,7 +133,8 @@ class ObserverModule(Module[ObserverConfig]):
     version = "0.1.0"
     description = (
         "A user's journal (mood, energy, sleep, symptoms, metrics) against what trackd "
-        "tracked. For now it reports the journal's counts; it reports no patterns."
+        "tracked: rank tests with circular-shift nulls and Benjamini-Hochberg, run nightly "
+        "and on demand; it reports the findings that hold."
     )
     config_model = ObserverConfig
 
@@ -148,15 +150,32 @@ class ObserverModule(Module[ObserverConfig]):
             )
         session = context.session
         entries, first, last = await journal_repo.summary(session, tenant, user, context.now)
-        data = {
+        data: dict[str, Any] = {
             "entries": entries,
             "first_entry_at": first.isoformat() if first else None,
             "last_entry_at": last.isoformat() if last else None,
             "timezone": await journal_repo.timezone(session, tenant, user),
         }
-        said = (
-            [f"{entries} journal entries; no analysis has run, so no pattern is reported"]
-            if entries
-            else ["no journal entries yet"]
-        )
-        return self.contribution(data, said, confidence=1.0, as_of=context.now)
+        finished = [
+            r for r in await observer_repo.runs(session, tenant, user, limit=5) if r.finished_at
+        ]
+        if not finished:
+            said = (
+                [f"{entries} journal entries; no analysis has run, so no pattern is reported"]
+                if entries
+                else ["no journal entries yet"]
+            )
+            return self.contribution(data, said, confidence=1.0, as_of=context.now)
+        latest = finished[0]
+        holding = await observer_repo.findings(session, tenant, user, status=observer_repo.HOLDING)
+        data["last_run"] = {
+            "id": str(latest.id),
+            "finished_at": latest.finished_at.isoformat() if latest.finished_at else None,
+            "tests_run": latest.tests_run,
+            "found": latest.found,
+        }
+        data["findings"] = len(holding)
+        said = [f.sentence for f in holding] or [
+            f"{latest.tests_run} tests were run and none passed: no pattern is reported"
+        ]
+        return self.contribution(data, said, confidence=1.0, as_of=latest.finished_at)

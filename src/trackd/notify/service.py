@@ -102,3 +102,26 @@ async def enqueue_events(
     ]
     await outbox_repo.enqueue(session, tenant_id, messages, max_attempts=max_attempts)
     return messages
+
+
+async def enqueue_user_events(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    origin: dict[str, str],
+    taken_at: datetime,
+    events: list[dict[str, Any]],
+    *,
+    max_attempts: int,
+) -> list[outbox_repo.Message]:
+    """Queue each event (see `event_messages`) for the bus and the user's own enabled
+    channels: what concerns the user alone, whatever the channel subscribes to."""
+    owned = await channels_repo.list_channels(session, tenant_id, owner_user_id=user_id)
+    mine = [channel for channel in owned if channel.enabled]
+    messages = [
+        message
+        for event in events
+        for message in outbox.event_messages(tenant_id, origin, taken_at, event, mine)
+    ]
+    await outbox_repo.enqueue(session, tenant_id, messages, max_attempts=max_attempts)
+    return messages

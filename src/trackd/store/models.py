@@ -596,3 +596,67 @@ class NatalChartRow(_Row, Base):
     points: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ObserverRunRow(_Row, Base):
+    """One run of the observer's analysis for a user: when, what it tested, what passed.
+
+    `task_id` is the tracked task that ran it (the poll's id) when it ran on demand;
+    `status` is running, completed or failed. `options` are the analysis options in force,
+    `skipped` the tests not run with their reasons, `summary` the run's one sentence.
+    """
+
+    __tablename__ = "observer_runs"
+    __table_args__ = (
+        Index(None, "tenant_id", "user_id", "started_at"),
+        Index(None, "tenant_id", "task_id"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    task_id: Mapped[str | None] = mapped_column(String(ID))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tests_run: Mapped[int] = mapped_column(Integer, default=0)
+    tests_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    found: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    skipped: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class ObserverFindingRow(_Row, Base):
+    """A pattern the observer found for a user: one outcome x driver x lag, kept across runs.
+
+    `status` is "holding" while the latest run confirms it and "stopped" once a run no longer
+    does (the row stays). `details` holds the latest figures (effect, CI, p, q, n days...).
+    """
+
+    __tablename__ = "observer_findings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", "outcome", "driver", "lag"),
+        Index(None, "tenant_id", "user_id", "status"),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(ID))
+    outcome: Mapped[str] = mapped_column(String(NAME))
+    driver: Mapped[str] = mapped_column(String(NAME))
+    lag: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="holding")
+    direction: Mapped[str] = mapped_column(String(20))
+    effect: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    p: Mapped[float] = mapped_column(Float)
+    q: Mapped[float] = mapped_column(Float)
+    n_days: Mapped[int] = mapped_column(Integer)
+    sentence: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_confirmed: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    last_run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # How many runs confirmed it (a finding that stopped and came back keeps counting).
+    confirmations: Mapped[int] = mapped_column(Integer, default=1)
