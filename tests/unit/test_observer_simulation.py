@@ -103,6 +103,8 @@ def test_power_a_planted_effect_is_found_at_its_lag_and_nothing_else(sky: Sky) -
         clean += not others
     # Measured: see docs/observer.md. Short of the 80% / 90% first aimed at: with 96 tests a
     # single finding needs p <= 0.001, and once the planted effect makes several findings,
-    # Benjamini-Hochberg admits chance ones at the rate q it promises.
+    # Benjamini-Hochberg admits chance ones at the rate q it promises. Lighter p-value tails
+    # were measured on these users and trade calibration or "nothing else" for power
+    # (docs/observer.md), so these are the measured figures, not those targets.
     assert found / POWER_USERS >= POWER_AT_LEAST, f"found in {found} of {POWER_USERS} users"
     assert clean / POWER_USERS >= CLEAN_AT_LEAST, f"nothing else in {clean} of {POWER_USERS}"
