@@ -320,4 +320,4 @@ def test_a_binary_driver_missing_days_is_tested_on_the_overlap() -> None:
         assert test.statistic == pytest.approx(2 * u / (len(on) * len(off)) - 1, abs=1e-12)
         assert test.days_on == len(on) and test.n_days == len(pairs)
         window = (max(energy) - min(energy)).days + 1
-        assert 0 < test.p <= 1 and test.shifts == window - 13
+        assert 0 < test.p <= 1 and test.shifts == 2 * (window - 13)

@@ -6,8 +6,9 @@ rating on the days played; their own draw of generated geomagnetic activity; and
 Moon and Mercury of a stretch of 2019-2024. 3 outcomes x 8 drivers x 4 lags = 96 tests a run.
 
 These runs use 199 permutations instead of 999: a 180-day window admits only 167 circular
-shifts (7 days or more), so the numeric and binary tests are the same; only the circular
-driver's block permutations get fewer draws, and its p-values stay calibrated (below).
+shifts (7 days or more; each of the driver and of the driver reversed in time), so the
+numeric and binary tests are the same; only the circular driver's block permutations get
+fewer draws, and its p-values stay calibrated (below).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from trackd.testing_observer import STORM_KP, Geomagnetic, Sky, kp_series, simul
 USERS = 200
 # Power is measured on 100 users to keep the test set near a minute of CPU time.
 POWER_USERS = 100
-# Measured on these 100 users: 74% found, 84% with nothing outside the storm family
+# Measured on these 100 users: 76% found, 86% with nothing outside the storm family
 # (docs/observer.md); asserted with a margin.
-POWER_AT_LEAST = 0.65
-CLEAN_AT_LEAST = 0.75
+POWER_AT_LEAST = 0.67
+CLEAN_AT_LEAST = 0.77
 OPTIONS = AnalysisOptions(permutations=199)
 # The planted effect and the drivers that measure the same geomagnetic activity.
 PLANTED = ("energy", "storm_day", 1)
@@ -103,6 +104,8 @@ def test_power_a_planted_effect_is_found_at_its_lag_and_nothing_else(sky: Sky) -
         clean += not others
     # Measured: see docs/observer.md. Short of the 80% / 90% first aimed at: with 96 tests a
     # single finding needs p <= 0.001, and once the planted effect makes several findings,
-    # Benjamini-Hochberg admits chance ones at the rate q it promises.
+    # Benjamini-Hochberg admits chance ones at the rate q it promises. Lighter p-value tails
+    # were measured on these users and trade calibration or "nothing else" for power
+    # (docs/observer.md), so these are the measured figures, not those targets.
     assert found / POWER_USERS >= POWER_AT_LEAST, f"found in {found} of {POWER_USERS} users"
     assert clean / POWER_USERS >= CLEAN_AT_LEAST, f"nothing else in {clean} of {POWER_USERS}"

@@ -1,9 +1,9 @@
 """One user's run: every outcome x driver x lag tested, corrected together, findings described.
 
 See docs/observer.md for the method. In short: a rank statistic per test (scipy), a null
-distribution from circular shifts of the driver (which keep both series' autocorrelation),
-Benjamini-Hochberg over every test of the run, a moving-block bootstrap interval for each
-finding's effect.
+distribution from circular shifts of the driver and of the driver reversed in time (which
+keep both series' autocorrelation), Benjamini-Hochberg over every test of the run, a
+moving-block bootstrap interval for each finding's effect.
 """
 
 from __future__ import annotations
@@ -161,9 +161,9 @@ def _run_test(
 
     complete = not np.isnan(x).any()
 
-    def shifted_pairs() -> tuple[Any, Any, Any]:
+    def shifted_pairs(driver_days: Any) -> tuple[Any, Any, Any]:
         """The shifted driver rows, the outcome's ranks among their paired days, those days."""
-        xm = st.shifted(x, shifts)
+        xm = st.shifted(driver_days, shifts)
         mask = ~np.isnan(xm) & present[None, :]
         if complete:
             # The driver has every day: each shift pairs the same outcome days, ranked once.
@@ -172,20 +172,24 @@ def _run_test(
             y_ranks = st.row_ranks(np.broadcast_to(np.where(present, y, 0.0), xm.shape), mask)
         return np.where(mask, xm, 0.0), y_ranks, mask
 
+    # The null draws: every shift of the driver and of the driver reversed in time. Reversal
+    # keeps a series' autocorrelation (and its values), so it doubles the draws that keep it.
     base: dict[str, Any] = {"outcome": outcome.name, "driver": driver.name, "lag": lag}
+    both_ways = (x, x[::-1])
     if driver.kind == "numeric":
         rho = st.spearman(xs, ys)
         if complete:
-            null = st.spearman_shift_rows(x, y, present, shifts)
+            null = [st.spearman_shift_rows(d, y, present, shifts) for d in both_ways]
         else:
-            null = st.spearman_rows(*shifted_pairs())
-        p = st.permutation_p(rho, null, upper=False)
+            null = [st.spearman_rows(*shifted_pairs(d)) for d in both_ways]
+        p = st.permutation_p(rho, np.concatenate(null), upper=False)
         result = Comparison(
             **base, test="spearman", statistic=rho, effect=rho, **_p(p), q=1.0, n_days=n
         )
     elif driver.kind == "binary":
         r = st.rank_biserial(xs, ys)
-        p = st.permutation_p(r, st.rank_biserial_rows(*shifted_pairs()), upper=False)
+        null = [st.rank_biserial_rows(*shifted_pairs(d)) for d in both_ways]
+        p = st.permutation_p(r, np.concatenate(null), upper=False)
         on_mean, off_mean = float(ys[xs > 0.5].mean()), float(ys[xs <= 0.5].mean())
         result = Comparison(
             **base,

@@ -106,8 +106,9 @@ class AnalysisOptions:
         min_overlap_days: fewest days with both outcome and (lagged) driver to run a test.
         min_group_size: fewest days on each side of a binary driver to run a test.
         permutations: most circular shifts of the driver per test (all admissible shifts are
-            used when there are fewer: a window of T days has T - 2 * min_shift_days + 1);
-            for a circular driver, the number of block permutations of the outcome.
+            used when there are fewer: a window of T days has T - 2 * min_shift_days + 1),
+            each applied to the driver and to the driver reversed in time (twice as many
+            draws); for a circular driver, the number of block permutations of the outcome.
         min_shift_days: smallest circular shift; nearer shifts keep the observed alignment.
         seed: seeds the choice of shifts and the bootstrap, so a run is reproducible.
         bootstrap_draws: moving-block bootstrap draws for a finding's confidence interval.
@@ -172,11 +173,13 @@ class Comparison:
         statistic: rho, the rank-biserial r, or R.
         effect: rho; the difference in the outcome's means (driver days minus other days,
             in the outcome's units); or R.
-        p: permutation p-value over circular shifts of the driver, or over block
+        p: permutation p-value over circular shifts of the driver (and of the driver
+            reversed in time), or over block
             permutations of the outcome for a circular driver (see `p_empirical`; the tail
             of the null distribution gives it when too few draws reach the statistic).
         p_empirical: (1 + draws at least as extreme) / (1 + draws).
-        shifts: draws in the null distribution (shifts or block permutations).
+        shifts: draws in the null distribution (shifts of the driver both ways, or block
+            permutations).
         q: Benjamini-Hochberg adjusted p-value over every test of the run.
         n_days: days with both the outcome and the lagged driver.
         days_on: binary driver: days of the driver among them (None otherwise).
