@@ -40,11 +40,10 @@ from trackd.modules.observer_drivers import (
     user_drivers,
 )
 from trackd.notify.service import enqueue_user_events
-from trackd.scheduling.service import create_schedule, request_poll
+from trackd.scheduling.service import active_schedule, create_schedule, request_poll
 from trackd.sources.base import InvalidTarget, Snapshot
 from trackd.store.models import ObserverFindingRow, ObserverRunRow, PollRow
 from trackd.store.repos import observer as repo
-from trackd.store.repos import schedules as schedules_repo
 from trackd.store.repos.natal_charts import BUCKETS, bucket_of
 
 if TYPE_CHECKING:
@@ -413,8 +412,7 @@ async def ensure_nightly_schedule(
     now: datetime | None = None,
 ) -> bool:
     """Create the tenant's nightly observer runs unless it has them; True when created."""
-    existing = await schedules_repo.find(session, tenant_id, source=SOURCE, limit=1)
-    if any(row.status == "active" for row in existing):
+    if await active_schedule(session, tenant_id, source=SOURCE) is not None:
         return False
     await create_schedule(
         session,

@@ -16,17 +16,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.history import Retention
-from trackd.domain.schedules import ScheduleStatus
 from trackd.errors import Conflict, NotFound, TrackdError
 from trackd.modules import config as configs
 from trackd.modules.base import Contribution, SynthesisContext, TrackingConfig, TrackingHistory
 from trackd.modules.registry import AnyModule, ModuleRegistry
 from trackd.modules.registry import registry as default_registry
-from trackd.scheduling.service import create_schedule
+from trackd.scheduling.service import active_schedule, create_schedule
 from trackd.snapshots.service import HistoryEntries, HistoryPolicy, history_entries
 from trackd.sources.base import Snapshot
 from trackd.store.repos import channels as channels_repo
-from trackd.store.repos import schedules as schedules_repo
 
 SCHEDULE_LABEL = "tracking_module"
 
@@ -121,15 +119,9 @@ async def ensure_schedules(
         effective = await configs.load(session, registry, tenant_id, module.name)
         if not effective.is_active:
             continue
-        existing = await schedules_repo.find(
-            session,
-            tenant_id,
-            labels={SCHEDULE_LABEL: module.name},
-            statuses=[ScheduleStatus.ACTIVE],
-            limit=1,
-        )
-        if existing:
-            done.append(ScheduledModule(module.name, str(existing[0].id), False))
+        existing = await active_schedule(session, tenant_id, labels={SCHEDULE_LABEL: module.name})
+        if existing is not None:
+            done.append(ScheduledModule(module.name, str(existing.id), False))
             continue
         row = await create_schedule(
             session,

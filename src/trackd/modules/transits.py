@@ -47,11 +47,10 @@ from trackd.modules.base import (
 from trackd.modules.config import load as load_config
 from trackd.modules.natal import longitudes
 from trackd.modules.registry import registry as module_registry
-from trackd.scheduling.service import create_schedule
+from trackd.scheduling.service import active_schedule, create_schedule
 from trackd.snapshots.service import latest_snapshot
 from trackd.sources.base import InvalidTarget, Snapshot
 from trackd.store.repos import natal_charts
-from trackd.store.repos import schedules as schedules_repo
 from trackd.store.repos.natal_charts import BUCKETS
 
 if TYPE_CHECKING:
@@ -363,8 +362,7 @@ async def ensure_refresh_schedule(
     now: datetime | None = None,
 ) -> bool:
     """Create the tenant's daily transit refresh unless it has one; True when created."""
-    existing = await schedules_repo.find(session, tenant_id, source=SOURCE, limit=1)
-    if any(row.status == "active" for row in existing):
+    if await active_schedule(session, tenant_id, source=SOURCE) is not None:
         return False
     await create_schedule(
         session,

@@ -171,6 +171,26 @@ async def create_schedule(
     )
 
 
+async def active_schedule(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    source: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ScheduleRow | None:
+    """The tenant's newest active schedule of `source` with `labels`, if it has one: what a
+    feature that keeps one schedule per tenant checks before creating it."""
+    found = await schedule_repo.find(
+        session,
+        tenant_id,
+        source=source,
+        labels=labels,
+        statuses=[ScheduleStatus.ACTIVE],
+        limit=1,
+    )
+    return found[0] if found else None
+
+
 async def cancel_schedule(
     session: AsyncSession, tenant_id: str, schedule_id: uuid.UUID, *, now: datetime | None = None
 ) -> ScheduleRow | None:
