@@ -22,31 +22,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 
+from benchmarks.fleet import run_due_schedule
 from benchmarks.ingest import scratch_database
 from benchmarks.trackers import (
-    Child,
     _database,
-    _drop_redis_keys,
-    finished_polls,
-    make_due,
-    trackd_executable,
 )
-from benchmarks.transits import _cpu_seconds
 from trackd.domain.history import Retention
 from trackd.domain.polls import PollStatus
 from trackd.modules.observer_runs import NIGHTLY_SHARDS, ensure_nightly_schedule
@@ -161,78 +153,38 @@ async def measure(
 ) -> NightlyResult:
     """Run `users` users' nightly analyses due at once on `database_url`; see the docstring."""
     sqlite = database_url.startswith("sqlite")
-    prefix = f"bench-observer-{uuid.uuid4().hex[:12]}"
-    bus_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={prefix}"
     await upgrade(database_url)
-    children: list[Child] = []
-    with tempfile.TemporaryDirectory(prefix="trackd-bench-") as tmp:
-        try:
-            async with _database(database_url) as sessions:
-                started = time.perf_counter()
-                await store_inputs(sessions, users, days)
-                async with sessions() as session, session.begin():
-                    await ensure_nightly_schedule(session, TENANT)
-                setup_s = time.perf_counter() - started
+    async with _database(database_url) as sessions:
+        started = time.perf_counter()
+        await store_inputs(sessions, users, days)
+        async with sessions() as session, session.begin():
+            await ensure_nightly_schedule(session, TENANT)
+        setup_s = time.perf_counter() - started
 
-                env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
-                env.update(
-                    PYTHONUNBUFFERED="1",
-                    TRACKD_DATABASE_URL=database_url,
-                    TRACKD_BUS_URL=bus_url,
-                    TRACKD_POLL_CONCURRENCY=str(concurrency),
-                    TRACKD_POLL_LEASE_S="120",
-                )
-                exe = trackd_executable()
-                children.append(
-                    Child("scheduler", [exe, "scheduler"], env, Path(tmp, "scheduler.log"))
-                )
-                for n in range(workers):
-                    name = f"worker-{n + 1}"
-                    args = [exe, "worker", "--consumer-name", f"bench-{name}"]
-                    children.append(Child(name, args, env, Path(tmp, f"{name}.log")))
-                for child in children:
-                    await child.started(f"{child.name.split('-')[0]} started")
-                pool = children[1:]
-                cpu_before = sum(_cpu_seconds(w.proc.pid) for w in pool)
-
-                due = datetime.now(UTC) + timedelta(seconds=0.2)
-                if await make_due(sessions, due) != 1:
-                    raise RuntimeError("the nightly schedule was not made due")
-                deadline = time.monotonic() + time_limit
-                while await finished_polls(sessions) < NIGHTLY_SHARDS:
-                    for child in children:
-                        child.note_peak()
-                        if not child.alive():
-                            raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the nightly runs outlasted {time_limit:.0f} s")
-                    await asyncio.sleep(0.5)
-                cpu = sum(_cpu_seconds(w.proc.pid) for w in pool) - cpu_before
-                for child in children:
-                    await child.stop()
-                peak = max(w.peak_rss_mib for w in pool)
-                async with sessions() as session:
-                    polls = (
-                        await session.execute(select(PollRow.status, PollRow.finished_at))
-                    ).all()
-                    runs = dict(
-                        (
-                            await session.execute(
-                                select(ObserverRunRow.status, func.count()).group_by(
-                                    ObserverRunRow.status
-                                )
-                            )
-                        ).all()
+        fleet = await run_due_schedule(
+            sessions,
+            database_url,
+            redis_url,
+            what="nightly runs",
+            polls=NIGHTLY_SHARDS,
+            workers=workers,
+            concurrency=concurrency,
+            time_limit=time_limit,
+            tick=0.5,
+        )
+        async with sessions() as session:
+            polls = (await session.execute(select(PollRow.status, PollRow.finished_at))).all()
+            runs = dict(
+                (
+                    await session.execute(
+                        select(ObserverRunRow.status, func.count()).group_by(ObserverRunRow.status)
                     )
-                    findings = int(
-                        await session.scalar(select(func.count()).select_from(ObserverFindingRow))
-                        or 0
-                    )
-        finally:
-            for child in children:
-                with contextlib.suppress(Exception):
-                    await child.stop(grace=5)
-            await _drop_redis_keys(redis_url, prefix)
+                ).all()
+            )
+            findings = int(
+                await session.scalar(select(func.count()).select_from(ObserverFindingRow)) or 0
+            )
+    due, cpu, peak = fleet.due, fleet.worker_cpu_s, fleet.worker_peak_rss_mib
     completed = [p for p in polls if p.status == PollStatus.COMPLETED.value]
     last = max((p.finished_at for p in completed if p.finished_at), default=due)
     seconds = (last - due).total_seconds()

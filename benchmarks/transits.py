@@ -24,30 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
 import random
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from sqlalchemy import func, select
 
+from benchmarks.fleet import run_due_schedule
 from benchmarks.ingest import scratch_database
 from benchmarks.trackers import (
-    Child,
     _database,
-    _drop_redis_keys,
-    finished_polls,
-    make_due,
-    trackd_executable,
 )
 from trackd.domain.astronomy import natal_chart
 from trackd.domain.polls import PollStatus
@@ -130,12 +123,6 @@ async def store_charts(sessions: Any, users: int, seed: int = 12) -> None:
             await session.execute(table.insert(), list(chunk))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measure(
     database_url: str,
     redis_url: str,
@@ -150,76 +137,39 @@ async def measure(
     sqlite = database_url.startswith("sqlite")
     if sqlite:
         workers = 1
-    prefix = f"bench-transits-{uuid.uuid4().hex[:12]}"
-    bus_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={prefix}"
     await upgrade(database_url)
-    children: list[Child] = []
-    with tempfile.TemporaryDirectory(prefix="trackd-bench-") as tmp:
-        try:
-            async with _database(database_url) as sessions:
-                started = time.perf_counter()
-                await store_charts(sessions, users)
-                async with sessions() as session, session.begin():
-                    await ensure_refresh_schedule(session, TENANT, TransitsConfig(shards=shards))
-                setup_s = time.perf_counter() - started
+    async with _database(database_url) as sessions:
+        started = time.perf_counter()
+        await store_charts(sessions, users)
+        async with sessions() as session, session.begin():
+            await ensure_refresh_schedule(session, TENANT, TransitsConfig(shards=shards))
+        setup_s = time.perf_counter() - started
 
-                env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
-                env.update(
-                    PYTHONUNBUFFERED="1",
-                    TRACKD_DATABASE_URL=database_url,
-                    TRACKD_BUS_URL=bus_url,
-                    TRACKD_POLL_CONCURRENCY=str(concurrency),
-                    TRACKD_POLL_TIMEOUT_S="1800",
-                    TRACKD_POLL_LEASE_S="120",
+        fleet = await run_due_schedule(
+            sessions,
+            database_url,
+            redis_url,
+            what="transit refresh",
+            polls=shards,
+            workers=workers,
+            concurrency=concurrency,
+            time_limit=time_limit,
+            tick=0.25,
+            env={"TRACKD_POLL_TIMEOUT_S": "1800"},
+        )
+        async with sessions() as session:
+            polls = (
+                await session.execute(select(PollRow.status, PollRow.attempt, PollRow.finished_at))
+            ).all()
+            snapshots = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(SnapshotRow)
+                    .where(SnapshotRow.source == SOURCE)
                 )
-                exe = trackd_executable()
-                children.append(
-                    Child("scheduler", [exe, "scheduler"], env, Path(tmp, "scheduler.log"))
-                )
-                for n in range(workers):
-                    name = f"worker-{n + 1}"
-                    args = [exe, "worker", "--consumer-name", f"bench-{name}"]
-                    children.append(Child(name, args, env, Path(tmp, f"{name}.log")))
-                for child in children:
-                    await child.started(f"{child.name.split('-')[0]} started")
-                pool = children[1:]
-                cpu_before = sum(_cpu_seconds(w.proc.pid) for w in pool)
-
-                due = datetime.now(UTC) + timedelta(seconds=0.2)
-                if await make_due(sessions, due) != 1:
-                    raise RuntimeError("the refresh schedule was not made due")
-                deadline = time.monotonic() + time_limit
-                while await finished_polls(sessions) < shards:
-                    for child in children:
-                        child.note_peak()
-                        if not child.alive():
-                            raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the refresh outlasted {time_limit:.0f} s")
-                    await asyncio.sleep(0.25)
-                cpu = sum(_cpu_seconds(w.proc.pid) for w in pool) - cpu_before
-                for child in children:
-                    await child.stop()
-                peak = max(w.peak_rss_mib for w in pool)
-                async with sessions() as session:
-                    polls = (
-                        await session.execute(
-                            select(PollRow.status, PollRow.attempt, PollRow.finished_at)
-                        )
-                    ).all()
-                    snapshots = int(
-                        await session.scalar(
-                            select(func.count())
-                            .select_from(SnapshotRow)
-                            .where(SnapshotRow.source == SOURCE)
-                        )
-                        or 0
-                    )
-        finally:
-            for child in children:
-                with contextlib.suppress(Exception):
-                    await child.stop(grace=5)
-            await _drop_redis_keys(redis_url, prefix)
+                or 0
+            )
+    due, cpu, peak = fleet.due, fleet.worker_cpu_s, fleet.worker_peak_rss_mib
     completed = [p for p in polls if p.status == PollStatus.COMPLETED.value]
     last = max((p.finished_at for p in completed if p.finished_at), default=due)
     seconds = (last - due).total_seconds()
