@@ -65,6 +65,11 @@ LISTS = [
     ("/v1/me/channels", set(ROLES)),
     ("/v1/me/journal", set(ROLES)),
     ("/v1/me/settings", set(ROLES)),
+    ("/v1/modules", set(ROLES)),
+    ("/v1/tracking/all", set(ROLES)),
+    ("/v1/tracking/history/solar_tracking", set(ROLES)),
+    ("/v1/observer/runs", set(ROLES)),
+    ("/v1/observer/findings", set(ROLES)),
     ("/internal/trackers/schedule/guild/g1", {"admin"}),
     ("/internal/trackers/guilds/g1", {"admin"}),
 ]
