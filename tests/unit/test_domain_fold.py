@@ -361,6 +361,19 @@ def test_conflicting_terminal_events_end_the_same_way_in_either_order() -> None:
         assert out.record.head_key == cancelled.key
 
 
+def test_a_task_is_typed_by_the_event_that_names_it_in_either_order() -> None:
+    # A revoke the worker never saw carries no task name; the task's other events do.
+    unnamed = ev("e1", TaskState.PENDING, 1, data={"task_id": "task-1"})
+    named = ev("e2", TaskState.CANCELLED, 2, data={"event_type": "billing.invoice"})
+    for first, second in ((unnamed, named), (named, unnamed)):
+        assert run([first, second]).event_type == "billing.invoice"
+
+
+def test_a_requested_type_is_not_renamed_by_a_later_event() -> None:
+    rec = run([request(event_type="task"), ev("e2", TaskState.RUNNING, 1, data={"name": "x"})])
+    assert rec.event_type == "task"
+
+
 # --- retries -----------------------------------------------------------------------------
 
 

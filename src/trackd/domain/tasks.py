@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from trackd.domain.states import TaskState, is_legal
 
@@ -299,6 +299,10 @@ def _absorb(rec: TaskRecord, ev: TaskEvent) -> None:
         rec.parent_key = ""
     else:
         rec.trace_id = rec.trace_id or ev.trace_id
+        # A task never requested is typed by the first event that names it, whichever
+        # arrived first: an unnamed first event (a revoke) leaves only the fallback.
+        if rec.event_type == UNNAMED and rec.requester is None:
+            rec.event_type = _event_type_of(ev)
         # Without a request, the task's parent is the one its earliest event names; later
         # events of a task usually hang under the task's own first event.
         if rec.parent_key and ev.key <= rec.parent_key:
@@ -316,6 +320,10 @@ def _absorb(rec: TaskRecord, ev: TaskEvent) -> None:
         rec.message_key = ev.key
 
 
+# The type of a task whose events never named it.
+UNNAMED: Final = "task"
+
+
 def _event_type_of(ev: TaskEvent) -> str:
     """The task's type when it was never requested: the producer's name for it, if given."""
     if ev.data:
@@ -323,4 +331,4 @@ def _event_type_of(ev: TaskEvent) -> str:
             value = ev.data.get(name)
             if isinstance(value, str) and value:
                 return value[:255]
-    return "task"
+    return UNNAMED
