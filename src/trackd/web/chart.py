@@ -131,7 +131,8 @@ def durations_over_time(points: Sequence[DurationPoint], time_format: str) -> Li
             segments[-1].append(f"{x},{y}")
             label = f"{name} {_seconds_label(value)} of {p.count} tasks ending from "
             dots.append((x, y, label + p.start.strftime(time_format)))
-        lines.append(Line(name, [" ".join(s) for s in segments if s], dots))
+        # A lone point draws no line (its dot shows it), so only runs of two or more are kept.
+        lines.append(Line(name, [" ".join(s) for s in segments if len(s) > 1], dots))
     y_ticks = [(round(bottom - plot_h * f, 1), _seconds_label(top * f)) for f in (0, 0.5, 1)]
     every = max(1, len(points) // 4)
     x_ticks = [
