@@ -7,7 +7,8 @@ at once by `trackd scheduler` and `trackd worker` processes against a local fake
 site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
 (benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
 (benchmarks/solar_fanout.py); the observer's analysis of one user and of many users on two
-processes (benchmarks/observer.py). Prints tables and writes all figures as JSON to
+processes (benchmarks/observer.py); the observer's nightly runs of 10,000 users through
+`trackd scheduler` and two `trackd worker` processes (benchmarks/observer_nightly.py). Prints tables and writes all figures as JSON to
 benchmarks/results/.
 """
 
@@ -137,6 +138,26 @@ def fanout_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
     console.print(shown)
 
 
+def nightly_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The observer's nightly runs of many users through `trackd scheduler` and two workers."""
+    if not args.redis_url:
+        console.print("nightly: skipped (no Redis server: the processes share its bus)")
+        return
+    from benchmarks import observer_nightly
+
+    console.print(f"nightly ({args.nightly_users} users' observer runs) ...")
+    result = asyncio.run(
+        observer_nightly.run(args.postgres_url, args.redis_url, users=args.nightly_users)
+    )
+    report["observer_nightly"] = asdict(result)
+    console.print(
+        f"observer nightly: {result.users} users ({result.days} days each) on {result.backend}, "
+        f"{result.workers} workers: {result.seconds:.0f} s ({result.users_per_s:.1f} users/s, "
+        f"{result.worker_cpu_ms_per_user:.0f} worker CPU ms per user); "
+        f"{result.runs_completed} runs completed, {result.runs_failed} failed"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -194,6 +215,12 @@ def main() -> None:
         "--observer-users", type=int, default=200, help="simulated users the observer analyses"
     )
     parser.add_argument(
+        "--nightly-users",
+        type=int,
+        default=10_000,
+        help="users whose nightly observer runs go through the scheduler and two workers",
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
@@ -207,6 +234,7 @@ def main() -> None:
             "transits",
             "fanout",
             "observer",
+            "nightly",
         ],
     )
     args = parser.parse_args()
@@ -363,6 +391,9 @@ def main() -> None:
             f"processes in {t['seconds']:.1f} s: {t['users_per_s']:.1f} users/s, "
             f"{t['analysis_cpu_per_user_s']:.2f} CPU s of analysis per user"
         )
+
+    if "nightly" not in args.skip:
+        nightly_part(args, report)
 
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
