@@ -8,8 +8,8 @@ site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with c
 (benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
 (benchmarks/solar_fanout.py); the observer's analysis of one user and of many users on two
 processes (benchmarks/observer.py); the observer's nightly runs of 10,000 users through
-`trackd scheduler` and two `trackd worker` processes (benchmarks/observer_nightly.py). Prints tables and writes all figures as JSON to
-benchmarks/results/.
+`trackd scheduler` and two `trackd worker` processes (benchmarks/observer_nightly.py).
+Prints tables and writes all figures as JSON to benchmarks/results/.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,16 +22,17 @@ from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.history import Retention
 from trackd.domain.journal import JournalEntryIn
+from trackd.domain.observer import analyze
 from trackd.domain.states import TaskState
-from trackd.modules import journal, service, transits
+from trackd.modules import journal, observer_runs, service, transits
 from trackd.modules.natal import longitudes
 from trackd.modules.observer_drivers import user_drivers
-from trackd.modules.observer_runs import ensure_nightly_schedule, shard_targets
+from trackd.modules.observer_runs import ON_DEMAND_ATTEMPTS, ensure_nightly_schedule, shard_targets
 from trackd.runtime import Runtime
 from trackd.settings import Settings
 from trackd.snapshots.service import backfill_history
 from trackd.sources.base import Snapshot
-from trackd.store.repos import channels, natal_charts, outbox, tasks, tokens
+from trackd.store.repos import channels, natal_charts, outbox, polls, tasks, tokens
 from trackd.store.repos import schedules as schedules_repo
 
 pytestmark = pytest.mark.timeout(120)
@@ -124,8 +126,10 @@ async def api(database_url: str) -> AsyncIterator[Api]:
         await runtime.stop()
 
 
-async def _analyze(api: Api, who: str, **body: Any) -> dict[str, Any]:
-    """Ask for a run and wait (on the store, with a timeout) until its task completed."""
+async def _analyze(
+    api: Api, who: str, *, ends: TaskState = TaskState.COMPLETED, **body: Any
+) -> dict[str, Any]:
+    """Ask for a run and wait (on the store, with a timeout) until its task ended as `ends`."""
     response = await api.call("POST", "/v1/observer/analyze", who, json=body)
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -136,7 +140,7 @@ async def _analyze(api: Api, who: str, **body: Any) -> dict[str, Any]:
             if task is not None and task.state in (TaskState.COMPLETED, TaskState.FAILED):
                 break
             await asyncio.sleep(0.05)
-    assert task.state is TaskState.COMPLETED, task
+    assert task.state is ends, task
     return dict(answer)
 
 
@@ -238,6 +242,42 @@ async def test_a_run_is_a_tracked_task_that_finds_the_planted_effect_and_notifie
     assert strict.json()["findings"] == []
     bad = await api.call("GET", "/v1/observer/findings", "alice", params={"status": "gone"})
     assert bad.status_code == 422
+
+
+async def test_an_on_demand_run_that_failed_midway_runs_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = itertools.count()
+
+    def fails_once(*args: Any) -> Any:
+        if next(calls) == 0:
+            raise ConnectionError("worker lost its database mid-run")
+        return analyze(*args)
+
+    monkeypatch.setattr(observer_runs, "analyze", fails_once)
+    answer = await _analyze(api, "alice")  # the poller's backoff: about 5 s between attempts
+
+    run = (await api.call("GET", f"/v1/observer/runs/{answer['run_id']}", "alice")).json()
+    assert run["status"] == "completed" and run["found"] >= 1
+    async with api.runtime.sessions() as s:
+        poll = await polls.get(s, ACME, uuid.UUID(answer["task_id"]))
+    assert poll is not None and poll.attempt == 2 and poll.max_attempts == ON_DEMAND_ATTEMPTS
+
+
+async def test_a_run_whose_data_cannot_be_analysed_fails_at_once_with_the_reason(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuses(*args: Any) -> Any:
+        raise ValueError("outcome 'energy': the value on 2026-01-01 is not a finite number")
+
+    monkeypatch.setattr(observer_runs, "analyze", refuses)
+    answer = await _analyze(api, "alice", ends=TaskState.FAILED)
+
+    run = (await api.call("GET", f"/v1/observer/runs/{answer['run_id']}", "alice")).json()
+    assert run["status"] == "failed" and "not a finite number" in run["error"]
+    async with api.runtime.sessions() as s:
+        poll = await polls.get(s, ACME, uuid.UUID(answer["task_id"]))
+    assert poll is not None and poll.attempt == 1 and "Unanalysable" in (poll.error or "")
 
 
 async def test_who_may_run_and_read_whose_observer(api: Api) -> None:

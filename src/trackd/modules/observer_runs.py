@@ -54,8 +54,16 @@ NIGHTLY_CRON = "30 3 * * *"
 NIGHTLY_SHARDS = 32
 WINDOW_DAYS = 365
 RUN_TIMEOUT_SECONDS = 900.0
+# An on-demand run is tried again (after the poller's backoff) when its worker died or the
+# store failed mid-run; a run whose data cannot be analysed fails at once (`Unanalysable`).
+ON_DEMAND_ATTEMPTS = 3
 NIGHTLY_TIMEOUT_SECONDS = 6 * 3600.0
 FINDING_EVENT = "finding"
+
+
+class Unanalysable(InvalidTarget):
+    """The user's data cannot be analysed as it stands: another attempt would read the same
+    data, so the run fails without one."""
 
 
 class RunNotFound(NotFound):
@@ -387,7 +395,7 @@ async def request_analysis(
         SOURCE,
         {"tenant": tenant_id, "user": user_id, "run": str(row.id)},
         timeout_seconds=RUN_TIMEOUT_SECONDS,
-        max_attempts=1,
+        max_attempts=ON_DEMAND_ATTEMPTS,
         requested_by=requested_by,
         validate_target=False,
         now=when,
@@ -482,15 +490,18 @@ class ObserverRuns:
         async with self._sessions() as session:
             config = await journal.observer_config(session, tenant)
         if "buckets" not in canonical:
-            await run_for_user(
-                self._sessions,
-                tenant,
-                str(canonical["user"]),
-                config,
-                now=now,
-                run_id=uuid.UUID(str(canonical["run"])),
-                max_attempts=self._max_attempts,
-            )
+            try:
+                await run_for_user(
+                    self._sessions,
+                    tenant,
+                    str(canonical["user"]),
+                    config,
+                    now=now,
+                    run_id=uuid.UUID(str(canonical["run"])),
+                    max_attempts=self._max_attempts,
+                )
+            except ValueError as exc:
+                raise Unanalysable(str(exc)) from exc
             return []
         low, high = canonical["buckets"]
         async with self._sessions() as session:
