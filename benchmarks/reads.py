@@ -17,7 +17,7 @@ from trackd.domain.access import Role
 from trackd.ingest import intake
 from trackd.runtime import Runtime, freeze_startup_heap
 from trackd.settings import Settings
-from trackd.store.repos import tokens
+from trackd.store.repos import plan_counts, tokens
 from trackd.testing import EventFactory
 
 TENANT = "bench"
@@ -89,7 +89,11 @@ async def fill(runtime: Runtime) -> None:
     async with runtime.engine.begin() as conn:
         await conn.execute(text(_SQLITE_FILL if dialect == "sqlite" else _PG_FILL), params)
         await conn.execute(text(_PLANS_SQLITE if dialect == "sqlite" else _PLANS_PG), params)
-        if dialect == "postgresql":
+    # Rows written around ingest: count the plans' tasks as the migration's backfill does.
+    async with runtime.sessions() as s, s.begin():
+        await plan_counts.rebuild(s)
+    if dialect == "postgresql":
+        async with runtime.engine.begin() as conn:
             await conn.execute(text("ANALYZE"))
     # One plan whose trace has 1,000 events, written the normal way.
     f = EventFactory(tenant_id=TENANT, trace_id="trace-big", now=t0)
