@@ -67,7 +67,8 @@ class TaskExecution(_Row, Base):
     __tablename__ = "task_executions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "task_id"),
-        Index(None, "tenant_id", "plan_id"),
+        # A plan's tasks in the order they were first seen, without a sort.
+        Index(None, "tenant_id", "plan_id", "first_seen_at", "task_id"),
         Index(None, "tenant_id", "trace_id"),
         Index(None, "tenant_id", "state"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),

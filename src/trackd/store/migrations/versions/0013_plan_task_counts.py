@@ -1,6 +1,9 @@
 """Plan task counters (plan_task_counts): each plan's tasks counted by state, kept by ingest,
 so a plan's status reads one row. Existing plans are counted from task_executions.
 
+The index of a plan's tasks also holds their order (first seen, then task id), so a page of a
+plan's tasks is read in order instead of sorted.
+
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02 23:45:00.000000
@@ -26,6 +29,13 @@ STATES = ("pending", "running", "delegated", "waiting", "completed", "failed", "
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("task_executions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_task_executions_tenant_id_plan_id_first_seen_at_task_id"),
+            ["tenant_id", "plan_id", "first_seen_at", "task_id"],
+            unique=False,
+        )
+        batch_op.drop_index(batch_op.f("ix_task_executions_tenant_id_plan_id"))
     counts = op.create_table(
         "plan_task_counts",
         sa.Column("plan_id", sa.String(length=100), nullable=False),
@@ -81,3 +91,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("plan_task_counts")
+    with op.batch_alter_table("task_executions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_task_executions_tenant_id_plan_id"), ["tenant_id", "plan_id"], unique=False
+        )
+        batch_op.drop_index(
+            batch_op.f("ix_task_executions_tenant_id_plan_id_first_seen_at_task_id")
+        )
