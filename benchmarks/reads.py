@@ -75,7 +75,7 @@ class Latency:
 
 
 # The rows each route reads, as bare SQL (the same on both backends).
-_RAW = {
+RAW = {
     "plan status (1,000 tasks)": (
         "SELECT p.*, c.* FROM plans p LEFT JOIN plan_task_counts c "
         "ON c.tenant_id = p.tenant_id AND c.plan_id = p.plan_id "
@@ -101,12 +101,12 @@ def _quantiles(times: list[float]) -> tuple[float, float]:
 
 
 async def raw_limit(runtime: Runtime, name: str, requests: int) -> tuple[float, float]:
-    """p50 and p95 of the bare SELECT of a route's rows (`_RAW`), after the same warm-up."""
+    """p50 and p95 of the bare SELECT of a route's rows (`RAW`), after the same warm-up."""
     times = []
     async with runtime.engine.connect() as conn:
         for i in range(requests + 5):
             t = time.perf_counter()
-            (await conn.execute(text(_RAW[name]), {"tenant": TENANT})).fetchall()
+            (await conn.execute(text(RAW[name]), {"tenant": TENANT})).fetchall()
             if i >= 5:
                 times.append((time.perf_counter() - t) * 1000)
     return _quantiles(times)

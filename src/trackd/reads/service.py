@@ -30,7 +30,7 @@ from trackd.errors import NotFound
 from trackd.store.models import AnomalyRow, StateTransition
 from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
 from trackd.store.repos.plan_counts import PlanCounts
-from trackd.store.repos.tasks import TaskFilter, TaskListRow, TaskSummary
+from trackd.store.repos.tasks import PlanTaskRow, TaskFilter, TaskListRow, TaskSummary
 from trackd.store.repos.timeline import TaskEventEntry, TimelineEntry
 
 MAX_TASKS = 5000
@@ -83,7 +83,7 @@ def _status_of(plan: PlanRecord, counts: PlanCounts) -> PlanStatusView:
 @dataclass(frozen=True, slots=True)
 class PlanTasksView:
     plan_id: str
-    tasks: list[TaskSummary]
+    tasks: list[PlanTaskRow]
     as_of: datetime | None
 
 

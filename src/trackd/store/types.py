@@ -54,7 +54,8 @@ def utc_of(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        # Several times faster than parsing and then replacing the tzinfo.
+        return datetime.fromisoformat(value + "+00:00")
     if value.tzinfo is UTC:
         return value
     if value.tzinfo is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import Row, and_, func, or_, select
@@ -326,12 +326,31 @@ async def children_of(
 _SUMMARY = [_T.c[f.name] for f in fields(TaskSummary)]
 
 
-_PLAIN_SUMMARY = [plain(c) for c in _SUMMARY]
+class PlanTaskRow(NamedTuple):
+    """A TaskSummary as a tuple: a plan's tasks are read by the thousand, and a tuple is
+    built several times faster than a frozen dataclass."""
+
+    task_id: str
+    event_type: str
+    state: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    progress: float | None
+    attempt: int
+    agent_id: str | None
+    last_event_at: datetime
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return duration_between(self.started_at, self.completed_at)
+
+
+_PLAIN_SUMMARY = [plain(_T.c[name]) for name in PlanTaskRow._fields]
 
 
 async def summaries_for_plan(
     session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int, offset: int = 0
-) -> list[TaskSummary]:
+) -> list[PlanTaskRow]:
     """A plan's tasks in the order they were first seen. Up to thousands of rows: read as the
     driver returns them and converted here, in one pass."""
     rows = await session.execute(
@@ -342,7 +361,7 @@ async def summaries_for_plan(
         .offset(offset)
     )
     return [
-        TaskSummary(task, kind, state, utc_of(start), utc_of(end), progress, n, agent, utc_of(last))  # type: ignore[arg-type]
+        PlanTaskRow(task, kind, state, utc_of(start), utc_of(end), progress, n, agent, utc_of(last))  # type: ignore[arg-type]
         for task, kind, state, start, end, progress, n, agent, last in rows
     ]
 

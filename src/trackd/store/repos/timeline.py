@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,9 +50,9 @@ async def assign_plan(session: AsyncSession, tenant_id: str, plan_of: dict[str, 
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """What a timeline shows of an event (not its payload)."""
+class TimelineEntry(NamedTuple):
+    """What a timeline shows of an event (not its payload). A tuple: timelines are read by
+    the thousand, and a tuple is built several times faster than a frozen dataclass."""
 
     event_id: str
     event_type: str
@@ -65,7 +65,7 @@ class TimelineEntry:
     plan_id: str | None
 
 
-_ENTRY = [plain(_T.c[f.name]) for f in fields(TimelineEntry)]
+_ENTRY = [plain(_T.c[name]) for name in TimelineEntry._fields]
 
 
 async def for_plan(
