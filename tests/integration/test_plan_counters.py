@@ -126,7 +126,9 @@ def test_counters_equal_a_count_of_the_tasks(
 ) -> None:
     tenant = f"counters-{next(_tenants)}"
     f = EventFactory(tenant_id=tenant, now=T0, id_prefix=tenant)
-    events = [e for n, (plan, steps) in enumerate(tasks) for e in _task_events(f, f"t{n}", plan, steps)]
+    events = [
+        e for n, (plan, steps) in enumerate(tasks) for e in _task_events(f, f"t{n}", plan, steps)
+    ]
     # Any arrival order, some events delivered again, in batches of any size.
     stream = data.draw(st.permutations(events), label="order")
     again = data.draw(st.lists(st.sampled_from(events), max_size=len(events)), label="again")

@@ -67,17 +67,19 @@ async def test_tasks_stored_at_0012_are_counted_by_the_upgrade(database_at: Data
 
     c = table_of(PlanTaskCount)
     async with old.sessions() as s:
-        stored = {
-            (r.tenant_id, r.plan_id): r
-            for r in await s.execute(select(c))
-        }
+        stored = {(r.tenant_id, r.plan_id): r for r in await s.execute(select(c))}
         one = await reads.plan_status(s, "acme", "plan-1")
         two = await reads.plan_status(s, "acme", "plan-2")
         theirs = await reads.plan_status(s, "other", "plan-1")
     assert set(stored) == {("acme", "plan-1"), ("acme", "plan-2"), ("other", "plan-1")}
     p1 = stored[("acme", "plan-1")]
     assert (p1.completed, p1.failed, p1.running, p1.pending, p1.cancelled, p1.waiting) == (
-        2, 1, 1, 1, 1, 1,
+        2,
+        1,
+        1,
+        1,
+        1,
+        1,
     )
     assert p1.delegated == 0
     assert p1.first_seen_at == T0

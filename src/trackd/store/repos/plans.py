@@ -107,8 +107,7 @@ _WITH_COUNTS = _T.outerjoin(
 )
 
 
-def _with_counts(row: Row[Any]) -> tuple[PlanRecord, PlanCounts]:
-    values = tuple(row)
+def _with_counts(values: Sequence[Any]) -> tuple[PlanRecord, PlanCounts]:
     plan = dict(zip(_FIELDS, values, strict=False))
     plan["status"] = PlanStatus(plan["status"])
     return PlanRecord(**plan), counts_of(values[len(_FIELDS) :])
@@ -125,7 +124,7 @@ async def get_with_counts(
             .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
         )
     ).first()
-    return _with_counts(row) if row else None
+    return _with_counts(tuple(row)) if row else None
 
 
 async def list_recent_with_counts(
@@ -139,4 +138,4 @@ async def list_recent_with_counts(
         .order_by(_T.c.last_event_at.desc())
         .limit(limit)
     )
-    return [_with_counts(r) for r in rows]
+    return [_with_counts(tuple(r)) for r in rows]

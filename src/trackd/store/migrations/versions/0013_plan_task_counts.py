@@ -93,7 +93,9 @@ def downgrade() -> None:
     op.drop_table("plan_task_counts")
     with op.batch_alter_table("task_executions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_task_executions_tenant_id_plan_id"), ["tenant_id", "plan_id"], unique=False
+            batch_op.f("ix_task_executions_tenant_id_plan_id"),
+            ["tenant_id", "plan_id"],
+            unique=False,
         )
         batch_op.drop_index(
             batch_op.f("ix_task_executions_tenant_id_plan_id_first_seen_at_task_id")
