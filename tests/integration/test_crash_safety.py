@@ -135,6 +135,22 @@ async def _assert_exact(engine: AsyncEngine, stream: Sequence[Triple], tasks: in
             "FROM agent_metrics"
         )
         assert (metric_total, metric_done) == (tasks, tasks)
+        # Each plan's task counters (kept by ingest) equal a count of its tasks.
+        counted = await conn.execute(
+            text(
+                "SELECT tenant_id, plan_id, count(*), "
+                "count(*) FILTER (WHERE state = 'completed') FROM task_executions "
+                "WHERE plan_id IS NOT NULL GROUP BY tenant_id, plan_id"
+            )
+        )
+        kept = await conn.execute(
+            text(
+                "SELECT tenant_id, plan_id, pending + running + delegated + waiting + completed "
+                "+ failed + cancelled, completed FROM plan_task_counts"
+            )
+        )
+        want = {tuple(r) for r in counted}
+        assert {tuple(r) for r in kept} == want and len(want) > 1
         (dead,) = await one("SELECT count(*) FROM dead_letters")
         assert dead == 0
 

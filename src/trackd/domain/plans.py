@@ -42,7 +42,7 @@ class PlanEvent:
 
 @dataclass
 class PlanRecord:
-    """One row of plans. Task counts are read from task_executions, not stored here."""
+    """One row of plans. Its task counts are kept in plan_task_counts (domain.plan_counts)."""
 
     tenant_id: str
     plan_id: str

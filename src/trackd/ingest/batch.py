@@ -21,10 +21,19 @@ from trackd.domain.access import may_publish_about, not_owner_message
 from trackd.domain.events import EventEnvelope, EventRules, InvalidEventError, decode_envelope
 from trackd.domain.interpret import Meaning, interpret
 from trackd.domain.metrics import bucket_deltas
+from trackd.domain.plan_counts import plan_task_deltas
 from trackd.domain.plans import PlanRecord, fold_plan, new_plan
 from trackd.domain.tasks import Anomaly, TaskRecord, Transition, fold, new_record
 from trackd.ingest.metrics import EventSeen, TaskChange
-from trackd.store.repos import anomalies, dead_letters, metrics, plans, tasks, timeline
+from trackd.store.repos import (
+    anomalies,
+    dead_letters,
+    metrics,
+    plan_counts,
+    plans,
+    tasks,
+    timeline,
+)
 from trackd.store.repos.dead_letters import Rejected
 
 log = logging.getLogger(__name__)
@@ -343,6 +352,10 @@ async def apply_batch(
                 result.changes.append(change)
     for tenant, changes in deltas_by_tenant.items():
         await metrics.add(session, tenant, bucket_deltas(changes))
+    # Each plan's task counters move with its tasks' old -> new states, in this transaction.
+    await plan_counts.add(
+        session, plan_task_deltas(c for changes in deltas_by_tenant.values() for c in changes)
+    )
     await dead_letters.add(session, rejected)
     result.rejected = len(rejected)
     result.events.extend(

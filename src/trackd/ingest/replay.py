@@ -62,6 +62,7 @@ from trackd.store.models import (
     AnomalyRow,
     Base,
     Plan,
+    PlanTaskCount,
     StateTransition,
     TaskExecution,
     TimelineEvent,
@@ -78,6 +79,7 @@ _DERIVED: tuple[type[Base], ...] = (
     StateTransition,
     AnomalyRow,
     AgentMetricBucket,
+    PlanTaskCount,
     TaskExecution,
     Plan,
 )

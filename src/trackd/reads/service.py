@@ -29,7 +29,8 @@ from trackd.domain.timeline import TimelineNode, build_tree
 from trackd.errors import NotFound
 from trackd.store.models import AnomalyRow, StateTransition
 from trackd.store.repos import anomalies, metrics, plans, tasks, timeline
-from trackd.store.repos.tasks import TaskFilter, TaskListRow, TaskSummary
+from trackd.store.repos.plan_counts import PlanCounts
+from trackd.store.repos.tasks import PlanTaskRow, TaskFilter, TaskListRow, TaskSummary
 from trackd.store.repos.timeline import TaskEventEntry, TimelineEntry
 
 MAX_TASKS = 5000
@@ -59,29 +60,30 @@ async def _plan(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanReco
 
 
 async def plan_status(session: AsyncSession, tenant_id: str, plan_id: str) -> PlanStatusView:
-    return await _status_of(session, tenant_id, await _plan(session, tenant_id, plan_id))
+    found = await plans.get_with_counts(session, tenant_id, plan_id)
+    if found is None:
+        raise NotFound(f"plan {plan_id!r} not found")
+    return _status_of(*found)
 
 
-async def _status_of(session: AsyncSession, tenant_id: str, plan: PlanRecord) -> PlanStatusView:
-    plan_id = plan.plan_id
-    counts = await tasks.plan_counts(session, tenant_id, plan_id)
+def _status_of(plan: PlanRecord, counts: PlanCounts) -> PlanStatusView:
     started = plan_started_at(plan)
-    if plan.started_at is None and counts["first_seen_at"] is not None:
-        started = min(started, counts["first_seen_at"])
+    if plan.started_at is None and counts.first_seen_at is not None:
+        started = min(started, counts.first_seen_at)
     return PlanStatusView(
         plan=plan,
         started_at=started,
-        task_count=counts["task_count"],
-        completed_tasks=counts["completed_tasks"],
-        failed_tasks=counts["failed_tasks"],
-        as_of=_newest(plan.last_event_at, counts["last_event_at"]),
+        task_count=counts.task_count,
+        completed_tasks=counts.completed_tasks,
+        failed_tasks=counts.failed_tasks,
+        as_of=_newest(plan.last_event_at, counts.last_event_at),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class PlanTasksView:
     plan_id: str
-    tasks: list[TaskSummary]
+    tasks: list[PlanTaskRow]
     as_of: datetime | None
 
 
@@ -200,8 +202,8 @@ class RecentPlansView:
 async def recent_plans(session: AsyncSession, tenant_id: str, *, limit: int) -> RecentPlansView:
     """The plans with the newest events, each with its status and task counts."""
     found = [
-        await _status_of(session, tenant_id, plan)
-        for plan in await plans.list_recent(session, tenant_id, limit=limit)
+        _status_of(plan, counts)
+        for plan, counts in await plans.list_recent_with_counts(session, tenant_id, limit=limit)
     ]
     counted = await anomalies.counts_by_plan(session, tenant_id, [p.plan.plan_id for p in found])
     return RecentPlansView(found, _newest(*(p.as_of for p in found)), counted)

@@ -67,7 +67,8 @@ class TaskExecution(_Row, Base):
     __tablename__ = "task_executions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "task_id"),
-        Index(None, "tenant_id", "plan_id"),
+        # A plan's tasks in the order they were first seen, without a sort.
+        Index(None, "tenant_id", "plan_id", "first_seen_at", "task_id"),
         Index(None, "tenant_id", "trace_id"),
         Index(None, "tenant_id", "state"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
@@ -163,6 +164,27 @@ class Plan(_Row, Base):
     session_id: Mapped[str | None] = mapped_column(String(ID))
     goal: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanTaskCount(_Row, Base):
+    """A plan's tasks counted by state, kept by ingest in the transaction that writes the
+    tasks (trackd.domain.plan_counts); a plan's status reads this row instead of its tasks.
+    A row can exist before its plan's own row does (tasks may name a plan first)."""
+
+    __tablename__ = "plan_task_counts"
+    __table_args__ = (UniqueConstraint("tenant_id", "plan_id"),)
+
+    plan_id: Mapped[str] = mapped_column(String(ID))
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    running: Mapped[int] = mapped_column(Integer, default=0)
+    delegated: Mapped[int] = mapped_column(Integer, default=0)
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    # The earliest first event and the newest event of the plan's tasks.
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AgentMetricBucket(_Row, Base):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect
+from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from trackd.domain import jsonpolicy
 
@@ -40,6 +40,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def plain(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The column as the driver returns it, without SQLAlchemy's per-value processing: for
+    reads of many rows that convert their values themselves (see `utc_of`)."""
+    return type_coerce(column, NullType()).label(column.key)
+
+
+def utc_of(value: datetime | str | None) -> datetime | None:
+    """What UTCDateTime reads, from the driver's value of a `plain` column: SQLite's text
+    (UTC without an offset) or PostgreSQL's aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # Several times faster than parsing and then replacing the tzinfo.
+        return datetime.fromisoformat(value + "+00:00")
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class PolicyJSON(TypeDecorator[Any]):

@@ -32,15 +32,19 @@ def upsert(
     replace: Iterable[str] = (),
     add: Iterable[str] = (),
     newest: Iterable[str] = (),
+    oldest: Iterable[str] = (),
 ) -> Insert:
-    """An insert that, on a key conflict, overwrites `replace` columns, adds to `add` ones and
-    keeps the larger value of `newest` ones."""
+    """An insert that, on a key conflict, overwrites `replace` columns, adds to `add` ones,
+    keeps the larger value of `newest` ones and the smaller value of `oldest` ones."""
     stmt = _insert(session, table)
     excluded = stmt.excluded
     values: dict[str, Any] = {c: excluded[c] for c in replace}
     values.update({c: table.c[c] + excluded[c] for c in add})
     values.update(
         {c: case((excluded[c] > table.c[c], excluded[c]), else_=table.c[c]) for c in newest}
+    )
+    values.update(
+        {c: case((excluded[c] < table.c[c], excluded[c]), else_=table.c[c]) for c in oldest}
     )
     result: Insert = stmt.on_conflict_do_update(index_elements=list(keys), set_=values)
     return result

@@ -25,7 +25,7 @@ from trackd.api.schemas import (
 from trackd.domain.tasks import TaskRecord
 from trackd.domain.timeline import TimelineNode
 from trackd.reads import service as reads
-from trackd.store.repos.tasks import TaskSummary
+from trackd.store.repos.tasks import PlanTaskRow
 
 router = APIRouter(prefix="/v1/tracker", tags=["tracker"])
 
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1/tracker", tags=["tracker"])
 # writes them.
 
 
-def _task(t: TaskSummary | TaskRecord) -> dict[str, Any]:
+def _task(t: PlanTaskRow | TaskRecord) -> dict[str, Any]:
     return {
         "task_id": t.task_id,
         "event_type": t.event_type,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select, text
+from sqlalchemy import Row, and_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.plans import PlanRecord, PlanStatus
-from trackd.store.models import Plan, new_id, table_of
+from trackd.store.models import Plan, PlanTaskCount, new_id, table_of
+from trackd.store.repos.plan_counts import COUNT_COLUMNS, PlanCounts, counts_of
 from trackd.store.upsert import rows_by_keys, upsert
 
 _T = table_of(Plan)
@@ -98,3 +99,43 @@ async def list_recent(session: AsyncSession, tenant_id: str, *, limit: int) -> l
         .limit(limit)
     )
     return [_to_record(r) for r in rows]
+
+
+_COUNTS = table_of(PlanTaskCount)
+_WITH_COUNTS = _T.outerjoin(
+    _COUNTS, and_(_COUNTS.c.tenant_id == _T.c.tenant_id, _COUNTS.c.plan_id == _T.c.plan_id)
+)
+
+
+def _with_counts(values: Sequence[Any]) -> tuple[PlanRecord, PlanCounts]:
+    plan = dict(zip(_FIELDS, values, strict=False))
+    plan["status"] = PlanStatus(plan["status"])
+    return PlanRecord(**plan), counts_of(values[len(_FIELDS) :])
+
+
+async def get_with_counts(
+    session: AsyncSession, tenant_id: str, plan_id: str
+) -> tuple[PlanRecord, PlanCounts] | None:
+    """A plan and its task counters, in one query (one row, by key)."""
+    row = (
+        await session.execute(
+            select(*_COLUMNS, *COUNT_COLUMNS)
+            .select_from(_WITH_COUNTS)
+            .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
+        )
+    ).first()
+    return _with_counts(tuple(row)) if row else None
+
+
+async def list_recent_with_counts(
+    session: AsyncSession, tenant_id: str, *, limit: int
+) -> list[tuple[PlanRecord, PlanCounts]]:
+    """The plans with the newest events first, each with its task counters."""
+    rows = await session.execute(
+        select(*_COLUMNS, *COUNT_COLUMNS)
+        .select_from(_WITH_COUNTS)
+        .where(_T.c.tenant_id == tenant_id)
+        .order_by(_T.c.last_event_at.desc())
+        .limit(limit)
+    )
+    return [_with_counts(tuple(r)) for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import Row, and_, func, or_, select
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord, Transition, duration_between
 from trackd.store.models import StateTransition, TaskExecution, new_id, table_of, utcnow
+from trackd.store.types import plain, utc_of
 from trackd.store.upsert import rows_by_keys, upsert
 
 _T = table_of(TaskExecution)
@@ -325,18 +326,44 @@ async def children_of(
 _SUMMARY = [_T.c[f.name] for f in fields(TaskSummary)]
 
 
+class PlanTaskRow(NamedTuple):
+    """A TaskSummary as a tuple: a plan's tasks are read by the thousand, and a tuple is
+    built several times faster than a frozen dataclass."""
+
+    task_id: str
+    event_type: str
+    state: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    progress: float | None
+    attempt: int
+    agent_id: str | None
+    last_event_at: datetime
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return duration_between(self.started_at, self.completed_at)
+
+
+_PLAIN_SUMMARY = [plain(_T.c[name]) for name in PlanTaskRow._fields]
+
+
 async def summaries_for_plan(
     session: AsyncSession, tenant_id: str, plan_id: str, *, limit: int, offset: int = 0
-) -> list[TaskSummary]:
-    """A plan's tasks in the order they were first seen."""
+) -> list[PlanTaskRow]:
+    """A plan's tasks in the order they were first seen. Up to thousands of rows: read as the
+    driver returns them and converted here, in one pass."""
     rows = await session.execute(
-        select(*_SUMMARY)
+        select(*_PLAIN_SUMMARY)
         .where(_T.c.tenant_id == tenant_id, _T.c.plan_id == plan_id)
         .order_by(_T.c.first_seen_at, _T.c.task_id)
         .limit(limit)
         .offset(offset)
     )
-    return [TaskSummary(*r) for r in rows]
+    return [
+        PlanTaskRow(task, kind, state, utc_of(start), utc_of(end), progress, n, agent, utc_of(last))  # type: ignore[arg-type]
+        for task, kind, state, start, end, progress, n, agent, last in rows
+    ]
 
 
 async def plan_counts(session: AsyncSession, tenant_id: str, plan_id: str) -> dict[str, Any]:

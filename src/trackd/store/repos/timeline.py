@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.store.models import TimelineEvent, table_of
+from trackd.store.types import plain, utc_of
 from trackd.store.upsert import chunked, insert_ignore
 
 _T = table_of(TimelineEvent)
@@ -49,9 +50,9 @@ async def assign_plan(session: AsyncSession, tenant_id: str, plan_of: dict[str, 
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """What a timeline shows of an event (not its payload)."""
+class TimelineEntry(NamedTuple):
+    """What a timeline shows of an event (not its payload). A tuple: timelines are read by
+    the thousand, and a tuple is built several times faster than a frozen dataclass."""
 
     event_id: str
     event_type: str
@@ -64,13 +65,14 @@ class TimelineEntry:
     plan_id: str | None
 
 
-_ENTRY = [_T.c[f.name] for f in fields(TimelineEntry)]
+_ENTRY = [plain(_T.c[name]) for name in TimelineEntry._fields]
 
 
 async def for_plan(
     session: AsyncSession, tenant_id: str, plan_id: str, trace_id: str | None, *, limit: int
 ) -> list[TimelineEntry]:
-    """The plan's events and, when the plan has a trace, every event of that trace."""
+    """The plan's events and, when the plan has a trace, every event of that trace. Up to
+    thousands of rows: read as the driver returns them and converted here, in one pass."""
     match = _T.c.plan_id == plan_id
     if trace_id:
         match = or_(match, _T.c.trace_id == trace_id)
@@ -80,7 +82,10 @@ async def for_plan(
         .order_by(_T.c.occurred_at, _T.c.event_id)
         .limit(limit)
     )
-    return [TimelineEntry(*r) for r in rows]
+    return [
+        TimelineEntry(event, kind, utc_of(at), parent, topic, source, task, trace, plan)  # type: ignore[arg-type]
+        for event, kind, at, parent, topic, source, task, trace, plan in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,14 @@ async def create(session: AsyncSession, tenant_id: str, *, user_id: str | None, 
 
 async def resolve(session: AsyncSession, token: str) -> Principal | None:
     """The principal of a live token, or None for an unknown or revoked one."""
-    row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
-    )
+    # Columns, not the ORM object: every API request runs this.
+    row = (
+        await session.execute(
+            select(ApiToken.tenant_id, ApiToken.user_id, ApiToken.role).where(
+                ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None)
+            )
+        )
+    ).first()
     if row is None:
         return None
     return Principal(row.tenant_id, row.user_id, Role(row.role))
