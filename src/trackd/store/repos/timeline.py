@@ -11,6 +11,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.store.models import TimelineEvent, table_of
+from trackd.store.types import parsed_json
 from trackd.store.upsert import chunked, insert_ignore
 
 _T = table_of(TimelineEvent)
@@ -41,9 +42,14 @@ async def known_ids(session: AsyncSession, tenant_id: str, event_ids: Sequence[s
 
 
 async def append(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Append timeline rows (each with its tenant_id); an already-stored event id is skipped."""
+    """Append timeline rows (each with its tenant_id); an already-stored event id is skipped.
+
+    `data` and `attributes` are values parsed from the events' JSON (see `parsed_json`)."""
     if rows:
-        ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["event_id"]))
+        ordered = [
+            {**r, "data": parsed_json(r["data"]), "attributes": parsed_json(r["attributes"])}
+            for r in sorted(rows, key=lambda r: (r["tenant_id"], r["event_id"]))
+        ]
         await session.execute(insert_ignore(session, _T, ("tenant_id", "event_id")), ordered)
 
 
