@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     # Ingest batching: a batch is written when it holds this many events or has waited this long.
-    ingest_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    ingest_batch_size: int = Field(default=2500, ge=1, le=50_000)
     ingest_max_wait_ms: int = Field(default=20, ge=0, le=60_000)
     # How long POST /v1/events waits for its events to be stored before answering 503.
     publish_timeout_s: float = Field(default=30.0, gt=0)

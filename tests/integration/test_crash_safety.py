@@ -166,12 +166,18 @@ async def _transitions(engine: AsyncEngine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in rows]
 
 
+CRASH_BATCH = 500  # events per batch of every ingest run here
+
+
 async def _clean_run(url: str, chunks: Iterable[tuple[str, list[Triple]]]) -> None:
     """The chunks, in the order given, through the in-process memory bus and one
     uninterrupted consumer."""
     engine = create_engine(url)
     bus = MemoryBus()
-    consumer = IngestConsumer(bus, session_factory(engine), IngestOptions(consumer="clean"))
+    # Batched as the spawned processes batch: within a batch a task's events are folded in
+    # their own order, so which event a transition is credited to follows the batches.
+    options = IngestOptions(consumer="clean", batch_size=CRASH_BATCH)
+    consumer = IngestConsumer(bus, session_factory(engine), options)
     task = asyncio.create_task(consumer.run())
     try:
         # In the order given: each publish enqueues before its first await, and returns once
@@ -228,7 +234,7 @@ def _spawn_ingest(
         args.append("--burst")
     env = {
         **os.environ,
-        "TRACKD_INGEST_BATCH_SIZE": "500",
+        "TRACKD_INGEST_BATCH_SIZE": str(CRASH_BATCH),
         "TRACKD_LOG_LEVEL": "WARNING",
     }
     with log.open("ab") as out:

@@ -17,6 +17,7 @@ from trackd.domain.jsonpolicy import (
     DEFAULT_MAX_DEPTH,
     INT_MAX,
     INT_MIN,
+    STORE_POLICY,
     JsonPolicy,
     JsonRefused,
     _acceptable,
@@ -26,6 +27,7 @@ from trackd.domain.jsonpolicy import (
     parse,
     text_passes,
 )
+from trackd.store.types import JsonText, parsed_json
 
 POLICY = JsonPolicy()
 
@@ -207,6 +209,16 @@ def test_text_that_passes_holds_a_value_check_accepts(value: Any, depth: int) ->
 def test_text_of_a_refused_value_never_passes(value: Any) -> None:
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     assert not text_passes(text, JsonPolicy(max_depth=3))
+
+
+@given(_wild_values | st.floats())
+def test_a_parsed_value_is_written_as_text_only_when_check_accepts_it(value: Any) -> None:
+    written = parsed_json(value)
+    if isinstance(written, JsonText):
+        check(value, STORE_POLICY)
+        assert json.loads(written.text) == value
+    else:
+        assert written is value
 
 
 def test_deep_text_is_measured_by_its_nesting_not_its_brackets() -> None:

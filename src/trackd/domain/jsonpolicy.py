@@ -102,12 +102,17 @@ def text_passes(text: str, policy: JsonPolicy) -> bool:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate
         return False
+    return encoded_passes(raw, policy)
+
+
+def encoded_passes(raw: bytes, policy: JsonPolicy) -> bool:
+    """`text_passes` for JSON already encoded as UTF-8 (which holds no lone surrogate)."""
     if b"\\u0000" in raw or _DIGIT_RUN in raw.translate(_DIGITS_ONLY):
         return False
     if raw.count(b"[") + raw.count(b"{") <= policy.max_depth:
         return True
     depth = deepest = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", raw.decode("utf-8"))):
         if bracket in "[{":
             depth += 1
             deepest = max(deepest, depth)

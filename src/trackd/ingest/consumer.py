@@ -32,7 +32,7 @@ BURST_IDLE_FETCHES = 3
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     default_tenant: str = "default"
-    batch_size: int = 1000
+    batch_size: int = 2500
     max_wait: float = 0.02  # seconds a partial batch waits for more events
     idle_wait: float = 1.0  # seconds to block waiting for the first event of a batch
     # Every platform topic: the untracked ones' events still belong on the timeline.

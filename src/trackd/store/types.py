@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
@@ -124,6 +125,29 @@ def json_text(value: Any) -> JsonText:
     if not jsonpolicy.text_passes(text, jsonpolicy.STORE_POLICY):
         jsonpolicy.check(value, jsonpolicy.STORE_POLICY, where="stored JSON")
     return JsonText(text)
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def parsed_json(value: Any) -> Any:
+    """A JSON column's value for bulk writes of values parsed from JSON (an event's payload),
+    as `JsonText` when that is sure to pass the store's policy, else the value itself (its
+    column then checks and encodes it as usual).
+
+    About three times cheaper than the column's own check and encoding. The fast encoder
+    writes NaN and the infinities as `null`, which the policy refuses instead: output holding
+    a `null` is left to the column, as is any the text check is unsure of.
+    """
+    if value is None:
+        return None
+    try:
+        raw = _ENCODER.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return value  # not JSON, or a lone surrogate: the column says why
+    if b"null" in raw or not jsonpolicy.encoded_passes(raw, jsonpolicy.STORE_POLICY):
+        return value
+    return JsonText(raw.decode("utf-8"))
 
 
 def read_json(text: str | bytes) -> Any:

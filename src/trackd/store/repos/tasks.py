@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.domain.states import TaskState
 from trackd.domain.tasks import TaskRecord, Transition, duration_between
 from trackd.store.models import StateTransition, TaskExecution, new_id, table_of, utcnow
-from trackd.store.types import plain, utc_of
+from trackd.store.types import parsed_json, plain, utc_of
 from trackd.store.upsert import rows_by_keys, upsert
 
 _T = table_of(TaskExecution)
@@ -58,6 +58,9 @@ def _to_record(row: Row[Any]) -> TaskRecord:
 def _to_row(rec: TaskRecord) -> dict[str, Any]:
     row = {name: getattr(rec, name) for name in _RECORD_FIELDS}
     row["state"] = rec.state.value
+    # Both come from events' JSON payloads.
+    row["data"] = parsed_json(rec.data)
+    row["result"] = parsed_json(rec.result)
     row["id"] = new_id()
     row["updated_at"] = utcnow()
     return row

@@ -7,11 +7,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.store.models import TimelineEvent, table_of
-from trackd.store.types import plain, utc_of
+from trackd.store.types import parsed_json, plain, utc_of
 from trackd.store.upsert import chunked, insert_ignore
 
 _T = table_of(TimelineEvent)
@@ -19,6 +19,20 @@ _T = table_of(TimelineEvent)
 
 async def known_ids(session: AsyncSession, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
     """Which of these event ids this tenant already has (duplicates to skip)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One probe of the (tenant_id, event_id) index per id, in a statement of one array
+        # parameter, so its generic plan (from the sixth batch on) is the probe whatever the
+        # statistics say. An IN list or `= ANY` on a table not analysed yet was planned as a
+        # scan of the tenant's rows, and each batch's lookup grew with the timeline.
+        rows = await session.execute(
+            text(
+                "SELECT k.id FROM unnest(CAST(:ids AS text[])) AS k(id) "
+                "CROSS JOIN LATERAL (SELECT 1 FROM event_timeline t "
+                "WHERE t.tenant_id = :tenant AND t.event_id = k.id LIMIT 1) AS hit"
+            ),
+            {"tenant": tenant_id, "ids": sorted(set(event_ids))},
+        )
+        return {r[0] for r in rows}
     found: set[str] = set()
     for part in chunked(sorted(set(event_ids))):
         rows = await session.execute(
@@ -29,9 +43,14 @@ async def known_ids(session: AsyncSession, tenant_id: str, event_ids: Sequence[s
 
 
 async def append(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Append timeline rows (each with its tenant_id); an already-stored event id is skipped."""
+    """Append timeline rows (each with its tenant_id); an already-stored event id is skipped.
+
+    `data` and `attributes` are values parsed from the events' JSON (see `parsed_json`)."""
     if rows:
-        ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["event_id"]))
+        ordered = [
+            {**r, "data": parsed_json(r["data"]), "attributes": parsed_json(r["attributes"])}
+            for r in sorted(rows, key=lambda r: (r["tenant_id"], r["event_id"]))
+        ]
         await session.execute(insert_ignore(session, _T, ("tenant_id", "event_id")), ordered)
 
 
