@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from rich.table import Table
 from sqlalchemy import text
 
 from benchmarks import workload
@@ -130,12 +131,10 @@ def split_tail(events: Stream) -> tuple[list[tuple[str, str, bytes]], list[tuple
 
 async def leases_shared(client: Redis, prefix: str, names: Sequence[str]) -> bool:
     """Whether every partition is leased and each process holds its fair share."""
-    owners = await client.mget(
-        [f"{prefix}:lease:{INGEST_GROUP}:{p}" for p in range(PARTITIONS)]
-    )
+    owners = await client.mget([f"{prefix}:lease:{INGEST_GROUP}:{p}" for p in range(PARTITIONS)])
     if any(o is None for o in owners):
         return False
-    held = Counter(o.decode() for o in owners)
+    held = Counter(o.decode() if isinstance(o, bytes) else o for o in owners)
     least = PARTITIONS // len(names)
     return set(held) == set(names) and all(held[n] >= least for n in names)
 
@@ -146,7 +145,7 @@ async def drained(client: Redis, last_ids: dict[str, bytes]) -> bool:
         for stream in last_ids:
             pipe.xinfo_groups(stream)
         replies = await pipe.execute()
-    for (stream, last), groups in zip(last_ids.items(), replies, strict=True):
+    for last, groups in zip(last_ids.values(), replies, strict=True):
         group = next(g for g in groups if g["name"] in (INGEST_GROUP, INGEST_GROUP.encode()))
         if group["pending"] or group["last-delivered-id"] != last:
             return False
@@ -255,11 +254,10 @@ async def drain(
 
 
 def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy attached to `pid` until it exits, writing a flame graph to `out`."""
+    """py-spy attached to `pid` until it exits, writing a flame graph (SVG) to `out`."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    args = [spy, "record", "--pid", str(pid), "--output", str(out), "--format", os.environ.get("BENCH_SPY_FORMAT", "flamegraph")]
-    extra = os.environ.get("BENCH_SPY_ARGS", "").split()
-    return subprocess.Popen([*args, "--rate", "200", *extra], stdout=subprocess.DEVNULL)
+    args = [spy, "record", "--pid", str(pid), "--output", str(out), "--rate", "200"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL)
 
 
 async def raw_drain(client: Redis, prefix: str, total: int) -> float:
@@ -274,7 +272,8 @@ async def raw_drain(client: Redis, prefix: str, total: int) -> float:
     seen = 0
     positions: dict[Any, Any] = dict.fromkeys(names, ">")
     while seen < total:
-        reply = await client.xreadgroup(group, "raw", positions, count=1000, block=1000)
+        # Typed loosely: redis-py's reply type spans RESP2 and RESP3 shapes.
+        reply: Any = await client.xreadgroup(group, "raw", positions, count=1000, block=1000)
         if not reply:
             raise RuntimeError(f"the raw reader found {seen} of {total} entries")
         async with client.pipeline(transaction=False) as pipe:
@@ -334,6 +333,34 @@ async def run(
         spied = profile if i == 0 else None
         results.append(await drain(postgres_url, redis_url, events, tasks, n, spied))
     return results
+
+
+def table(results: Sequence[DrainResult | CeilingResult]) -> Table:
+    """The figures as `python -m benchmarks` prints them."""
+    shown = Table(
+        "reader",
+        "events",
+        "seconds",
+        "events/s",
+        "events/CPU-s",
+        "x one process",
+        title="Redis Streams -> PostgreSQL: a published backlog drained (same mix as ingest)",
+    )
+    one = next((r for r in results if isinstance(r, DrainResult) and r.processes == 1), None)
+    for r in results:
+        if isinstance(r, CeilingResult):
+            shown.add_row(r.reader, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.events_per_s:,.0f}")
+            continue
+        scale = f"{r.events_per_s / one.events_per_s:.2f}" if one else ""
+        shown.add_row(
+            f"{r.processes} x trackd ingest",
+            f"{r.events:,}",
+            f"{r.seconds:.2f}",
+            f"{r.events_per_s:,.0f}",
+            f"{r.events_per_cpu_s:,.0f}",
+            scale,
+        )
+    return shown
 
 
 def main() -> None:
