@@ -61,7 +61,7 @@ class MergeOrder:
 
     def horizon(self, stream: str | None = None) -> EntryId | None:
         """The newest id known to have nothing older left unread in the partition of
-        `stream` (default: the first partition with a cut); None: everything is read."""
+        `stream` (without one: the smallest over the partitions); None: everything is read."""
         horizons = self._horizons()
         if stream is None:
             return min(horizons.values(), default=None)
