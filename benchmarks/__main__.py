@@ -6,8 +6,9 @@ per tracked call; RSS of an ingest process under sustained load; league trackers
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
 site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
 (benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
-(benchmarks/solar_fanout.py); the observer's analysis of one user and of many users on two
-processes (benchmarks/observer.py); the observer's nightly runs of 10,000 users through
+(benchmarks/solar_fanout.py); Redis Streams drained into PostgreSQL by 1 and 2 `trackd ingest`
+processes (benchmarks/redis_ingest.py); the observer's analysis of one user and of many users on
+two processes (benchmarks/observer.py); the observer's nightly runs of 10,000 users through
 `trackd scheduler` and two `trackd worker` processes (benchmarks/observer_nightly.py).
 Prints tables and writes all figures as JSON to benchmarks/results/.
 """
@@ -110,6 +111,22 @@ def transits_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
     result = asyncio.run(transits.run(args.postgres_url, args.redis_url, users=args.transit_users))
     report["transits"] = [asdict(result)]
     console.print(transits.table([result]))
+
+
+def redis_ingest_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """1 and 2 `trackd ingest` processes draining Redis Streams into PostgreSQL
+    (benchmarks/redis_ingest.py), beside the bus's own drain rate."""
+    if not (args.redis_url and args.postgres_url):
+        console.print("redis_ingest: skipped, it needs Redis and PostgreSQL servers")
+        return
+    from benchmarks import redis_ingest
+
+    console.print(f"redis_ingest ({args.tasks:,} tasks' events, 1 and 2 processes) ...")
+    results = asyncio.run(
+        redis_ingest.run(args.postgres_url, args.redis_url, tasks=args.tasks, processes=[1, 2])
+    )
+    report["redis_ingest"] = [asdict(r) for r in results]
+    console.print(redis_ingest.table(results))
 
 
 def fanout_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -235,6 +252,7 @@ def main() -> None:
             "fanout",
             "observer",
             "nightly",
+            "redis_ingest",
         ],
     )
     args = parser.parse_args()
@@ -383,6 +401,8 @@ def main() -> None:
 
     if "transits" not in args.skip:
         transits_part(args, report)
+    if "redis_ingest" not in args.skip:
+        redis_ingest_part(args, report)
     if "fanout" not in args.skip:
         fanout_part(args, report)
     if "observer" not in args.skip:

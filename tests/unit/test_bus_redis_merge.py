@@ -144,3 +144,75 @@ def test_reading_count_at_a_time_hands_everything_out_in_id_order(
         out += take_all(merge)
     assert [int(m.id.split(":")[1].split("-")[0]) for _, m in out] == ordered
     assert not merge.holding and not merge.has_ready
+
+
+OTHER_SYSTEM = "p:system-events:1"
+
+
+def _partition(stream: str) -> str:
+    return stream.rsplit(":", 1)[1]
+
+
+def test_each_partition_holds_back_only_its_own_entries() -> None:
+    merge = MergeOrder(_partition)
+    # Partition 0's progress stream is cut short at 2; partition 1 is caught up: its later
+    # entries need not wait for partition 0's unread ones.
+    returned = {
+        SYSTEM: [entry(SYSTEM, 1), entry(SYSTEM, 2)],
+        RESULTS: [entry(RESULTS, 5)],
+        OTHER_SYSTEM: [entry(OTHER_SYSTEM, 3), entry(OTHER_SYSTEM, 9)],
+    }
+    merge.add_read([SYSTEM, RESULTS, OTHER_SYSTEM], 2, returned)
+    # Partition 1 was cut short too (a full COUNT): its horizon is its own last id, 9.
+    assert merge.horizon(SYSTEM) == (2, 0) and merge.horizon(OTHER_SYSTEM) == (9, 0)
+    assert bodies(take_all(merge)) == [
+        f"{SYSTEM}@1".encode(),
+        f"{SYSTEM}@2".encode(),
+        f"{OTHER_SYSTEM}@3".encode(),
+        f"{OTHER_SYSTEM}@9".encode(),
+    ]
+    # The result at 5 is held, but its stream was caught up: it may be read again.
+    assert merge.holding
+    assert merge.readable([SYSTEM, RESULTS, OTHER_SYSTEM]) == [SYSTEM, RESULTS, OTHER_SYSTEM]
+    merge.add_read([SYSTEM, RESULTS, OTHER_SYSTEM], 2, {SYSTEM: [entry(SYSTEM, 4)]})
+    assert bodies(take_all(merge)) == [f"{SYSTEM}@4".encode(), f"{RESULTS}@5".encode()]
+    assert not merge.holding
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(st.integers(1, 10_000), min_size=0, max_size=60, unique=True),
+    assignment=st.lists(
+        st.sampled_from([REQUESTS, SYSTEM, RESULTS, OTHER_SYSTEM, "p:action-results:1"]),
+        min_size=60,
+        max_size=60,
+    ),
+    count=st.integers(1, 5),
+)
+def test_per_partition_horizons_keep_each_partitions_id_order(
+    ids: list[int], assignment: list[str], count: int
+) -> None:
+    """Read COUNT at a time over two partitions: every entry once, each partition's in id
+    order."""
+    streams: dict[str, list[int]] = {s: [] for s in set(assignment)}
+    for ms, stream in zip(sorted(ids), assignment, strict=False):
+        streams[stream].append(ms)
+    merge = MergeOrder(_partition)
+    cursor = dict.fromkeys(streams, 0)
+    out: list[tuple[str, Message]] = []
+    for _ in range(len(ids) + 2):
+        readable = merge.readable(streams)
+        returned = {
+            s: [entry(s, ms) for ms in streams[s][cursor[s] : cursor[s] + count]] for s in readable
+        }
+        for s in readable:
+            cursor[s] += len(returned[s])
+        merge.add_read(readable, count, returned)
+        out += take_all(merge)
+    assert sorted(m.body for _, m in out) == sorted(
+        f"{s}@{ms}".encode() for s, v in streams.items() for ms in v
+    )
+    for part in ("0", "1"):
+        got = [int(m.id.split(":")[1].split("-")[0]) for s, m in out if _partition(s) == part]
+        assert got == sorted(got)
+    assert not merge.holding and not merge.has_ready

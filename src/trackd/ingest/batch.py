@@ -300,25 +300,6 @@ async def apply_batch(
             EventSeen(item.tenant, item.envelope.type, outcome, item.envelope.time)
         )
 
-    plan_events = [
-        (i.tenant, i) for i in fresh if i.meaning.plan is not None and i.envelope.id in folded_tasks
-    ]
-    plan_keys = {
-        (t, i.meaning.plan.plan_id)  # type: ignore[union-attr]
-        for t, i in plan_events
-    }
-    # Tasks are partitioned between consumers, plans are not: one plan's tasks are folded by
-    # several consumers at once, so each batch holds its plans while it reads and rewrites them.
-    await plans.lock_many(session, plan_keys)
-    plan_before = await plans.load_many(session, plan_keys)
-    plan_now: dict[tuple[str, str], PlanRecord] = dict(plan_before)
-    for tenant, item in plan_events:
-        pev = item.meaning.plan
-        if pev is None:
-            continue
-        key = (tenant, pev.plan_id)
-        plan_now[key] = fold_plan(plan_now[key], pev) if key in plan_now else new_plan(tenant, pev)
-
     # Rows take the task as the batch leaves it: an event folded before the one that named
     # the task's plan still belongs to that plan.
     rows = []
@@ -338,7 +319,6 @@ async def apply_batch(
         await timeline.assign_plan(session, tenant, task_plans)
     changed = [r for k, r in current.items() if before.get(k) is not r]
     await tasks.save_many(session, changed)
-    await plans.save_many(session, [r for k, r in plan_now.items() if plan_before.get(k) is not r])
     for tenant, w in work.items():
         plan_of = {t.task_id: current[(tenant, t.task_id)].plan_id for t in w.transitions}
         await tasks.add_transitions(session, tenant, plan_of, w.transitions)
@@ -350,15 +330,39 @@ async def apply_batch(
             change = _task_change(before.get(key), rec)
             if change is not None:
                 result.changes.append(change)
-    for tenant, changes in deltas_by_tenant.items():
+    await dead_letters.add(session, rejected)
+    # Last, what other consumers write too: the hour's metric buckets and the plans (see
+    # `_fold_plans`). The row and plan locks these take are held until the commit, so the
+    # shorter the rest of the transaction after them, the less consumers wait for each other.
+    for tenant, changes in sorted(deltas_by_tenant.items()):
         await metrics.add(session, tenant, bucket_deltas(changes))
     # Each plan's task counters move with its tasks' old -> new states, in this transaction.
     await plan_counts.add(
         session, plan_task_deltas(c for changes in deltas_by_tenant.values() for c in changes)
     )
-    await dead_letters.add(session, rejected)
+    await _fold_plans(session, [i for i in fresh if i.envelope.id in folded_tasks])
     result.rejected = len(rejected)
     result.events.extend(
         EventSeen(r.tenant_id, _type_hint(r.payload), "dead_lettered") for r in rejected
     )
     return result
+
+
+async def _fold_plans(session: AsyncSession, folded: Sequence[_Accepted]) -> None:
+    """Fold the batch's plan events into their plans and write the plans that changed.
+
+    Tasks are partitioned between consumers, plans are not: one plan's tasks are folded by
+    several consumers at once, so each batch holds its plans (`plans.lock_many`) from reading
+    them until its commit.
+    """
+    plan_events = [(i.tenant, i.meaning.plan) for i in folded if i.meaning.plan is not None]
+    plan_keys = {(t, pev.plan_id) for t, pev in plan_events if pev is not None}
+    await plans.lock_many(session, plan_keys)
+    plan_before = await plans.load_many(session, plan_keys)
+    plan_now: dict[tuple[str, str], PlanRecord] = dict(plan_before)
+    for tenant, pev in plan_events:
+        if pev is None:
+            continue
+        key = (tenant, pev.plan_id)
+        plan_now[key] = fold_plan(plan_now[key], pev) if key in plan_now else new_plan(tenant, pev)
+    await plans.save_many(session, [r for k, r in plan_now.items() if plan_before.get(k) is not r])

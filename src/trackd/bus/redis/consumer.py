@@ -103,7 +103,7 @@ class RedisStreamsSubscription:
         # Delivered and handed out, neither acked nor nacked yet: (stream, entry id).
         self._inflight: set[tuple[str, str]] = set()
         # Delivered, not handed out yet, in the order to hand them out.
-        self._merge = MergeOrder()
+        self._merge = MergeOrder(lambda stream: self._where[stream][1])
         self._to_claim: set[int] = set()
         self._groups_ready = False
         self._next_rebalance = 0.0

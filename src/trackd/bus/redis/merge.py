@@ -9,6 +9,11 @@ id among the streams whose read was cut short by COUNT (more may follow there). 
 are held; a stream with entries held beyond the horizon is not read again until the horizon
 reaches them, so at most about one COUNT per stream is held.
 
+Order matters only among the streams of one partition (a key lives in one), so each
+partition has a horizon of its own: a dense partition cut short early holds back its own
+later entries, not every other partition's. With one horizon for all, a read of many
+partitions handed out little more than the entries older than the densest stream's cut.
+
 Entries still pending from an earlier read (a dead owner's, taken over, or nacked ones) join
 the held entries and are merged by id with new ones, not handed out first: the dead owner may
 have read one topic's stream further than another's, and its pending results would otherwise
@@ -17,9 +22,8 @@ overtake requests it never read.
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
 from trackd.bus.base import Message
 
@@ -35,7 +39,9 @@ def id_key(entry_id: str) -> EntryId:
 class MergeOrder:
     """Entries read and not handed out yet: ready ones in order, held ones beyond the horizon."""
 
-    def __init__(self) -> None:
+    def __init__(self, partition_of: Callable[[str], Hashable] | None = None) -> None:
+        """`partition_of` names the partition of a stream (default: all are one)."""
+        self._partition_of = partition_of or _one_partition
         # In the order to hand out: (stream, message).
         self._ready: deque[tuple[str, Message]] = deque()
         # Sorted by (id, stream) once a read is merged; newer than the horizon.
@@ -53,18 +59,30 @@ class MergeOrder:
         """Whether entries are held beyond the horizon (the next read makes them ready)."""
         return bool(self._held)
 
-    def horizon(self) -> EntryId | None:
-        """The newest id known to have nothing older left unread (None: everything is)."""
-        return min((id_key(i) for i in self._cut.values()), default=None)
+    def horizon(self, stream: str | None = None) -> EntryId | None:
+        """The newest id known to have nothing older left unread in the partition of
+        `stream` (without one: the smallest over the partitions); None: everything is read."""
+        horizons = self._horizons()
+        if stream is None:
+            return min(horizons.values(), default=None)
+        return horizons.get(self._partition_of(stream))
+
+    def _horizons(self) -> dict[Hashable, EntryId]:
+        horizons: dict[Hashable, EntryId] = {}
+        for stream, last in self._cut.items():
+            part, at = self._partition_of(stream), id_key(last)
+            if part not in horizons or at < horizons[part]:
+                horizons[part] = at
+        return horizons
 
     def readable(self, streams: Iterable[str]) -> list[str]:
         """Of `streams`, the ones to read new entries from now: those not cut short, or cut
-        short no later than the horizon."""
-        horizon = self.horizon()
+        short no later than their partition's horizon."""
+        horizons = self._horizons()
         return [
             s
             for s in streams
-            if s not in self._cut or horizon is None or id_key(self._cut[s]) <= horizon
+            if s not in self._cut or id_key(self._cut[s]) <= horizons[self._partition_of(s)]
         ]
 
     def add_pending(self, entries: Iterable[tuple[str, str, Message]]) -> None:
@@ -99,14 +117,14 @@ class MergeOrder:
                 (id_key(entry_id), stream, msg) for entry_id, msg in entries if msg is not None
             )
         self._held.sort(key=lambda held: held[:2])
-        horizon = self.horizon()
-        ready = (
-            len(self._held)
-            if horizon is None
-            else bisect.bisect_right(self._held, horizon, key=lambda held: held[0])
-        )
-        self._ready.extend((stream, msg) for _, stream, msg in self._held[:ready])
-        del self._held[:ready]
+        horizons = self._horizons()
+        ready: list[tuple[EntryId, str, Message]] = []
+        held: list[tuple[EntryId, str, Message]] = []
+        for h in self._held:
+            horizon = horizons.get(self._partition_of(h[1]))
+            (ready if horizon is None or h[0] <= horizon else held).append(h)
+        self._ready.extend((stream, msg) for _, stream, msg in ready)
+        self._held = held
 
     def take(
         self, max_messages: int, usable: Callable[[str, Message], bool]
@@ -139,3 +157,7 @@ class MergeOrder:
         for stream in streams & self._cut.keys():
             del self._cut[stream]
         return dropped
+
+
+def _one_partition(_stream: str) -> None:
+    return None
