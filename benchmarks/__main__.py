@@ -317,9 +317,9 @@ def main() -> None:
         report["sdk"] = sdk
         console.print(
             f"@tracked: {sdk['caller_us']:.1f} µs of the caller's thread per call (building the "
-            f"events, handing them to delivery); {sdk['tracked_us']:.1f} µs per call until every "
-            f"event is published, the delivery thread's encoding included (bare call "
-            f"{sdk['bare_us']:.2f} µs)"
+            f"events, handing them to delivery); until every event is published, the delivery "
+            f"thread's encoding included: {sdk['process_cpu_us']:.1f} µs of CPU, "
+            f"{sdk['tracked_us']:.1f} µs wall-clock (bare call {sdk['bare_us']:.2f} µs)"
         )
     if "rss" not in args.skip:
         console.print(f"rss ({args.rss_seconds:.0f} s sustained) ...")

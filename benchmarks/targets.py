@@ -7,8 +7,8 @@ section that was skipped, or whose key is missing, shows "not run". Keys read: `
 (a list with `backend`, `events_per_s`, `ratio_to_raw`), `peer_celery_state`
 (`events_per_s`), `http_ingest` (`events_per_s`), `redis_ingest` (a list, or a dict holding
 one under `results`, of entries with `processes` and `events_per_s`), `reads` (a list with
-`backend`, `route`, `p95_ms`), `sdk` (`caller_us`, `tracked_us`) and `rss` (`flat`,
-`rss_slope_mib_per_min`, `seconds`).
+`backend`, `route`, `p95_ms`), `sdk` (`caller_us`, `process_cpu_us`, `tracked_us`) and `rss`
+(`flat`, `rss_slope_mib_per_min`, `seconds`).
 """
 
 from __future__ import annotations
@@ -165,7 +165,10 @@ def _sdk(report: Report) -> Figure | None:
     if not isinstance(sdk, dict) or sdk.get("caller_us") is None:
         return None
     caller = float(sdk["caller_us"])
-    text = f"{caller:.1f} µs (caller's thread; {float(sdk['tracked_us']):.1f} µs until sent)"
+    until_sent = f"{float(sdk['tracked_us']):.1f} µs wall"
+    if sdk.get("process_cpu_us") is not None:
+        until_sent = f"{float(sdk['process_cpu_us']):.1f} µs CPU, {until_sent}"
+    text = f"{caller:.1f} µs caller's thread ({until_sent} until sent)"
     return Figure(text, caller <= SDK_US)
 
 

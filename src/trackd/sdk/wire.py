@@ -63,18 +63,25 @@ class _Static:
 
 class _Clock:
     """Event times as `lifecycle.format_time(lifecycle.epoch_time(t))` writes them; the part
-    up to the second is formatted once per second."""
+    up to the second is formatted once per second, and a time equal to the last one (a task's
+    pending and running events share theirs) is not formatted again."""
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._last = -1.0
+        self._last_iso = ""
 
     def iso(self, when: float) -> str:
+        if when == self._last:
+            return self._last_iso
         second = int(when)
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((when - second) * 1_000_000):06d}Z"
+        self._last = when
+        self._last_iso = f"{self._prefix}.{int((when - second) * 1_000_000):06d}Z"
+        return self._last_iso
 
 
 _clock = _Clock()  # used by the delivery thread only
