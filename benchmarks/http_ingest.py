@@ -14,10 +14,8 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,11 +25,12 @@ from pathlib import Path
 import httpx
 
 from benchmarks import workload
+from benchmarks.fleet import cpu_seconds
+from benchmarks.trackers import Child, trackd_executable
 
 CLIENTS = 4
 BATCH = 500
 TENANT = "bench"
-_START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -78,19 +77,11 @@ def _free_port() -> int:
         return port
 
 
-def _trackd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "trackd.cli.main", *args]
-
-
 def _env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
     env["TRACKD_DATABASE_URL"] = database_url  # and the in-process bus, the default
+    env["TRACKD_LOG_LEVEL"] = "INFO"  # uvicorn says when it listens
     return env
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _counter(metrics: str, name: str) -> int:
@@ -122,7 +113,7 @@ def measure(tasks: int, clients: int = CLIENTS) -> HttpIngestResult:
     with tempfile.TemporaryDirectory() as tmp:
         env = _env(f"sqlite+aiosqlite:///{tmp}/http.db")
         made = subprocess.run(
-            _trackd("token", "create", "--tenant", TENANT),
+            [trackd_executable(), "token", "create", "--tenant", TENANT],
             env=env,
             capture_output=True,
             text=True,
@@ -130,31 +121,27 @@ def measure(tasks: int, clients: int = CLIENTS) -> HttpIngestResult:
             timeout=120,
         )
         token = made.stdout.strip().splitlines()[-1]
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = Path(tmp) / "server.log"
-        with log.open("w") as out:
-            server = subprocess.Popen(
-                _trackd("serve", "--host", "127.0.0.1", "--port", str(port)),
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            _wait_ready(url, server, log)
-            cpu_started = _cpu_seconds(server.pid)
-            started = time.perf_counter()
-            asyncio.run(_post_all(url, token, bodies, clients))
-            seconds = time.perf_counter() - started
-            cpu = _cpu_seconds(server.pid) - cpu_started
-            metrics = httpx.get(f"{url}/metrics", timeout=30).text
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        return asyncio.run(_measure(Path(tmp), env, token, bodies, events, clients))
+
+
+async def _measure(
+    tmp: Path, env: dict[str, str], token: str, bodies: list[bytes], events: int, clients: int
+) -> HttpIngestResult:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = [trackd_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = Child("trackd serve", serve, env, tmp / "server.log")
+    try:
+        await server.started("Uvicorn running")
+        cpu_started = cpu_seconds(server.proc.pid)
+        started = time.perf_counter()
+        await _post_all(url, token, bodies, clients)
+        seconds = time.perf_counter() - started
+        cpu = cpu_seconds(server.proc.pid) - cpu_started
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{url}/metrics", timeout=30)).text
+    finally:
+        await server.stop()
     folded = _counter(metrics, "trackd_ingest_events_folded")
     duplicates = _counter(metrics, "trackd_ingest_events_duplicate")
     if folded + duplicates != events:
@@ -171,20 +158,6 @@ def measure(tasks: int, clients: int = CLIENTS) -> HttpIngestResult:
         folded=folded,
         duplicates=duplicates,
     )
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"trackd serve exited at start: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"trackd serve did not answer /health within {_START_TIMEOUT:.0f} s")
 
 
 def main() -> None:
