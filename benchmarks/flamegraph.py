@@ -1,5 +1,7 @@
 """Flame graphs (py-spy) of the measures the issue targets: durable ingest on SQLite and on
-PostgreSQL (the memory bus, as the ingest section runs it) and the SDK's `@tracked` call.
+PostgreSQL (the memory bus, as the ingest section runs it), durable ingest through
+`POST /v1/events` (the `trackd serve` process and the benchmark's HTTP clients, each under its
+own root frame) and the SDK's `@tracked` call.
 
     python -m benchmarks.flamegraph                       # every target, into benchmarks/profiles/
     python -m benchmarks.flamegraph --target sdk --tasks 500
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.ingest import run_ingest, scratch_database
 
-TARGETS = ("ingest-sqlite", "ingest-postgresql", "sdk")
+TARGETS = ("ingest-sqlite", "ingest-postgresql", "http-ingest", "sdk")
 PROFILES = Path(__file__).with_name("profiles")
 
 
@@ -36,6 +38,10 @@ def run_target(target: str, tasks: int, calls: int, postgres_url: str | None) ->
         from benchmarks import sdk_overhead
 
         sdk_overhead.measure(calls)
+    elif target == "http-ingest":
+        from benchmarks import http_ingest
+
+        http_ingest.measure(tasks)
     elif target == "ingest-sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(run_ingest(f"sqlite+aiosqlite:///{tmp}/ingest.db", tasks))
@@ -64,6 +70,8 @@ def record(target: str, args: argparse.Namespace, out: Path) -> None:
         str(args.rate),
         "--output",
         str(out),
+        # The HTTP target's server is a child process: its samples are the ones that count.
+        *(["--subprocesses"] if target == "http-ingest" else []),
         "--",
         sys.executable,
         "-m",
