@@ -7,10 +7,10 @@ batches; benchmarks/http_ingest.py); reads, read latency on a store of 1,000,000
 the SDK's cost per tracked call (the caller's thread, and until sent); rss, RSS of an ingest
 process under sustained load, flat or not with its slope; trackers, league trackers refreshed
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
-site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
-(benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
-(benchmarks/solar_fanout.py); the observer's analysis of one user and of many users on two
-processes (benchmarks/observer.py). Prints tables, then the "Issue targets" table (before,
+site (benchmarks/trackers.py); transits, the daily transit refresh of 100,000 users with charts
+(benchmarks/transits.py); fanout, one solar poll fanned out to 100,000 users' channels
+(benchmarks/solar_fanout.py); observer, the observer's analysis of one user and of many users
+on two processes (benchmarks/observer.py). Prints tables, then the "Issue targets" table (before,
 target, this run, met; benchmarks/targets.py), and writes all figures as JSON to
 benchmarks/results/.
 """
@@ -177,7 +177,10 @@ def main() -> None:
         help="admin URL of a PostgreSQL server to benchmark on",
     )
     parser.add_argument(
-        "--rss-seconds", type=float, default=300.0, help="length of the sustained run for peak RSS"
+        "--rss-seconds",
+        type=float,
+        default=300.0,
+        help="seconds of the sustained run for RSS (flat or not; the target is 300)",
     )
     parser.add_argument(
         "--redis-url",

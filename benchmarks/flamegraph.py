@@ -4,15 +4,15 @@ PostgreSQL (the memory bus, as the ingest section runs it), durable ingest throu
 own root frame) and the SDK's `@tracked` call.
 
     python -m benchmarks.flamegraph                       # every target, into benchmarks/profiles/
-    python -m benchmarks.flamegraph --target sdk --tasks 500
+    python -m benchmarks.flamegraph --target ingest-sqlite --tasks 500
 
 Each target runs in a process of its own under `py-spy record --format flamegraph`, which
 samples every thread of it (the SDK's delivery thread too); the SVG opens in a browser,
 and a frame's width is its share of the samples. py-spy reads the process's memory through
 ptrace: it works as root (or with kernel.yama.ptrace_scope = 0); where it cannot attach, this
 says so in one line and exits with status 1. PostgreSQL's own work runs in its server
-processes, so the PostgreSQL graph shows trackd's side of it: building statements and waiting
-for their answers.
+processes, so the PostgreSQL graph shows trackd's side of it: building statements and reading
+their answers (time spent waiting for them is not sampled: py-spy leaves idle threads out).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def record(target: str, args: argparse.Namespace, out: Path) -> None:
     if done.returncode != 0 or not out.exists():
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         why = lines[-1] if lines else f"exit status {done.returncode}"
-        if "ermission" in why or "ptrace" in why.lower():
+        if any(word in why.lower() for word in ("permission", "not permitted", "ptrace")):
             raise SystemExit(
                 f"py-spy could not attach to the profiled process ({why}): it needs ptrace, "
                 "so run as root or set kernel.yama.ptrace_scope to 0"
