@@ -239,6 +239,12 @@ def main() -> None:
         ],
         help="leave a section out (repeat for several)",
     )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path(__file__).with_name("results"),
+        help="where the run's JSON report is written (default benchmarks/results/)",
+    )
     args = parser.parse_args()
     report: dict[str, Any] = {
         "machine": machine(),
@@ -403,8 +409,8 @@ def main() -> None:
     report["targets"] = targets.rows(report)
     console.print(targets.table(report))
 
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
+    out = args.results_dir
+    out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     console.print(f"written to {path}")

@@ -9,13 +9,15 @@ says "not run" for what did not run, and that it judges the figures it is given.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import benchmark
+from procs import benchmark, clean_env
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -108,3 +110,37 @@ def test_sdk_benchmark_counts_the_callers_thread_and_the_time_until_sent() -> No
     # and cannot exceed the wall-clock time of that span.
     assert 0 < result["caller_us"] <= result["process_cpu_us"]
     assert result["caller_us"] <= result["tracked_us"]
+
+
+@pytest.mark.slow
+def test_a_quick_run_ends_with_the_targets_table_and_keeps_it_in_its_report(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    skipped = ["reads", "trackers", "transits", "fanout", "observer"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tasks", "30", "--rss-seconds", "3"]
+        + [f"--skip={name}" for name in skipped]
+        + ["--postgres-url", postgres_server, "--results-dir", str(tmp_path)],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Issue targets" in done.stdout
+    (written,) = tmp_path.glob("bench-*.json")
+    report = json.loads(written.read_text())
+    rows = {r["measure"]: r for r in report["targets"]}
+    assert rows["read p95 at 1M tasks: plan status"]["now"] == targets.NOT_RUN
+    measured = [
+        "durable ingest, SQLite (bus → committed records)",
+        "durable ingest, PostgreSQL (bus → committed records)",
+        "POST /v1/events, 4 clients x 500-event batches",
+        "SDK per @tracked call, delivery included",
+        "RSS under 300 s of sustained load",
+    ]
+    for measure in measured:
+        assert rows[measure]["met"] in ("yes", "no", "?"), rows[measure]
+    assert report["http_ingest"]["ratio_to_celery"] > 0
