@@ -60,6 +60,23 @@ def test_flush_and_close_deliver_everything_in_order() -> None:
     tracker.close()  # closing twice is harmless
 
 
+def test_producers_on_many_threads_lose_and_double_nothing_while_delivery_drains() -> None:
+    # Producers add to the buffer without a lock while the delivery thread takes batches.
+    bus = RecordingBus()
+    tracker = Tracker(bus=bus, batch_size=50, max_buffer=100_000)
+    threads = [threading.Thread(target=run_tasks, args=(tracker, 400, n * 400)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tracker.flush()
+    stats = tracker.stats
+    assert (stats.emitted, stats.delivered, stats.buffered) == (7200, 7200, 0)
+    assert sorted(e["id"] for e in bus.events) == sorted({e["id"] for e in bus.events})
+    assert {e["data"]["task_id"] for e in bus.events} == {f"job-{i}" for i in range(2400)}
+    tracker.close()
+
+
 def test_a_full_buffer_raises_after_the_timeout_and_loses_nothing_it_took() -> None:
     bus = GatedBus()  # takes nothing until the gate opens
     tracker = Tracker(bus=bus, max_buffer=20, batch_size=5, emit_timeout=0.1)
