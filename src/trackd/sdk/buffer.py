@@ -43,15 +43,19 @@ class EventBuffer:
             return self._taken + len(self._items)
 
     def offer(self, items: tuple[Pending, ...]) -> int:
-        """Add all of `items` if there is room for all; the new length, or 0 if there is not.
+        """Add all of `items` if there is room for all; the length they brought the buffer to,
+        or 0 if there is not.
 
         All or none, so a task's pending and running events are taken or refused together.
+        The length is counted before adding, not read after: the delivery thread may take the
+        events at once, and an answer of 0 would have the caller add them a second time.
         """
         queue = self._items
-        if len(queue) + len(items) > self.capacity:
+        length = len(queue) + len(items)
+        if length > self.capacity:
             return 0
         queue.extend(items)
-        return len(queue)
+        return length
 
     def put(self, items: tuple[Pending, ...], timeout: float) -> int:
         """Add `items`, waiting up to `timeout` seconds for room; 0 if none came."""
