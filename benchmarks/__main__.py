@@ -1,16 +1,20 @@
 """Run the benchmarks: `python -m benchmarks` (what `make bench` calls).
 
-Sections: durable ingest against the raw bulk-insert ceiling; Celery's in-memory reducer (the
-peer) on the equivalent events; read latency on a store of 1,000,000 tasks; the SDK's cost
-per tracked call; RSS of an ingest process under sustained load; league trackers refreshed
+Sections (each can be left out with --skip NAME): ingest, durable ingest against the raw
+bulk-insert ceiling; peer, Celery's in-memory reducer (Flower's core) on the equivalent events;
+http, durable ingest through POST /v1/events of a `trackd serve` process (4 clients, 500-event
+batches; benchmarks/http_ingest.py); reads, read latency on a store of 1,000,000 tasks; sdk,
+the SDK's cost per tracked call (the caller's thread, and until sent); rss, RSS of an ingest
+process under sustained load, flat or not with its slope; trackers, league trackers refreshed
 at once by `trackd scheduler` and `trackd worker` processes against a local fake of the stats
-site (benchmarks/trackers.py); the daily transit refresh of 100,000 users with charts
-(benchmarks/transits.py); one solar poll fanned out to 100,000 users' channels
-(benchmarks/solar_fanout.py); Redis Streams drained into PostgreSQL by 1 and 2 `trackd ingest`
-processes (benchmarks/redis_ingest.py); the observer's analysis of one user and of many users on
-two processes (benchmarks/observer.py); the observer's nightly runs of 10,000 users through
-`trackd scheduler` and two `trackd worker` processes (benchmarks/observer_nightly.py).
-Prints tables and writes all figures as JSON to benchmarks/results/.
+site (benchmarks/trackers.py); transits, the daily transit refresh of 100,000 users with charts
+(benchmarks/transits.py); fanout, one solar poll fanned out to 100,000 users' channels
+(benchmarks/solar_fanout.py); redis_ingest, Redis Streams drained into PostgreSQL by 1 and 2
+`trackd ingest` processes (benchmarks/redis_ingest.py); observer, the observer's analysis of one
+user and of many users on two processes (benchmarks/observer.py); nightly, the observer's nightly
+runs of 10,000 users through `trackd scheduler` and two `trackd worker` processes
+(benchmarks/observer_nightly.py). Prints tables, then the "Issue targets" table (before, target,
+this run, met; benchmarks/targets.py), and writes all figures as JSON to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import peer_celery, reads
+from benchmarks import peer_celery, reads, targets
 from benchmarks.ingest import IngestResult, postgres_case, scratch_database, sqlite_case
 
 console = Console()
@@ -175,6 +179,27 @@ def nightly_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
     )
 
 
+def http_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Durable ingest through POST /v1/events (benchmarks/http_ingest.py), against the peer."""
+    from benchmarks import http_ingest
+
+    console.print(
+        f"http ({http_ingest.CLIENTS} clients posting {http_ingest.BATCH}-event batches "
+        "to trackd serve, SQLite) ..."
+    )
+    result = http_ingest.measure(args.tasks).as_dict()
+    peer = report.get("peer_celery_state")
+    if peer:
+        result["ratio_to_celery"] = result["events_per_s"] / peer["events_per_s"]
+    report["http_ingest"] = result
+    ratio = f"{result['ratio_to_celery']:.3f}" if peer else "not run (peer skipped)"
+    console.print(
+        f"POST /v1/events: {result['events']:,} events in {result['batches']} batches, "
+        f"{result['events_per_s']:,.0f} events/s ({result['events_per_server_cpu_s']:,.0f} per "
+        f"server CPU-second); x Celery State: {ratio}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -190,7 +215,10 @@ def main() -> None:
         help="admin URL of a PostgreSQL server to benchmark on",
     )
     parser.add_argument(
-        "--rss-seconds", type=float, default=300.0, help="length of the sustained run for peak RSS"
+        "--rss-seconds",
+        type=float,
+        default=300.0,
+        help="seconds of the sustained run for RSS (flat or not; the target is 300)",
     )
     parser.add_argument(
         "--redis-url",
@@ -244,6 +272,7 @@ def main() -> None:
         choices=[
             "ingest",
             "peer",
+            "http",
             "reads",
             "sdk",
             "rss",
@@ -254,6 +283,13 @@ def main() -> None:
             "nightly",
             "redis_ingest",
         ],
+        help="leave a section out (repeat for several)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path(__file__).with_name("results"),
+        help="where the run's JSON report is written (default benchmarks/results/)",
     )
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -318,6 +354,8 @@ def main() -> None:
                 f"{ratio:.2f}",
             )
         console.print(table)
+    if "http" not in args.skip:
+        http_part(args, report)
     if "reads" not in args.skip:
         console.print("reads (fills a store of 1,000,000 tasks) ...")
         latencies = asyncio.run(reads_section(args.postgres_url))
@@ -348,8 +386,10 @@ def main() -> None:
         sdk = sdk_overhead.measure()
         report["sdk"] = sdk
         console.print(
-            f"@tracked overhead: {sdk['overhead_us']:.1f} µs per call "
-            f"(bare call {sdk['bare_us']:.2f} µs, tracked {sdk['tracked_us']:.1f} µs)"
+            f"@tracked: {sdk['caller_us']:.1f} µs of the caller's thread per call (building the "
+            f"events, handing them to delivery); until every event is published, the delivery "
+            f"thread's encoding included: {sdk['process_cpu_us']:.1f} µs of CPU, "
+            f"{sdk['tracked_us']:.1f} µs wall-clock (bare call {sdk['bare_us']:.2f} µs)"
         )
     if "rss" not in args.skip:
         console.print(f"rss ({args.rss_seconds:.0f} s sustained) ...")
@@ -358,7 +398,9 @@ def main() -> None:
         console.print(
             f"ingest RSS over {rss['seconds']:.0f} s at {rss['events_per_s']:,.0f} "
             f"events/s: start {rss['rss_start_mib']:.1f} MiB, peak "
-            f"{rss['rss_peak_mib']:.1f} MiB, end {rss['rss_end_mib']:.1f} MiB"
+            f"{rss['rss_peak_mib']:.1f} MiB, end {rss['rss_end_mib']:.1f} MiB; "
+            f"{'flat' if rss['flat'] else 'NOT flat'} "
+            f"(slope {rss['rss_slope_mib_per_min']:+.2f} MiB/min)"
         )
 
     if "trackers" not in args.skip and not args.redis_url:
@@ -430,8 +472,11 @@ def main() -> None:
     if "nightly" not in args.skip:
         nightly_part(args, report)
 
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
+    report["targets"] = targets.rows(report)
+    console.print(targets.table(report))
+
+    out = args.results_dir
+    out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     console.print(f"written to {path}")

@@ -2,7 +2,10 @@
 
 Run as its own process (`python -m benchmarks.memory --seconds 300`), so the figure is that of
 one trackd process: the in-process bus, ingest and SQLite, fed at a steady rate. Prints one
-JSON line with the RSS samples' summary.
+JSON line with the RSS samples' summary: start, peak and end of the warm part (after the first
+fifth of the run, 30 s at most), the least-squares slope of RSS over that part in MiB per
+minute, and whether it is flat: the fitted rise over the warm part is at most
+`FLAT_MIB` or `FLAT_SHARE` of the starting RSS, whichever is larger.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -18,6 +22,9 @@ from pathlib import Path
 from benchmarks import workload
 from trackd.runtime import Runtime
 from trackd.settings import Settings
+
+FLAT_MIB = 2.0
+FLAT_SHARE = 0.02
 
 
 def rss_mib() -> float:
@@ -57,15 +64,26 @@ async def sustained(database_url: str, seconds: float, rate: int) -> dict[str, f
             await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
     finally:
         await runtime.stop()
-    warm = [r for t, r in samples if t >= min(30.0, seconds / 5)] or [r for _, r in samples]
+    warm = [(t, r) for t, r in samples if t >= min(30.0, seconds / 5)] or samples
+    slope = trend(warm)
+    rise = slope * (warm[-1][0] - warm[0][0])
     return {
         "seconds": seconds,
         "events": published,
         "events_per_s": published / seconds,
-        "rss_start_mib": warm[0],
+        "rss_start_mib": warm[0][1],
         "rss_peak_mib": max(r for _, r in samples),
-        "rss_end_mib": warm[-1],
+        "rss_end_mib": warm[-1][1],
+        "rss_slope_mib_per_min": slope * 60,
+        "flat": rise <= max(FLAT_MIB, FLAT_SHARE * warm[0][1]),
     }
+
+
+def trend(samples: list[tuple[float, float]]) -> float:
+    """MiB per second: the least-squares slope of (seconds, MiB); 0 with fewer than 2 samples."""
+    if len(samples) < 2:
+        return 0.0
+    return statistics.linear_regression([t for t, _ in samples], [r for _, r in samples]).slope
 
 
 def main() -> None:

@@ -8,7 +8,10 @@ import sys
 import textwrap
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sdk_fakes import FlakyBus, GatedBus, RecordingBus, states
@@ -16,6 +19,7 @@ from sdk_fakes import FlakyBus, GatedBus, RecordingBus, states
 from trackd.bus.memory import MemoryBus
 from trackd.errors import ConfigError
 from trackd.sdk import Tracker, TrackerBufferFull, TrackerDeliveryFailed, TrackerError
+from trackd.sdk.buffer import EventBuffer
 
 
 def run_tasks(tracker: Tracker, count: int, first: int = 0) -> None:
@@ -58,6 +62,37 @@ def test_flush_and_close_deliver_everything_in_order() -> None:
     with pytest.raises(TrackerError, match="closed"):
         run_tasks(tracker, 1)
     tracker.close()  # closing twice is harmless
+
+
+def test_producers_on_many_threads_lose_and_double_nothing_while_delivery_drains() -> None:
+    # Producers add to the buffer without a lock while the delivery thread takes batches.
+    bus = RecordingBus()
+    tracker = Tracker(bus=bus, batch_size=50, max_buffer=100_000)
+    threads = [threading.Thread(target=run_tasks, args=(tracker, 400, n * 400)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tracker.flush()
+    stats = tracker.stats
+    assert (stats.emitted, stats.delivered, stats.buffered) == (7200, 7200, 0)
+    assert sorted(e["id"] for e in bus.events) == sorted({e["id"] for e in bus.events})
+    assert {e["data"]["task_id"] for e in bus.events} == {f"job-{i}" for i in range(2400)}
+    tracker.close()
+
+
+def test_an_offer_taken_at_once_by_the_delivery_thread_still_counts_as_taken() -> None:
+    # The delivery thread may take the events between a producer's add and its return: the
+    # answer must still say they were taken, or the producer would add them a second time.
+    class TakenAtOnce(deque[Any]):
+        def extend(self, items: Iterable[Any]) -> None:
+            super().extend(items)
+            self.clear()
+
+    buffer = EventBuffer(10)
+    buffer._items = TakenAtOnce()
+    item: Any = (0.0, None, 0, 0, None)
+    assert buffer.offer((item, item)) == 2
 
 
 def test_a_full_buffer_raises_after_the_timeout_and_loses_nothing_it_took() -> None:

@@ -12,9 +12,10 @@ import pytest
 
 from trackd.domain.events import decode_envelope
 from trackd.domain.interpret import interpret
+from trackd.domain.lifecycle import epoch_time, format_time
 from trackd.domain.states import TaskState
 from trackd.sdk.handle import TaskHandle
-from trackd.sdk.wire import Pending, encode, to_envelope
+from trackd.sdk.wire import Pending, _Clock, encode, to_envelope
 
 
 class Capture:
@@ -92,3 +93,10 @@ def test_data_json_cannot_hold_is_refused_for_that_event_only() -> None:
     with pytest.raises(ValueError, match="Out of range float"):
         encode(capture.items[0])
     assert json.loads(encode(capture.items[1])[2])["data"]["new_state"] == "running"
+
+
+def test_event_times_match_the_lifecycle_format_repeated_or_not() -> None:
+    clock = _Clock()
+    base = 1_767_225_599.0  # one second before a new year, so the formatted second changes
+    times = [base + 0.25, base + 0.25, base + 0.999999, base + 1.0, base + 1.0, base + 1.5, base]
+    assert [clock.iso(t) for t in times] == [format_time(epoch_time(t)) for t in times]

@@ -63,21 +63,32 @@ class _Static:
 
 class _Clock:
     """Event times as `lifecycle.format_time(lifecycle.epoch_time(t))` writes them; the part
-    up to the second is formatted once per second."""
+    up to the second is formatted once per second, and a time equal to the last one (a task's
+    pending and running events share theirs) is not formatted again.
+
+    Each cache is one tuple, replaced whole, so delivery threads of several trackers sharing
+    the clock never pair one time's key with another's text.
+    """
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._second: tuple[int, str] = (-1, "")
+        self._last: tuple[float, str] = (-1.0, "")
 
     def iso(self, when: float) -> str:
-        second = int(when)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{int((when - second) * 1_000_000):06d}Z"
+        last = self._last
+        if when == last[0]:
+            return last[1]
+        second, prefix = self._second
+        if int(when) != second:
+            second = int(when)
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        text = f"{prefix}.{int((when - second) * 1_000_000):06d}Z"
+        self._last = (when, text)
+        return text
 
 
-_clock = _Clock()  # used by the delivery thread only
+_clock = _Clock()  # used by delivery threads only
 
 
 def encode(item: Pending) -> Wire:
