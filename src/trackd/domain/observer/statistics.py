@@ -26,6 +26,62 @@ TAIL_BELOW_EXCEEDANCES = 10
 _CLIP = 1.0 - 1e-12
 
 
+# The largest lag-1 autocorrelation prewhitening removes, and the fewest pairs of consecutive
+# days it is estimated from (fewer and the outcome is tested as it is).
+MAX_PHI = 0.9
+MIN_PHI_PAIRS = 20
+MISSING_PREVIOUS = "forecast"
+
+
+def lag1_autocorrelation(y: Array) -> float:
+    """A robust lag-1 autocorrelation of a daily series with missing days (NaN).
+
+    Spearman's rho of the pairs of consecutive observed days, turned into the Pearson
+    correlation it implies for a Gaussian series (2 sin(pi rho / 6)), clipped to
+    [0, MAX_PHI]; 0 with fewer than MIN_PHI_PAIRS pairs.
+    """
+    both = ~np.isnan(y[:-1]) & ~np.isnan(y[1:])
+    if int(both.sum()) < MIN_PHI_PAIRS:
+        return 0.0
+    before, after = y[:-1][both], y[1:][both]
+    if np.ptp(before) == 0 or np.ptp(after) == 0:
+        return 0.0
+    rho = float(stats.spearmanr(before, after).statistic)
+    if not math.isfinite(rho):
+        return 0.0
+    return min(MAX_PHI, max(0.0, 2 * math.sin(math.pi * rho / 6)))
+
+
+def prewhitened(y: Array) -> Array:
+    """The residuals of a daily series after its own lag-1 autocorrelation (NaN on missing days).
+
+    e_t = y_t - phi y_(t-1), phi = `lag1_autocorrelation(y)`. ...
+    """
+    phi = lag1_autocorrelation(y)
+    if phi == 0.0:
+        return y
+    present = ~np.isnan(y)
+    mean = float(y[present].mean())
+    centred = np.where(present, y - mean, np.nan)
+    if MISSING_PREVIOUS == "drop":
+        previous = np.r_[np.nan, centred[:-1]]
+        return centred - phi * previous
+    if MISSING_PREVIOUS == "mean":
+        previous = np.r_[0.0, np.nan_to_num(centred[:-1], nan=0.0)]
+        return centred - phi * previous
+    # forecast: the last observed day k days back, its k-step prediction phi^k, the residual
+    # scaled to the one-step residual's spread.
+    days = len(y)
+    index = np.where(present, np.arange(days), -1)
+    last = np.maximum.accumulate(index)
+    last_before = np.r_[-1, last[:-1]]
+    gap = np.arange(days) - last_before
+    known = last_before >= 0
+    predicted = np.where(known, phi**gap * centred[np.maximum(last_before, 0)], 0.0)
+    spread = np.sqrt((1 - phi ** (2 * np.where(known, gap, 10**6))) / (1 - phi**2))
+    return (centred - predicted) / spread
+
+
 def shifts_for(days: int, permutations: int, min_shift: int, seed: int) -> Array:
     """The circular shifts of a window of `days` days: all admissible ones, or a seeded sample.
 
