@@ -1,9 +1,11 @@
 """One user's run: every outcome x driver x lag tested, corrected together, findings described.
 
-See docs/observer.md for the method. In short: a rank statistic per test (scipy), a null
-distribution from circular shifts of the driver and of the driver reversed in time (which
-keep both series' autocorrelation), Benjamini-Hochberg over every test of the run, a
-moving-block bootstrap interval for each finding's effect.
+See docs/observer.md for the method. In short: a rank statistic per test (scipy) on a numeric
+outcome's prewhitened residuals, a null distribution from circular shifts of the driver and of
+the driver reversed in time (which keep both series' autocorrelation), Benjamini-Hochberg over
+every test of the run, the tests that pass reported one finding per phenomenon (one outcome,
+one driver family, neighbouring lags), a moving-block bootstrap interval for each finding's
+effect on the outcome's own scale.
 """
 
 from __future__ import annotations

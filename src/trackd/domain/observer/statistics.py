@@ -30,7 +30,6 @@ _CLIP = 1.0 - 1e-12
 # days it is estimated from (fewer and the outcome is tested as it is).
 MAX_PHI = 0.9
 MIN_PHI_PAIRS = 20
-MISSING_PREVIOUS = "forecast"
 
 
 def lag1_autocorrelation(y: Array) -> float:
@@ -55,30 +54,24 @@ def lag1_autocorrelation(y: Array) -> float:
 def prewhitened(y: Array) -> Array:
     """The residuals of a daily series after its own lag-1 autocorrelation (NaN on missing days).
 
-    e_t = y_t - phi y_(t-1), phi = `lag1_autocorrelation(y)`. ...
+    With phi = `lag1_autocorrelation(y)` and the series centred on its mean, e_t = y_t - phi
+    y_(t-1). A day whose previous day is missing is predicted from the last observed day k days
+    back (phi^k times it) and its residual divided by sqrt((1 - phi^(2k)) / (1 - phi^2)), so
+    that every residual has the spread of a one-day one (the first day: its own value, scaled
+    likewise). A series with phi = 0 is returned as it is.
     """
     phi = lag1_autocorrelation(y)
     if phi == 0.0:
         return y
-    present = ~np.isnan(y)
-    mean = float(y[present].mean())
-    centred = np.where(present, y - mean, np.nan)
-    if MISSING_PREVIOUS == "drop":
-        previous = np.r_[np.nan, centred[:-1]]
-        return centred - phi * previous
-    if MISSING_PREVIOUS == "mean":
-        previous = np.r_[0.0, np.nan_to_num(centred[:-1], nan=0.0)]
-        return centred - phi * previous
-    # forecast: the last observed day k days back, its k-step prediction phi^k, the residual
-    # scaled to the one-step residual's spread.
     days = len(y)
-    index = np.where(present, np.arange(days), -1)
-    last = np.maximum.accumulate(index)
-    last_before = np.r_[-1, last[:-1]]
-    gap = np.arange(days) - last_before
-    known = last_before >= 0
-    predicted = np.where(known, phi**gap * centred[np.maximum(last_before, 0)], 0.0)
-    spread = np.sqrt((1 - phi ** (2 * np.where(known, gap, 10**6))) / (1 - phi**2))
+    present = ~np.isnan(y)
+    centred = np.where(present, y - float(y[present].mean()), np.nan)
+    last_seen = np.maximum.accumulate(np.where(present, np.arange(days), -1))
+    previous = np.r_[-1, last_seen[:-1]]
+    known = previous >= 0
+    gap = np.where(known, np.arange(days) - previous, days)
+    predicted = np.where(known, phi**gap * centred[np.maximum(previous, 0)], 0.0)
+    spread = np.sqrt((1 - phi ** (2 * gap)) / (1 - phi**2))
     return (centred - predicted) / spread
 
 
