@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -348,3 +349,66 @@ def test_a_binary_driver_missing_days_is_tested_on_the_overlap() -> None:
         assert test.days_on == len(on) and test.n_days == len(pairs)
         window = (max(energy) - min(energy)).days + 1
         assert 0 < test.p <= 1 and test.shifts == 2 * (window - 13)
+
+
+def _linked(a: tuple[str, int], b: tuple[str, int], family: dict[str, str]) -> bool:
+    return family[a[0]] == family[b[0]] and abs(a[1] - b[1]) <= 1
+
+
+def test_tests_that_pass_are_reported_one_finding_per_phenomenon() -> None:
+    outcomes, drivers = _user(9, effect=2.0, lag=1)
+    family = {"storm_day": "geomagnetic", "kp_max": "geomagnetic", "lunar_phase": "lunar_phase"}
+    grouped = [replace(d, family=family[d.name]) for d in drivers]
+    run = analyze(outcomes, grouped, OPTIONS)
+    passed = {(t.driver, t.lag) for t in run.tests if t.q <= OPTIONS.q}
+    # The planted effect passes on storm days at lags 1 and 2 and on Kp at lag 1: one finding.
+    assert passed == {("storm_day", 1), ("storm_day", 2), ("kp_max", 1)}
+    (storm,) = [f for f in run.findings if f.family == "geomagnetic"]
+    assert sorted(k for f in run.findings for k in f.tests) == sorted(passed)
+    assert run.tests_passed == len(passed) > len(run.findings)
+    assert run.summary.endswith(
+        f"{len(passed)} passed the false discovery rate of 0.1, as {len(run.findings)} finding"
+        + "s" * (len(run.findings) != 1)
+        + "."
+    )
+    # The finding is the strongest test; the others are its supporting evidence, strongest
+    # first, each linked to another test of the phenomenon (same family, neighbouring lag).
+    tests = {(t.driver, t.lag): t for t in run.tests}
+    assert storm.result == tests[(storm.driver, storm.lag)]
+    assert [(a.p, a.q) for a in storm.also] == [
+        (tests[(a.driver, a.lag)].p, tests[(a.driver, a.lag)].q) for a in storm.also
+    ]
+    assert [a.q for a in storm.also] == sorted(a.q for a in storm.also)
+    assert all(storm.result.q <= a.q for a in storm.also)
+    members = sorted(storm.tests)
+    for key in members:
+        assert any(_linked(key, other, family) for other in members if other != key)
+    # Findings are phenomena no test links: none of two findings could be one.
+    for first, second in itertools.combinations(run.findings, 2):
+        assert (
+            not any(_linked(a, b, family) for a in first.tests for b in second.tests)
+            or first.outcome != second.outcome
+        )
+
+    # Without families, storm days and Kp are phenomena of their own.
+    apart = analyze(outcomes, drivers, OPTIONS)
+    assert {f.family for f in apart.findings} >= {"storm_day", "kp_max"}
+    assert len(apart.findings) > len(run.findings)
+
+
+def test_lags_that_are_not_neighbours_are_separate_phenomena() -> None:
+    outcomes, drivers = _user(6, effect=2.0, lag=1)
+    storm = drivers[0]
+    run = analyze(outcomes, [storm], OPTIONS)
+    # Lags 0 and 1 are neighbours, 3 is not (lag 2 did not pass): two phenomena.
+    assert sorted(sorted(f.tests) for f in run.findings) == [
+        [("storm_day", 0), ("storm_day", 1)],
+        [("storm_day", 3)],
+    ]
+    assert run.summary == (
+        "4 tests run, 0 skipped; 3 passed the false discovery rate of 0.1, as 2 findings."
+    )
+    # Neighbours among the lags tested: with lags 1 and 3 only, they are one phenomenon.
+    only = analyze(outcomes, [storm], replace(OPTIONS, lags=(1, 3)))
+    passed = {(t.driver, t.lag) for t in only.tests if t.q <= OPTIONS.q}
+    assert [f.tests for f in only.findings] == [frozenset(passed)]
