@@ -1,6 +1,6 @@
 """One user's run: every outcome x driver x lag tested, corrected together, findings described.
 
-See docs/observer.md for the method. In short: a rank statistic per test (scipy) on a numeric
+See docs/observer.md for the method. In short: a rank statistic per test (scipy) on the
 outcome's prewhitened residuals, a null distribution from circular shifts of the driver and of
 the driver reversed in time (which keep both series' autocorrelation), Benjamini-Hochberg over
 every test of the run, the tests that pass reported one finding per phenomenon (one outcome,
@@ -110,7 +110,8 @@ def analyze(
         first, last = min(outcome.values), max(outcome.values)
         days = (last - first).days + 1
         y = _daily(outcome.values, first, days)
-        tested = st.prewhitened(y) if options.prewhiten and outcome.kind == "numeric" else y
+        # A symptom's presence too: measured, it keeps fewer chance findings beside a true one.
+        tested = st.prewhitened(y) if options.prewhiten else y
         shifts = st.shifts_for(days, options.permutations, options.min_shift_days, options.seed)
         for d_index, driver in enumerate(drivers):
             start = first - timedelta(days=longest)
@@ -167,8 +168,8 @@ def _run_test(
                 f"group size of {options.min_group_size}"
             )
 
-    # The statistic and its null are computed on the tested series (the same days as the
-    # outcome's, unless prewhitening had to leave a day out).
+    # The statistic and its null are computed on the tested series (the prewhitened outcome:
+    # the same days, other values).
     present = ~np.isnan(tested)
     on_days = present & ~np.isnan(x)
     xt, yt = x[on_days], tested[on_days]

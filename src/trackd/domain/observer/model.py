@@ -128,7 +128,7 @@ class AnalysisOptions:
         bootstrap_draws: moving-block bootstrap draws for a finding's confidence interval.
         ci_level: confidence level of that interval.
         block_days: bootstrap block length; None picks round(n ** (1/3)) for n paired days.
-        prewhiten: test a numeric outcome's residuals after its own lag-1 autocorrelation
+        prewhiten: test an outcome's residuals after its own lag-1 autocorrelation
             (e_t = y_t - phi y_(t-1)) instead of the outcome itself; effects stay on the
             outcome's scale.
     """
