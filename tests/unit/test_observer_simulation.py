@@ -5,7 +5,8 @@ a personal mean, rounded to 1-10, with missing days; a symptom that comes and go
 rating on the days played; their own draw of generated geomagnetic activity; and the real
 Moon and Mercury of a stretch of 2019-2024. 3 outcomes x 8 drivers x 4 lags = 96 tests a run;
 mood, energy and the symptom are tested through their residuals after their own lag-1
-autocorrelation (prewhitening, the default), and the tests that pass are reported one finding per phenomenon.
+autocorrelation (prewhitening, the default), and the tests that pass are reported one finding
+per phenomenon.
 
 These runs use 199 permutations instead of 999: a 180-day window admits only 167 circular
 shifts (7 days or more; each of the driver and of the driver reversed in time), so the
