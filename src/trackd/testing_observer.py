@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from trackd.domain.astronomy import position_series
-from trackd.domain.observer import Driver, Outcome
+from trackd.domain.observer import GEOMAGNETIC, LUNAR, Driver, Outcome
 
 # The generated daily maximum Kp: a gamma marginal with median 3+ and 22.4% of days at Kp >= 5
 # (G1 or more: NOAA's space weather scales give G1 conditions on "900 days per cycle", 900 of an
@@ -125,20 +125,39 @@ def drivers(
 
     illumination = (1 - np.cos(np.deg2rad(sky.phase))) / 2
     return (
-        Driver("kp_max", series(activity.kp, first), "numeric", "the daily maximum Kp"),
+        Driver(
+            "kp_max",
+            series(activity.kp, first),
+            "numeric",
+            "the daily maximum Kp",
+            family=GEOMAGNETIC,
+        ),
         Driver(
             "storm_day",
             series(activity.storm_day, first),
             "binary",
             "a geomagnetic storm",
             "storm days",
+            family=GEOMAGNETIC,
         ),
-        Driver("bz_min", series(activity.bz_min, first), "numeric", "the most southward Bz"),
+        Driver(
+            "bz_min",
+            series(activity.bz_min, first),
+            "numeric",
+            "the most southward Bz",
+            family=GEOMAGNETIC,
+        ),
         Driver(
             "flare_day", series(activity.flare_day, first), "binary", "an M/X flare", "flare days"
         ),
-        Driver("lunar_phase", series(sky.phase), "circular", "the lunar phase"),
-        Driver("illumination", series(illumination), "numeric", "the Moon's illumination"),
+        Driver("lunar_phase", series(sky.phase), "circular", "the lunar phase", family=LUNAR),
+        Driver(
+            "illumination",
+            series(illumination),
+            "numeric",
+            "the Moon's illumination",
+            family=LUNAR,
+        ),
         Driver(
             "mercury_retrograde",
             series(sky.retrograde),

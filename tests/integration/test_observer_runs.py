@@ -182,14 +182,23 @@ async def test_a_run_is_a_tracked_task_that_finds_the_planted_effect_and_notifie
     assert run["tests_run"] == 2 * 3 * 2 and run["tests_skipped"] == 0
     assert run["found"] >= 1 and "nothing_passed" not in run
     found = (await api.call("GET", "/v1/observer/findings", "alice")).json()["findings"]
+    # Storm days and Kp are one geomagnetic family: the tests of energy against them that
+    # passed are one finding, the strongest its test and the others its `also`.
     storm = [
-        f for f in found if (f["outcome"], f["driver"], f["lag"]) == ("energy", "storm_day", 0)
+        f
+        for f in found
+        if f["outcome"] == "energy"
+        and ("storm_day", 0)
+        in {(f["driver"], f["lag"]), *((a["driver"], a["lag"]) for a in f["also"])}
     ]
     assert len(storm) == 1
     (finding,) = storm
-    assert finding["direction"] == "lower" and finding["status"] == "holding"
-    assert finding["ci_high"] < 0 and finding["q"] <= 0.1
-    assert "storm" in finding["sentence"]
+    assert finding["family"] == "geomagnetic" and finding["status"] == "holding"
+    assert [f for f in found if (f["outcome"], f["family"]) == ("energy", "geomagnetic")] == storm
+    assert finding["effect"] < 0 and finding["q"] <= 0.1
+    assert finding["ci_high"] < 0 and finding["direction"] in ("lower", "negative")
+    assert all(a["q"] <= 0.1 and a["p"] >= finding["p"] for a in finding["also"])
+    assert finding["details"]["also"] == finding["also"]
     assert finding["first_seen"] == finding["last_confirmed"]
 
     async with api.runtime.sessions() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -11,6 +12,7 @@ from scipy import stats
 
 from trackd.domain.observer import AnalysisOptions, Comparison, Driver, Outcome, analyze
 from trackd.domain.observer import sentences as say
+from trackd.domain.observer import statistics as st
 
 START = date(2025, 1, 1)
 DAYS = 150
@@ -68,6 +70,18 @@ def _user(seed: int, effect: float = 0.0, lag: int = 1) -> tuple[list[Outcome], 
 OPTIONS = AnalysisOptions(permutations=199, bootstrap_draws=300, min_overlap_days=60)
 
 
+def _tested(values: dict[date, float]) -> dict[date, float]:
+    """A numeric outcome as the run tests it: its residuals after its own lag-1
+    autocorrelation (statistics.prewhitened) on its window's days."""
+    first = min(values)
+    days = (max(values) - first).days + 1
+    daily = np.full(days, np.nan)
+    for day, value in values.items():
+        daily[(day - first).days] = value
+    residuals = st.prewhitened(daily)
+    return {d: float(residuals[(d - first).days]) for d in values}
+
+
 def test_a_run_tests_every_outcome_driver_and_lag() -> None:
     outcomes, drivers = _user(1)
     run = analyze(outcomes, drivers, OPTIONS)
@@ -87,12 +101,17 @@ def test_lag_pairs_the_outcome_with_the_driver_lag_days_before() -> None:
     outcomes, drivers = _user(2)
     run = analyze(outcomes, drivers[1:2], OPTIONS)
     energy, kp = outcomes[0].values, drivers[1].values
+    tested = _tested(dict(energy))
     for test in run.tests:
         days = sorted(energy)
         x = [kp[d - timedelta(days=test.lag)] for d in days]
         expected = stats.spearmanr(x, [energy[d] for d in days]).statistic
-        assert test.statistic == pytest.approx(expected, abs=1e-12)
+        assert test.effect == pytest.approx(expected, abs=1e-12)
+        statistic = stats.spearmanr(x, [tested[d] for d in days]).statistic
+        assert test.statistic == pytest.approx(statistic, abs=1e-12)
         assert test.n_days == len(days)
+    raw = analyze(outcomes, drivers[1:2], replace(OPTIONS, prewhiten=False))
+    assert [t.statistic for t in raw.tests] == [t.effect for t in run.tests]
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_other_draws() -> None:
@@ -111,8 +130,13 @@ def test_q_values_are_benjamini_hochberg_over_the_whole_run() -> None:
     expected = stats.false_discovery_control(ps, method="bh")
     np.testing.assert_allclose([t.q for t in run.tests], expected)
     passed = {(t.driver, t.lag) for t in run.tests if t.q <= OPTIONS.q}
-    assert {(f.driver, f.lag) for f in run.findings} == passed
+    # Every test that passed is a finding or supports one, exactly once.
+    reported = [key for f in run.findings for key in sorted(f.tests)]
+    assert sorted(reported) == sorted(passed)
+    assert run.tests_passed == len(passed)
     assert [f.result.q for f in run.findings] == sorted(f.result.q for f in run.findings)
+    for finding in run.findings:
+        assert all(finding.result.p <= a.p for a in finding.also)
 
 
 def test_a_planted_effect_is_found_at_its_lag_with_its_size() -> None:
@@ -156,7 +180,7 @@ def test_a_driver_missing_days_runs_on_the_overlap_or_skips() -> None:
     kp = drivers[1]
     holes = {d: v for i, (d, v) in enumerate(sorted(kp.values.items())) if i % 3}
     run = analyze(outcomes, [replace(kp, values=holes)], OPTIONS)
-    energy = outcomes[0].values
+    energy = _tested(dict(outcomes[0].values))
     for test in run.tests:
         pairs = [
             (holes[d - timedelta(days=test.lag)], energy[d])
@@ -287,8 +311,12 @@ def test_results_hold_native_python_values_only() -> None:
         assert all(native(getattr(test, f)) for f in test.__dataclass_fields__)
     for finding in run.findings:
         assert all(
-            native(getattr(finding, f)) for f in finding.__dataclass_fields__ if f != "result"
+            native(getattr(finding, f))
+            for f in finding.__dataclass_fields__
+            if f not in ("result", "also")
         )
+        for also in finding.also:
+            assert all(native(getattr(also, f)) for f in also.__dataclass_fields__)
 
 
 def test_a_window_too_short_to_shift_is_skipped() -> None:
@@ -307,7 +335,7 @@ def test_a_binary_driver_missing_days_is_tested_on_the_overlap() -> None:
     storm = drivers[0]
     holes = {d: v for i, (d, v) in enumerate(sorted(storm.values.items())) if i % 4}
     run = analyze(outcomes, [replace(storm, values=holes)], OPTIONS)
-    energy = outcomes[0].values
+    energy = _tested(dict(outcomes[0].values))
     for test in run.tests:
         pairs = [
             (holes[d - timedelta(days=test.lag)], energy[d])
@@ -321,3 +349,66 @@ def test_a_binary_driver_missing_days_is_tested_on_the_overlap() -> None:
         assert test.days_on == len(on) and test.n_days == len(pairs)
         window = (max(energy) - min(energy)).days + 1
         assert 0 < test.p <= 1 and test.shifts == 2 * (window - 13)
+
+
+def _linked(a: tuple[str, int], b: tuple[str, int], family: dict[str, str]) -> bool:
+    return family[a[0]] == family[b[0]] and abs(a[1] - b[1]) <= 1
+
+
+def test_tests_that_pass_are_reported_one_finding_per_phenomenon() -> None:
+    outcomes, drivers = _user(9, effect=2.0, lag=1)
+    family = {"storm_day": "geomagnetic", "kp_max": "geomagnetic", "lunar_phase": "lunar_phase"}
+    grouped = [replace(d, family=family[d.name]) for d in drivers]
+    run = analyze(outcomes, grouped, OPTIONS)
+    passed = {(t.driver, t.lag) for t in run.tests if t.q <= OPTIONS.q}
+    # The planted effect passes on storm days at lags 1 and 2 and on Kp at lag 1: one finding.
+    assert passed == {("storm_day", 1), ("storm_day", 2), ("kp_max", 1)}
+    (storm,) = [f for f in run.findings if f.family == "geomagnetic"]
+    assert sorted(k for f in run.findings for k in f.tests) == sorted(passed)
+    assert run.tests_passed == len(passed) > len(run.findings)
+    assert run.summary.endswith(
+        f"{len(passed)} passed the false discovery rate of 0.1, as {len(run.findings)} finding"
+        + "s" * (len(run.findings) != 1)
+        + "."
+    )
+    # The finding is the strongest test; the others are its supporting evidence, strongest
+    # first, each linked to another test of the phenomenon (same family, neighbouring lag).
+    tests = {(t.driver, t.lag): t for t in run.tests}
+    assert storm.result == tests[(storm.driver, storm.lag)]
+    assert [(a.p, a.q) for a in storm.also] == [
+        (tests[(a.driver, a.lag)].p, tests[(a.driver, a.lag)].q) for a in storm.also
+    ]
+    assert [a.q for a in storm.also] == sorted(a.q for a in storm.also)
+    assert all(storm.result.q <= a.q for a in storm.also)
+    members = sorted(storm.tests)
+    for key in members:
+        assert any(_linked(key, other, family) for other in members if other != key)
+    # Findings are phenomena no test links: none of two findings could be one.
+    for first, second in itertools.combinations(run.findings, 2):
+        assert (
+            not any(_linked(a, b, family) for a in first.tests for b in second.tests)
+            or first.outcome != second.outcome
+        )
+
+    # Without families, storm days and Kp are phenomena of their own.
+    apart = analyze(outcomes, drivers, OPTIONS)
+    assert {f.family for f in apart.findings} >= {"storm_day", "kp_max"}
+    assert len(apart.findings) > len(run.findings)
+
+
+def test_lags_that_are_not_neighbours_are_separate_phenomena() -> None:
+    outcomes, drivers = _user(6, effect=2.0, lag=1)
+    storm = drivers[0]
+    run = analyze(outcomes, [storm], OPTIONS)
+    # Lags 0 and 1 are neighbours, 3 is not (lag 2 did not pass): two phenomena.
+    assert sorted(sorted(f.tests) for f in run.findings) == [
+        [("storm_day", 0), ("storm_day", 1)],
+        [("storm_day", 3)],
+    ]
+    assert run.summary == (
+        "4 tests run, 0 skipped; 3 passed the false discovery rate of 0.1, as 2 findings."
+    )
+    # Neighbours among the lags tested: with lags 1 and 3 only, they are one phenomenon.
+    only = analyze(outcomes, [storm], replace(OPTIONS, lags=(1, 3)))
+    passed = {(t.driver, t.lag) for t in only.tests if t.q <= OPTIONS.q}
+    assert [f.tests for f in only.findings] == [frozenset(passed)]

@@ -3,7 +3,10 @@
 Each simulated user (trackd.testing_observer) has AR(1) autocorrelated mood and energy around
 a personal mean, rounded to 1-10, with missing days; a symptom that comes and goes; a league
 rating on the days played; their own draw of generated geomagnetic activity; and the real
-Moon and Mercury of a stretch of 2019-2024. 3 outcomes x 8 drivers x 4 lags = 96 tests a run.
+Moon and Mercury of a stretch of 2019-2024. 3 outcomes x 8 drivers x 4 lags = 96 tests a run;
+mood, energy and the symptom are tested through their residuals after their own lag-1
+autocorrelation (prewhitening, the default), and the tests that pass are reported one finding
+per phenomenon.
 
 These runs use 199 permutations instead of 999: a 180-day window admits only 167 circular
 shifts (7 days or more; each of the driver and of the driver reversed in time), so the
@@ -20,20 +23,19 @@ import pytest
 from scipy import stats
 
 from trackd.domain.astronomy import moon_phase, planet_positions
-from trackd.domain.observer import AnalysisOptions, analyze
+from trackd.domain.observer import GEOMAGNETIC, AnalysisOptions, analyze
 from trackd.testing_observer import STORM_KP, Geomagnetic, Sky, kp_series, simulate_user
 
 USERS = 200
 # Power is measured on 100 users to keep the test set near a minute of CPU time.
 POWER_USERS = 100
-# Measured on these 100 users: 76% found, 86% with nothing outside the storm family
-# (docs/observer.md); asserted with a margin.
-POWER_AT_LEAST = 0.67
-CLEAN_AT_LEAST = 0.77
+# Measured on these 100 users: the planted effect found at lag 1 in 82%, no finding other than
+# it in 89% (docs/observer.md); asserted with a margin.
+POWER_AT_LEAST = 0.73
+CLEAN_AT_LEAST = 0.80
 OPTIONS = AnalysisOptions(permutations=199)
-# The planted effect and the drivers that measure the same geomagnetic activity.
-PLANTED = ("energy", "storm_day", 1)
-SAME_ACTIVITY = {"storm_day", "kp_max", "bz_min"}
+# The planted effect: energy lower the day after storm days.
+PLANTED = ("storm_day", 1)
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +98,15 @@ def test_power_a_planted_effect_is_found_at_its_lag_and_nothing_else(sky: Sky) -
     for _ in range(POWER_USERS):
         user = simulate_user(sky, rng, days=180, storm_effect_sd=-1.0)
         run = analyze(user.outcomes, user.drivers, OPTIONS)
-        keys = {(f.outcome, f.driver, f.lag) for f in run.findings}
-        found += PLANTED in keys
         # Storm days persist, so the energy's drop shows through Kp, Bz and neighbouring lags
-        # too: those are the planted effect seen again, not other findings.
-        others = {k for k in keys if not (k[0] == "energy" and k[1] in SAME_ACTIVITY)}
-        clean += not others
-    # Measured: see docs/observer.md. Short of the 80% / 90% first aimed at: with 96 tests a
-    # single finding needs p <= 0.001, and once the planted effect makes several findings,
-    # Benjamini-Hochberg admits chance ones at the rate q it promises. Lighter p-value tails
-    # were measured on these users and trade calibration or "nothing else" for power
-    # (docs/observer.md), so these are the measured figures, not those targets.
+        # too: the run reports those tests as one finding, the planted phenomenon.
+        planted = [f for f in run.findings if (f.outcome, f.family) == ("energy", GEOMAGNETIC)]
+        assert len(planted) <= 1, [f.tests for f in planted]
+        found += any(PLANTED in f.tests for f in planted)
+        clean += len(run.findings) == len(planted)
+    # Measured: see docs/observer.md. Short of the 80% / 90% first aimed at with a safe
+    # margin: with 96 tests a single finding needs p <= 0.001, and once the planted effect
+    # passes, Benjamini-Hochberg admits chance findings elsewhere at the rate q it promises.
+    # So these are the measured figures with a margin, not those targets.
     assert found / POWER_USERS >= POWER_AT_LEAST, f"found in {found} of {POWER_USERS} users"
     assert clean / POWER_USERS >= CLEAN_AT_LEAST, f"nothing else in {clean} of {POWER_USERS}"

@@ -159,3 +159,56 @@ def test_percentile_interval_ignores_failed_draws() -> None:
 def test_an_empty_null_gives_p_one() -> None:
     p = st.permutation_p(0.5, np.array([np.nan, np.nan]), upper=False)
     assert (p.p, p.p_empirical, p.shifts) == (1.0, 1.0, 0)
+
+
+def _ar1(phi: float, days: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.zeros(days)
+    noise = rng.normal(0, np.sqrt(1 - phi**2), days)
+    for t in range(1, days):
+        out[t] = phi * out[t - 1] + noise[t]
+    return out
+
+
+def test_lag1_autocorrelation_is_robust_and_clipped() -> None:
+    y = 6 + 1.5 * _ar1(0.6, 3000, 1)
+    y[np.random.default_rng(2).random(3000) < 0.15] = np.nan
+    assert st.lag1_autocorrelation(y) == pytest.approx(0.6, abs=0.05)
+    # A few wild days barely move it (ranks).
+    wild = y.copy()
+    wild[::100] = 1e6
+    assert st.lag1_autocorrelation(wild) == pytest.approx(0.6, abs=0.06)
+    assert st.lag1_autocorrelation(_ar1(0.0, 3000, 3)) < 0.06
+    assert st.lag1_autocorrelation(_ar1(-0.5, 3000, 4)) == 0.0  # clipped at 0
+    assert st.lag1_autocorrelation(_ar1(0.98, 3000, 5)) == st.MAX_PHI  # clipped at 0.9
+    assert st.lag1_autocorrelation(np.full(100, 5.0)) == 0.0
+    assert st.lag1_autocorrelation(_ar1(0.6, st.MIN_PHI_PAIRS, 6)) == 0.0  # too few pairs
+
+
+def test_prewhitened_residuals_lose_the_autocorrelation() -> None:
+    y = 6 + 1.5 * _ar1(0.6, 3000, 7)
+    y[np.random.default_rng(8).random(3000) < 0.15] = np.nan
+    e = st.prewhitened(y)
+    np.testing.assert_array_equal(np.isnan(e), np.isnan(y))
+    both = ~np.isnan(e[:-1]) & ~np.isnan(e[1:])
+    assert abs(np.corrcoef(e[:-1][both], e[1:][both])[0, 1]) < 0.05
+    # Every day is a residual of the same spread, after a gap too.
+    after_gap = np.r_[False, np.isnan(y[:-1])] & ~np.isnan(y)
+    assert np.std(e[after_gap]) == pytest.approx(np.nanstd(e), rel=0.12)
+
+
+def test_prewhitened_is_the_one_step_residual_and_the_k_step_after_a_gap() -> None:
+    y = 6 + 1.5 * _ar1(0.5, 200, 9)
+    y[[50, 51, 52, 120]] = np.nan
+    e = st.prewhitened(y)
+    phi = st.lag1_autocorrelation(y)
+    mean = np.nanmean(y)
+    c = y - mean
+    assert e[10] == pytest.approx(c[10] - phi * c[9])
+    # Day 53 follows day 49, four days before: its prediction is phi^4 of it.
+    scale = np.sqrt((1 - phi**8) / (1 - phi**2))
+    assert e[53] == pytest.approx((c[53] - phi**4 * c[49]) / scale)
+    assert e[0] == pytest.approx(c[0] * np.sqrt(1 - phi**2))
+    # A series without lag-1 autocorrelation is tested as it is.
+    flat = np.r_[np.tile([4.0, 6.0], 50)]
+    assert st.prewhitened(flat) is flat

@@ -57,9 +57,10 @@ async def _analyze(database_url: str, tenant: str, user: str) -> dict[str, Any]:
 def _print_findings(found: list[dict[str, Any]]) -> None:
     for f in found:
         mark = "" if f["status"] == "holding" else f" [stopped {f['stopped_at'][:10]}]"
+        also = "".join(f"; also {a['driver']} lag {a['lag']} q = {a['q']:.3g}" for a in f["also"])
         typer.echo(
             f"- {f['sentence']} (q = {f['q']:.3g}; first seen {f['first_seen'][:10]}, "
-            f"confirmed {f['confirmations']}x){mark}"
+            f"confirmed {f['confirmations']}x{also}){mark}"
         )
 
 

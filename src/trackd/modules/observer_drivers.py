@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trackd.domain.astronomy import Positions, aspects_many, planet_positions, position_series
 from trackd.domain.journal import local_day
-from trackd.domain.observer import Driver
+from trackd.domain.observer import GEOMAGNETIC, LUNAR, Driver
 from trackd.modules import transits as transits_module
 from trackd.modules.natal import longitudes
 from trackd.store.models import SnapshotRow, TrackerRow
@@ -97,15 +97,16 @@ def solar_drivers(readings: Iterable[Reading], tz: ZoneInfo, wanted: set[str]) -
     # Flare days are known only for days with readings: the others are missing, not quiet.
     observed = set(kp) | set(bz)
     found = [
-        Driver("kp_max", kp, "numeric", "the daily maximum Kp"),
+        Driver("kp_max", kp, "numeric", "the daily maximum Kp", family=GEOMAGNETIC),
         Driver(
             "storm_day",
             {d: float(v >= STORM_KP) for d, v in kp.items()},
             "binary",
             "a geomagnetic storm",
             "storm days",
+            family=GEOMAGNETIC,
         ),
-        Driver("bz_south", bz, "numeric", "the most southward Bz"),
+        Driver("bz_south", bz, "numeric", "the most southward Bz", family=GEOMAGNETIC),
         Driver(
             "flare_mx_day",
             {d: float(d in flares) for d in observed | flares},
@@ -145,12 +146,13 @@ def sky_drivers(start: date, end: date, wanted: set[str]) -> list[Driver]:
         return dict(zip(dates, values, strict=True))
 
     found = [
-        Driver("lunar_phase", series(phase), "circular", "the lunar phase"),
+        Driver("lunar_phase", series(phase), "circular", "the lunar phase", family=LUNAR),
         Driver(
             "lunar_illumination",
             series([(1 - _cos(p)) / 2 for p in phase]),
             "numeric",
             "the Moon's illumination",
+            family=LUNAR,
         ),
         Driver(
             "moon_sign",

@@ -127,10 +127,38 @@ def _figures(finding: Finding) -> dict[str, Any]:
         "peak_degrees": result.peak_degrees,
         "amplitude": result.amplitude,
         "ci_level": finding.ci_level,
+        "family": finding.family or finding.driver,
+        "also": [asdict(a) for a in finding.also],
     }
 
 
-async def _merge(
+def _tests_of(row: ObserverFindingRow) -> set[tuple[str, int]]:
+    """(driver, lag) of a stored finding's test and of its supporting tests."""
+    also = row.details.get("also") if isinstance(row.details, dict) else None
+    supporting = {
+        (str(a["driver"]), int(a["lag"]))
+        for a in also or []
+        if isinstance(a, dict) and "driver" in a and "lag" in a
+    }
+    return {(row.driver, row.lag), *supporting}
+
+
+def _stored(
+    finding: Finding, rows: Sequence[ObserverFindingRow], taken: set[uuid.UUID]
+) -> ObserverFindingRow | None:
+    """The stored finding a run's finding confirms: the one with its driver and lag, else
+    one of the same outcome that shares a test with it (holding ones first, then the latest
+    confirmed): one phenomenon keeps one history while its strongest test moves."""
+    same = [r for r in rows if r.outcome == finding.outcome and r.id not in taken]
+    exact = [r for r in same if (r.driver, r.lag) == (finding.driver, finding.lag)]
+    if exact:
+        return exact[0]
+    sharing = [r for r in same if _tests_of(r) & finding.tests]
+    sharing.sort(key=lambda r: (r.status != repo.HOLDING, -r.last_confirmed.timestamp()))
+    return sharing[0] if sharing else None
+
+
+async def merge_findings(
     session: AsyncSession,
     run: ObserverRunRow,
     result: RunResult,
@@ -138,17 +166,18 @@ async def _merge(
     *,
     max_attempts: int,
 ) -> list[ObserverFindingRow]:
-    """Fold the run's findings into the user's; returns the new ones (notified)."""
-    known = {
-        (row.outcome, row.driver, row.lag): row
-        for row in await repo.findings(session, run.tenant_id, run.user_id)
-    }
+    """Fold the run's findings into the user's; returns the new ones (notified).
+
+    A finding is a phenomenon (see `_stored`): the stored finding it confirms takes the
+    run's strongest test as its driver and lag; a stored one no finding confirms stops.
+    """
+    rows = list(await repo.findings(session, run.tenant_id, run.user_id))
     new: list[ObserverFindingRow] = []
-    found_keys = set()
+    confirmed: set[uuid.UUID] = set()
     for finding in result.findings:
-        key = (finding.outcome, finding.driver, finding.lag)
-        found_keys.add(key)
         figures = {
+            "driver": finding.driver,
+            "lag": finding.lag,
             "direction": finding.direction,
             "effect": finding.result.effect,
             "ci_low": finding.ci_low,
@@ -159,14 +188,12 @@ async def _merge(
             "sentence": finding.sentence,
             "details": _figures(finding),
         }
-        row = known.get(key)
+        row = _stored(finding, rows, confirmed)
         if row is None:
             row = ObserverFindingRow(
                 tenant_id=run.tenant_id,
                 user_id=run.user_id,
                 outcome=finding.outcome,
-                driver=finding.driver,
-                lag=finding.lag,
                 status=repo.HOLDING,
                 first_seen=now,
                 last_confirmed=now,
@@ -178,13 +205,14 @@ async def _merge(
             session.add(row)
             new.append(row)
             continue
+        confirmed.add(row.id)
         for name, value in figures.items():
             setattr(row, name, value)
         row.status, row.stopped_at = repo.HOLDING, None
         row.last_confirmed, row.last_run_id = now, run.id
         row.confirmations += 1
-    for key, row in known.items():
-        if key not in found_keys and row.status == repo.HOLDING:
+    for row in rows:
+        if row.id not in confirmed and row.status == repo.HOLDING:
             row.status, row.stopped_at = repo.STOPPED, now
     await session.flush()
     for row in new:
@@ -276,7 +304,7 @@ async def run_for_user(
         run.found, run.summary = len(result.findings), result.summary
         run.skipped = _skipped_view(result)
         run.options = {**options_json(options), "outcomes": len(outcomes), "drivers": len(drivers)}
-        await _merge(session, run, result, now, max_attempts=max_attempts)
+        await merge_findings(session, run, result, now, max_attempts=max_attempts)
     return run_id
 
 
@@ -288,6 +316,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def finding_view(row: ObserverFindingRow) -> dict[str, Any]:
+    """A finding as JSON: its strongest test (driver, lag, figures), its driver family and the
+    supporting tests of the same phenomenon (`also`: driver, lag, p, q, effect)."""
+    details = row.details if isinstance(row.details, dict) else {}
     return {
         "id": str(row.id),
         "outcome": row.outcome,
@@ -303,6 +334,8 @@ def finding_view(row: ObserverFindingRow) -> dict[str, Any]:
         "n_days": row.n_days,
         "sentence": row.sentence,
         "details": row.details,
+        "family": details.get("family", row.driver),
+        "also": details.get("also", []),
         "first_seen": _iso(row.first_seen),
         "last_confirmed": _iso(row.last_confirmed),
         "stopped_at": _iso(row.stopped_at),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from trackd.domain.observer.engine import analyze
 from trackd.domain.observer.model import (
+    GEOMAGNETIC,
+    LUNAR,
     AnalysisOptions,
     Comparison,
     Driver,
@@ -18,9 +20,12 @@ from trackd.domain.observer.model import (
     OutcomeKind,
     RunResult,
     Skipped,
+    Supporting,
 )
 
 __all__ = [
+    "GEOMAGNETIC",
+    "LUNAR",
     "AnalysisOptions",
     "Comparison",
     "Driver",
@@ -30,5 +35,6 @@ __all__ = [
     "OutcomeKind",
     "RunResult",
     "Skipped",
+    "Supporting",
     "analyze",
 ]

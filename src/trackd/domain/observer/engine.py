@@ -1,9 +1,11 @@
 """One user's run: every outcome x driver x lag tested, corrected together, findings described.
 
-See docs/observer.md for the method. In short: a rank statistic per test (scipy), a null
-distribution from circular shifts of the driver and of the driver reversed in time (which
-keep both series' autocorrelation), Benjamini-Hochberg over every test of the run, a
-moving-block bootstrap interval for each finding's effect.
+See docs/observer.md for the method. In short: a rank statistic per test (scipy) on the
+outcome's prewhitened residuals, a null distribution from circular shifts of the driver and of
+the driver reversed in time (which keep both series' autocorrelation), Benjamini-Hochberg over
+every test of the run, the tests that pass reported one finding per phenomenon (one outcome,
+one driver family, neighbouring lags), a moving-block bootstrap interval for each finding's
+effect on the outcome's own scale.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from trackd.domain.observer.model import (
     Outcome,
     RunResult,
     Skipped,
+    Supporting,
 )
 
 # Fewer circular shifts than this and the null distribution says nothing.
@@ -107,6 +110,8 @@ def analyze(
         first, last = min(outcome.values), max(outcome.values)
         days = (last - first).days + 1
         y = _daily(outcome.values, first, days)
+        # A symptom's presence too: measured, it keeps fewer chance findings beside a true one.
+        tested = st.prewhitened(y) if options.prewhiten else y
         shifts = st.shifts_for(days, options.permutations, options.min_shift_days, options.seed)
         for d_index, driver in enumerate(drivers):
             start = first - timedelta(days=longest)
@@ -114,7 +119,7 @@ def analyze(
             for lag in options.lags:
                 x = full[longest - lag : longest - lag + days]
                 stream = (options.seed, o_index, d_index, lag)
-                done = _run_test(outcome, driver, lag, x, y, shifts, options, stream)
+                done = _run_test(outcome, driver, lag, x, (y, tested), shifts, options, stream)
                 if isinstance(done, Skipped):
                     skipped.append(done)
                 else:
@@ -127,11 +132,15 @@ def _run_test(
     driver: Driver,
     lag: int,
     x: Any,
-    y: Any,
+    outcome_days: tuple[Any, Any],
     shifts: Any,
     options: AnalysisOptions,
     stream: tuple[int, ...],
 ) -> _Ran | Skipped:
+    """One test: the statistic and its null on `tested` (the outcome, or its prewhitened
+    residuals), the effect on the outcome `y` itself."""
+    y, tested = outcome_days
+
     def skip(reason: str) -> Skipped:
         return Skipped(outcome.name, driver.name, lag, reason)
 
@@ -159,6 +168,13 @@ def _run_test(
                 f"group size of {options.min_group_size}"
             )
 
+    # The statistic and its null are computed on the tested series (the prewhitened outcome:
+    # the same days, other values).
+    present = ~np.isnan(tested)
+    on_days = present & ~np.isnan(x)
+    xt, yt = x[on_days], tested[on_days]
+    if len(yt) < 3 or np.ptp(yt) == 0:
+        return skip(f"{outcome.title} takes one value over the {n} days")
     complete = not np.isnan(x).any()
 
     def shifted_pairs(driver_days: Any) -> tuple[Any, Any, Any]:
@@ -167,9 +183,9 @@ def _run_test(
         mask = ~np.isnan(xm) & present[None, :]
         if complete:
             # The driver has every day: each shift pairs the same outcome days, ranked once.
-            y_ranks = np.broadcast_to(st.row_ranks(y[None, :], present[None, :]), xm.shape)
+            y_ranks = np.broadcast_to(st.row_ranks(tested[None, :], present[None, :]), xm.shape)
         else:
-            y_ranks = st.row_ranks(np.broadcast_to(np.where(present, y, 0.0), xm.shape), mask)
+            y_ranks = st.row_ranks(np.broadcast_to(np.where(present, tested, 0.0), xm.shape), mask)
         return np.where(mask, xm, 0.0), y_ranks, mask
 
     # The null draws: every shift of the driver and of the driver reversed in time. Reversal
@@ -177,17 +193,18 @@ def _run_test(
     base: dict[str, Any] = {"outcome": outcome.name, "driver": driver.name, "lag": lag}
     both_ways = (x, x[::-1])
     if driver.kind == "numeric":
-        rho = st.spearman(xs, ys)
+        rho = st.spearman(xt, yt)
         if complete:
-            null = [st.spearman_shift_rows(d, y, present, shifts) for d in both_ways]
+            null = [st.spearman_shift_rows(d, tested, present, shifts) for d in both_ways]
         else:
             null = [st.spearman_rows(*shifted_pairs(d)) for d in both_ways]
         p = st.permutation_p(rho, np.concatenate(null), upper=False)
+        effect = st.spearman(xs, ys) if tested is not y else rho
         result = Comparison(
-            **base, test="spearman", statistic=rho, effect=rho, **_p(p), q=1.0, n_days=n
+            **base, test="spearman", statistic=rho, effect=effect, **_p(p), q=1.0, n_days=n
         )
     elif driver.kind == "binary":
-        r = st.rank_biserial(xs, ys)
+        r = st.rank_biserial(xt, yt)
         null = [st.rank_biserial_rows(*shifted_pairs(d)) for d in both_ways]
         p = st.permutation_p(r, np.concatenate(null), upper=False)
         on_mean, off_mean = float(ys[xs > 0.5].mean()), float(ys[xs <= 0.5].mean())
@@ -206,19 +223,20 @@ def _run_test(
         # A circular shift only rotates a periodic angle (the lunar phase), and R is the same
         # for every rotation: the null permutes blocks of the outcome's days instead.
         rng = np.random.default_rng(stream)
-        index = st.block_permutations(len(y), options.permutations, CIRCULAR_BLOCK_DAYS, rng)
+        index = st.block_permutations(len(tested), options.permutations, CIRCULAR_BLOCK_DAYS, rng)
         moved = present[index] & ~np.isnan(x)[None, :]
         null = st.circular_r2_rows(
-            np.where(np.isnan(x), 0.0, x)[None, :], np.where(moved, y[index], 0.0), moved
+            np.where(np.isnan(x), 0.0, x)[None, :], np.where(moved, tested[index], 0.0), moved
         )
-        r2 = st.circular_r2(xs, ys)
+        r2 = st.circular_r2(xt, yt)
         p = st.permutation_p(r2, null, upper=True)
         peak, amplitude = st.cosine_fit(xs, ys)
+        effect = math.sqrt(st.circular_r2(xs, ys)) if tested is not y else math.sqrt(r2)
         result = Comparison(
             **base,
             test=TEST_OF_DRIVER["circular"],
             statistic=math.sqrt(r2),
-            effect=math.sqrt(r2),
+            effect=effect,
             **_p(p),
             q=1.0,
             n_days=n,
@@ -246,7 +264,9 @@ def _effects(kind: str, x: Any, y: Any) -> Any:
     return np.sqrt(st.circular_r2_rows(x, y, everywhere))
 
 
-def _finding(ran: _Ran, index: int, options: AnalysisOptions) -> Finding:
+def _finding(
+    ran: _Ran, index: int, options: AnalysisOptions, also: tuple[Supporting, ...]
+) -> Finding:
     r = ran.result
     n = r.n_days
     block = options.block_days or max(1, round(n ** (1 / 3)))
@@ -265,7 +285,32 @@ def _finding(ran: _Ran, index: int, options: AnalysisOptions) -> Finding:
     else:
         direction = "cyclic"
         sentence = sentences.circular_sentence(ran.outcome, ran.driver, r, low, high, level)
-    return Finding(r, direction, low, high, level, sentence)
+    return Finding(r, direction, low, high, level, sentence, ran.driver.phenomenon, also)
+
+
+def _phenomena(passed: list[tuple[int, _Ran]], lags: tuple[int, ...]) -> list[list[int]]:
+    """The passed tests (strongest first) cut into phenomena, each strongest first.
+
+    Two tests are one phenomenon when they share the outcome and the driver family and
+    their lags are the same or neighbours among the lags tested; a phenomenon is every
+    test linked to another of it (so storm days at lag 1 and Kp at lags 1 and 2 are one).
+    """
+    position = {lag: i for i, lag in enumerate(sorted(lags))}
+    groups: list[list[int]] = []
+    for at, (_, ran) in enumerate(passed):
+        key = (ran.outcome.name, ran.driver.phenomenon)
+        linked = [
+            g
+            for g in groups
+            if any(
+                (passed[i][1].outcome.name, passed[i][1].driver.phenomenon) == key
+                and abs(position[passed[i][1].result.lag] - position[ran.result.lag]) <= 1
+                for i in g
+            )
+        ]
+        merged = sorted([at, *(i for g in linked for i in g)])
+        groups = [g for g in groups if g not in linked] + [merged]
+    return sorted(groups, key=lambda g: g[0])
 
 
 def _conclude(ran: list[_Ran], skipped: list[Skipped], options: AnalysisOptions) -> RunResult:
@@ -274,14 +319,23 @@ def _conclude(ran: list[_Ran], skipped: list[Skipped], options: AnalysisOptions)
         ran = [
             replace(x, result=replace(x.result, q=float(q))) for x, q in zip(ran, qs, strict=True)
         ]
+    # Benjamini-Hochberg runs over every test; the tests that pass are then reported by
+    # phenomenon: the strongest test of each is the finding, the others support it.
     passed = [(i, x) for i, x in enumerate(ran) if x.result.q <= options.q]
     passed.sort(key=lambda pair: (pair[1].result.q, pair[1].result.p))
-    findings = tuple(_finding(x, i, options) for i, x in passed)
+    findings = []
+    for group in _phenomena(passed, options.lags):
+        index, strongest = passed[group[0]]
+        also = tuple(
+            Supporting(r.driver, r.lag, r.p, r.q, r.effect)
+            for r in (passed[i][1].result for i in group[1:])
+        )
+        findings.append(_finding(strongest, index, options, also))
     return RunResult(
         tests=tuple(x.result for x in ran),
         skipped=tuple(skipped),
-        findings=findings,
-        summary=sentences.summary(len(ran), len(skipped), len(findings), options.q),
+        findings=tuple(findings),
+        summary=sentences.summary(len(ran), len(skipped), len(findings), options.q, len(passed)),
         q=options.q,
         options=options,
     )

@@ -16,6 +16,11 @@ OutcomeKind = Literal["numeric", "binary"]
 DriverKind = Literal["numeric", "binary", "circular"]
 TestName = Literal["spearman", "mann_whitney", "circular_linear"]
 
+# Driver families of trackd's own drivers: the daily maximum Kp, storm days and southward Bz
+# measure one geomagnetic activity; the lunar phase and the Moon's illumination one Moon.
+GEOMAGNETIC = "geomagnetic"
+LUNAR = "lunar"
+
 TEST_OF_DRIVER: dict[str, TestName] = {
     "numeric": "spearman",
     "binary": "mann_whitney",
@@ -74,6 +79,9 @@ class Driver:
         label: how a sentence names it: "the daily maximum Kp", "a geomagnetic storm",
             "the lunar phase"; defaults to the name.
         days_label: for a binary driver, what its days are called ("storm days").
+        family: drivers that measure one phenomenon share a family ("geomagnetic" for the
+            daily maximum Kp, storm days and southward Bz): a run reports the tests of one
+            outcome that pass against one family as one finding. Empty: its own family.
     """
 
     name: str
@@ -81,6 +89,7 @@ class Driver:
     kind: DriverKind
     label: str = ""
     days_label: str = ""
+    family: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in TEST_OF_DRIVER:
@@ -94,6 +103,11 @@ class Driver:
     @property
     def days_title(self) -> str:
         return self.days_label or f"{self.title} days"
+
+    @property
+    def phenomenon(self) -> str:
+        """The family a finding groups this driver's tests by: the declared one, or its name."""
+        return self.family or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,9 @@ class AnalysisOptions:
         bootstrap_draws: moving-block bootstrap draws for a finding's confidence interval.
         ci_level: confidence level of that interval.
         block_days: bootstrap block length; None picks round(n ** (1/3)) for n paired days.
+        prewhiten: test an outcome's residuals after its own lag-1 autocorrelation
+            (e_t = y_t - phi y_(t-1)) instead of the outcome itself; effects stay on the
+            outcome's scale.
     """
 
     lags: tuple[int, ...] = (0, 1, 2, 3)
@@ -126,6 +143,7 @@ class AnalysisOptions:
     bootstrap_draws: int = 1000
     ci_level: float = 0.95
     block_days: int | None = None
+    prewhiten: bool = True
 
     def __post_init__(self) -> None:
         if (
@@ -206,11 +224,26 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class Supporting:
+    """Another test of a finding's phenomenon that passed the false discovery rate too."""
+
+    driver: str
+    lag: int
+    p: float
+    q: float
+    effect: float
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """A test whose q passed the run's threshold, with its effect's bootstrap interval.
+    """One phenomenon: the strongest of the tests of one outcome that passed the run's
+    threshold against one driver family at neighbouring lags, with its effect's bootstrap
+    interval.
 
     `direction` is "positive"/"negative" (numeric driver), "higher"/"lower" (the outcome on
     a binary driver's days) or "cyclic" (circular driver). `sentence` says it in plain words.
+    `family` is the drivers' family (or the driver's name); `also` the other tests of the
+    phenomenon that passed, strongest first (supporting evidence, not separate findings).
     """
 
     result: Comparison
@@ -219,6 +252,8 @@ class Finding:
     ci_high: float
     ci_level: float
     sentence: str
+    family: str = ""
+    also: tuple[Supporting, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -232,6 +267,11 @@ class Finding:
     def lag(self) -> int:
         return self.result.lag
 
+    @property
+    def tests(self) -> frozenset[tuple[str, int]]:
+        """(driver, lag) of every test of the phenomenon: the finding's and the supporting."""
+        return frozenset({(self.driver, self.lag), *((a.driver, a.lag) for a in self.also)})
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -240,7 +280,8 @@ class RunResult:
     Attributes:
         tests: every test that ran (with p and q).
         skipped: the tests that did not run, each with its reason.
-        findings: the tests with q <= options.q, strongest first.
+        findings: the phenomena among the tests with q <= options.q (the tests of one outcome
+            against one driver family at neighbouring lags are one finding), strongest first.
         summary: one sentence: how many tests ran, were skipped, passed.
         q: the threshold used.
     """
@@ -259,3 +300,8 @@ class RunResult:
     @property
     def tests_skipped(self) -> int:
         return len(self.skipped)
+
+    @property
+    def tests_passed(self) -> int:
+        """Tests with q <= the threshold (each a finding or a finding's supporting test)."""
+        return sum(t.q <= self.q for t in self.tests)

@@ -87,9 +87,13 @@ def circular_sentence(
     )
 
 
-def summary(run: int, skipped: int, found: int, q: float) -> str:
-    """One sentence for a run: what ran, what was skipped, what passed."""
+def summary(run: int, skipped: int, found: int, q: float, passed: int | None = None) -> str:
+    """One sentence for a run: what ran, what was skipped, what passed (and, when several
+    tests of one phenomenon passed, as how many findings)."""
     tests = f"{run} test{'s' * (run != 1)} run, {skipped} skipped"
     if found == 0:
         return f"{tests}; nothing passed the false discovery rate of {q:g}."
-    return f"{tests}; {found} finding{'s' * (found != 1)} at a false discovery rate of {q:g}."
+    findings = f"{found} finding{'s' * (found != 1)}"
+    if passed is not None and passed > found:
+        return f"{tests}; {passed} passed the false discovery rate of {q:g}, as {findings}."
+    return f"{tests}; {findings} at a false discovery rate of {q:g}."

@@ -26,6 +26,55 @@ TAIL_BELOW_EXCEEDANCES = 10
 _CLIP = 1.0 - 1e-12
 
 
+# The largest lag-1 autocorrelation prewhitening removes, and the fewest pairs of consecutive
+# days it is estimated from (fewer and the outcome is tested as it is).
+MAX_PHI = 0.9
+MIN_PHI_PAIRS = 20
+
+
+def lag1_autocorrelation(y: Array) -> float:
+    """A robust lag-1 autocorrelation of a daily series with missing days (NaN).
+
+    Spearman's rho of the pairs of consecutive observed days, turned into the Pearson
+    correlation it implies for a Gaussian series (2 sin(pi rho / 6)), clipped to
+    [0, MAX_PHI]; 0 with fewer than MIN_PHI_PAIRS pairs.
+    """
+    both = ~np.isnan(y[:-1]) & ~np.isnan(y[1:])
+    if int(both.sum()) < MIN_PHI_PAIRS:
+        return 0.0
+    before, after = y[:-1][both], y[1:][both]
+    if np.ptp(before) == 0 or np.ptp(after) == 0:
+        return 0.0
+    rho = float(stats.spearmanr(before, after).statistic)
+    if not math.isfinite(rho):
+        return 0.0
+    return min(MAX_PHI, max(0.0, 2 * math.sin(math.pi * rho / 6)))
+
+
+def prewhitened(y: Array) -> Array:
+    """The residuals of a daily series after its own lag-1 autocorrelation (NaN on missing days).
+
+    With phi = `lag1_autocorrelation(y)` and the series centred on its mean, e_t = y_t - phi
+    y_(t-1). A day whose previous day is missing is predicted from the last observed day k days
+    back (phi^k times it) and its residual divided by sqrt((1 - phi^(2k)) / (1 - phi^2)), so
+    that every residual has the spread of a one-day one (the first day: its own value, scaled
+    likewise). A series with phi = 0 is returned as it is.
+    """
+    phi = lag1_autocorrelation(y)
+    if phi == 0.0:
+        return y
+    days = len(y)
+    present = ~np.isnan(y)
+    centred = np.where(present, y - float(y[present].mean()), np.nan)
+    last_seen = np.maximum.accumulate(np.where(present, np.arange(days), -1))
+    previous = np.r_[-1, last_seen[:-1]]
+    known = previous >= 0
+    gap = np.where(known, np.arange(days) - previous, days)
+    predicted = np.where(known, phi**gap * centred[np.maximum(previous, 0)], 0.0)
+    spread = np.sqrt((1 - phi ** (2 * gap)) / (1 - phi**2))
+    return (centred - predicted) / spread
+
+
 def shifts_for(days: int, permutations: int, min_shift: int, seed: int) -> Array:
     """The circular shifts of a window of `days` days: all admissible ones, or a seeded sample.
 
