@@ -19,6 +19,7 @@ PHONE_PAGES = [
     "/ui/plans/handmade-001",
     "/ui/tasks/hm-upload",
     "/ui/plans/no-such-plan",
+    "/ui/observer",
 ]
 
 

@@ -20,7 +20,7 @@ from trackd.domain.observer import AnalysisOptions
 from trackd.domain.observer.charts import LagEffect, Level, beside, by_lag, by_level
 from trackd.errors import NotFound
 from trackd.modules import journal
-from trackd.modules.observer_runs import analysis_inputs, finding_view
+from trackd.modules.observer_runs import analysis_inputs, finding_view, run_view
 from trackd.store.models import ObserverFindingRow
 from trackd.store.repos import observer as repo
 
@@ -74,6 +74,41 @@ async def finding_row(
     if row is None:
         raise FindingNotFound(f"no observer finding {finding_id} in this tenant")
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The tenant's observed users, latest runs and findings (of one user when asked)."""
+
+    users: list[str]
+    runs: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+
+
+async def overview(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str | None,
+    *,
+    status: str | None,
+    max_q: float | None,
+    runs: int,
+    findings: int,
+) -> Overview:
+    """The users with a run or a finding, the newest `runs` runs (as `run_view`, which says
+    when nothing passed) and at most `findings` findings in `status` with q at or under
+    `max_q` (as `finding_view`, with their user), strongest first; only `user_id`'s when
+    given."""
+    users = await repo.users_observed(session, tenant_id)
+    latest = await repo.recent_runs(session, tenant_id, user_id, limit=runs)
+    found = await repo.tenant_findings(
+        session, tenant_id, user_id, status=status, max_q=max_q, limit=findings
+    )
+    return Overview(
+        users=[u for u in users if user_id is None or u == user_id],
+        runs=[run_view(r) for r in latest],
+        findings=[{**finding_view(f), "user_id": f.user_id} for f in found],
+    )
 
 
 def _options(stored: dict[str, Any]) -> AnalysisOptions:
