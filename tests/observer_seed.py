@@ -83,8 +83,6 @@ async def seed_observed(
                     energy_score=int(np.clip(round(energy), 1, 10)),
                 )
                 await journal.record(s, tenant, user, entry, config)
-    runs = {
-        user: await run_for_user(sessions, tenant, user, config, now=now) for user in effects
-    }
+    runs = {user: await run_for_user(sessions, tenant, user, config, now=now) for user in effects}
     days = {first + timedelta(days=i): float(kp[i]) for i in range(DAYS)}
     return Observed(storm_days, days, runs, now)

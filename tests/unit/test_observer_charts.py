@@ -22,7 +22,8 @@ def days(n: int) -> list[date]:
 def test_a_binary_driver_gives_its_days_and_the_others_with_t_intervals() -> None:
     on = {d: float(i % 4 == 0) for i, d in enumerate(days(40))}
     mood = {d: 3.0 + (i % 3) if on[d] else 6.0 + (i % 5) for i, d in enumerate(days(40))}
-    levels = by_level(Outcome("mood", mood), Driver("storm", on, "binary", days_label="storm days"), 0)
+    storm_day = Driver("storm", on, "binary", days_label="storm days")
+    levels = by_level(Outcome("mood", mood), storm_day, 0)
     assert [lv.label for lv in levels] == ["storm days", "other days"]
     storm = np.array([mood[d] for d in days(40) if on[d]])
     assert levels[0].n == len(storm) == 10 and levels[1].n == 30
@@ -40,7 +41,7 @@ def test_a_numeric_driver_is_cut_into_quantile_bins_and_the_lag_moves_it() -> No
     assert sum(lv.n for lv in levels) == 58
     means = [lv.mean for lv in levels]
     assert means == sorted(means, reverse=True)
-    assert levels[0].label == "0–1.4"
+    assert levels[0].label == "0\u20131.4"
 
 
 def test_the_lunar_phase_is_cut_into_octants_around_new_moon() -> None:

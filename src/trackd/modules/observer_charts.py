@@ -135,8 +135,17 @@ async def finding_charts(session: AsyncSession, row: ObserverFindingRow) -> Find
         what = row.outcome if not outcomes else row.driver
         empty: list[Any] = []
         return FindingCharts(
-            shown, row.outcome, row.driver, "", empty, empty, empty, empty, options.ci_level,
-            as_of, f"the daily series of {what} is no longer there",
+            shown,
+            row.outcome,
+            row.driver,
+            "",
+            empty,
+            empty,
+            empty,
+            empty,
+            options.ci_level,
+            as_of,
+            f"the daily series of {what} is no longer there",
         )
     outcome, driver = outcomes[0], drivers[0]
     outcome_days, driver_days = beside(outcome, driver, row.lag)

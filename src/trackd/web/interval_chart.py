@@ -75,9 +75,7 @@ def intervals(
 ) -> IntervalChart | None:
     """One slot per estimate, left to right; `marked` is the index of the one to mark (the
     reported lag); `zero_line` keeps 0 on the axis and draws it. None without any value."""
-    values = [
-        v for e in estimates for v in (e.value, e.low, e.high) if v is not None
-    ]
+    values = [v for e in estimates for v in (e.value, e.low, e.high) if v is not None]
     if not values:
         return None
     low, high, step = value_range([*values, 0.0] if zero_line else values)
@@ -93,8 +91,17 @@ def intervals(
         labels.append(Label(x, _fit(e.label, slot)))
         if e.value is None:
             continue
-        ends = (y(e.low), y(e.high)) if e.low is not None and e.high is not None else (None, None)
-        points.append(Whisker(x, y(e.value), *ends, e.title or e.label, n == marked))
+        has_ends = e.low is not None and e.high is not None
+        points.append(
+            Whisker(
+                x,
+                y(e.value),
+                y(e.low) if e.low is not None and has_ends else None,
+                y(e.high) if e.high is not None and has_ends else None,
+                e.title or e.label,
+                n == marked,
+            )
+        )
     y_ticks = [
         Tick(y(low + k * step), f"{low + k * step:g}")
         for k in range(round((high - low) / step) + 1)

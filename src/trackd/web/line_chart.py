@@ -94,19 +94,19 @@ def lines_over_time(
     *,
     width: int = WIDTH,
     height: int = HEIGHT,
-    span: tuple[datetime, datetime] | None = None,
+    between: tuple[datetime, datetime] | None = None,
 ) -> LineChart | None:
     """Lay out `series` on one time axis and one value axis; None when there is no point.
 
-    `span` fixes the time axis (first, last) so that charts drawn one above the other share
+    `between` fixes the time axis (first, last) so that charts drawn one above the other share
     it; by default it runs from the first point to the last.
     """
     everything = [p for s in series for p in s.points]
     if not everything:
         return None
     right, bottom = width - RIGHT, height - BOTTOM
-    first = span[0] if span else min(t for t, _ in everything)
-    last = span[1] if span else max(t for t, _ in everything)
+    first = between[0] if between else min(t for t, _ in everything)
+    last = between[1] if between else max(t for t, _ in everything)
     span = last - first
     low, high, step = value_range([v for _, v in everything])
 

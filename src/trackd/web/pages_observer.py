@@ -149,7 +149,7 @@ def _beside(charts: FindingCharts) -> tuple[LineChart | None, LineChart | None]:
         series = [Series("", []) for _ in range(index)] + [
             Series(label, [(_at(d), v) for d, v in days])
         ]
-        return lines_over_time(series, height=BESIDE_HEIGHT, span=span)
+        return lines_over_time(series, height=BESIDE_HEIGHT, between=span)
 
     return (
         chart(charts.outcome_label, 0, charts.outcome_days),

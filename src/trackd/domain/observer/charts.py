@@ -28,6 +28,7 @@ from trackd.domain.observer.model import AnalysisOptions, Driver, Outcome
 
 # Quantile bins of a numeric driver (fewer when its values tie across a quantile).
 NUMERIC_BINS = 5
+EN_DASH = "\u2013"
 # The lunar phase's octants, centred on new moon (0°), first quarter (90°), full (180°)...
 PHASE_OCTANTS = (
     "new",
@@ -105,7 +106,7 @@ def _groups(driver: Driver, x: Any, sectors: Sequence[str] | None) -> list[tuple
         return [(_number(float(x[0])), np.ones(len(x), dtype=bool))]
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
     return [
-        (f"{_number(edges[k])}–{_number(edges[k + 1])}", index == k)
+        (f"{_number(edges[k])}{EN_DASH}{_number(edges[k + 1])}", index == k)
         for k in range(len(edges) - 1)
     ]
 

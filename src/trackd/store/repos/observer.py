@@ -166,7 +166,8 @@ async def tenant_findings(
     if max_q is not None:
         query = query.where(ObserverFindingRow.q <= max_q)
     rows = await session.scalars(
-        query.order_by(ObserverFindingRow.q, ObserverFindingRow.user_id, ObserverFindingRow.id)
-        .limit(limit)
+        query.order_by(
+            ObserverFindingRow.q, ObserverFindingRow.user_id, ObserverFindingRow.id
+        ).limit(limit)
     )
     return list(rows)
