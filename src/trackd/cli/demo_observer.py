@@ -9,6 +9,7 @@ says so). The run is stored as a nightly run is: without a tracked task.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from trackd.domain.journal import JournalEntryIn
+from trackd.errors import Conflict
 from trackd.modules import journal, service
 from trackd.modules.observer_drivers import sky_drivers
 from trackd.modules.observer_runs import run_for_user
@@ -45,7 +47,9 @@ async def demo_observer(runtime: Runtime, tenant: str, user: str, now: datetime)
     first = today - timedelta(days=JOURNAL_DAYS)
     mood_noise, energy_noise = _ar1(JOURNAL_DAYS, 0.5, rng), _ar1(JOURNAL_DAYS, 0.5, rng)
     async with runtime.sessions() as s, s.begin():
-        await service.write_config(s, tenant, "observer", config=CONFIG, version=0)
+        # Kept as it is when an earlier start on the same database wrote it.
+        with contextlib.suppress(Conflict):
+            await service.write_config(s, tenant, "observer", config=CONFIG, version=0)
         config = await journal.observer_config(s, tenant)
         (lunar,) = sky_drivers(first, today, {"lunar_phase"})
         for i in range(JOURNAL_DAYS):
