@@ -144,7 +144,12 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
         user_curls = [url for bearer, url in curls if bearer == user_token.group(1)]
         curls = [(bearer, url) for bearer, url in curls if bearer != user_token.group(1)]
         assert len(curls) == 4, text
-        assert user_curls == [f"{base}/v1/tracking/transits", f"{base}/v1/tracking/upcoming"]
+        assert user_curls == [
+            f"{base}/v1/tracking/transits",
+            f"{base}/v1/tracking/upcoming",
+            f"{base}/v1/observer/findings",
+        ]
+        assert f"  {base}/ui/observer" in text
         show_transits = re.search(
             r"^  (\S+ tracking show transits --user demo --tenant default --database-url \S+)$",
             text,
@@ -243,6 +248,11 @@ def test_demo_serves_the_plans_it_lists(tmp_path: Path) -> None:
             ahead = client.get(user_curls[1])
             assert ahead.status_code == 200, ahead.text
             assert ahead.json()["chart"] is True and ahead.json()["exact_transits"]
+            # The demo user's journal and observer run: mood follows the Moon's phase.
+            observed = client.get(user_curls[2])
+            assert observed.status_code == 200, observed.text
+            drivers = {f["driver"] for f in observed.json()["findings"]}
+            assert "lunar_phase" in drivers, observed.json()
     finally:
         demo.stop()
     assert_stopped_cleanly(demo, SERVED)

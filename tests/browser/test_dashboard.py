@@ -19,6 +19,7 @@ PHONE_PAGES = [
     "/ui/plans/handmade-001",
     "/ui/tasks/hm-upload",
     "/ui/plans/no-such-plan",
+    "/ui/observer",
 ]
 
 
@@ -198,6 +199,14 @@ def test_no_page_scrolls_sideways_on_a_phone(browse: Browse, screenshot: Screens
         assert width <= PHONE["width"], f"{path} is {width} px wide"
         if path == "/ui/plans/handmade-001":
             screenshot(page, "phone-plan")
+
+
+def test_the_observer_page_says_when_no_run_has_been_made(browse: Browse) -> None:
+    page = browse.page()
+    page.goto(browse.url("/ui/observer"))
+    expect(page.get_by_role("region", name="Users")).to_contain_text("No user has a run yet")
+    expect(page.get_by_role("region", name="Latest runs")).to_contain_text("No run yet")
+    expect(page.get_by_role("region", name="Findings")).to_contain_text("no run has finished")
 
 
 def test_error_pages_keep_the_navigation(browse: Browse) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trackd.bus.base import Bus
 from trackd.bus.urls import in_process
 from trackd.cli.common import fail, load_settings, run, setup_logging
+from trackd.cli.demo_observer import demo_observer
 from trackd.cli.serving import serve_runtime
 from trackd.demo_feeds import noaa_app
 from trackd.domain.access import Role
@@ -172,6 +173,9 @@ def banner(
         f"  curl {user_auth} {base}/v1/tracking/upcoming",
         f"  {trackd_command()} tracking show transits --user {DEMO_USER} --tenant {TENANT} "
         f"--database-url {database}",
+        f"Observer ({DEMO_USER}'s journal of mood and energy, one run):",
+        f"  {base}/ui/observer",
+        f"  curl {user_auth} {base}/v1/observer/findings",
         "",
         f"Live: a new plan every {LIVE_EVERY_S:.0f} s. Ctrl+C stops." if live else "Ctrl+C stops.",
     ]
@@ -220,6 +224,8 @@ async def _demo(settings: Settings, plans: int, live: bool) -> None:
     now = datetime.now(UTC)
     workload, past = simulate(plans, now)
     await seed(runtime, past)
+    # About 2.5 s: the demo user's journal and one observer run for the dashboard.
+    await demo_observer(runtime, TENANT, DEMO_USER, now)
     typer.echo(
         banner(settings, token, workload, len(past), live=live, now=now, user_token=user_token)
     )

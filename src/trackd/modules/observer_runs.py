@@ -228,7 +228,7 @@ async def merge_findings(
     return new
 
 
-async def _inputs(
+async def analysis_inputs(
     session: AsyncSession,
     tenant_id: str,
     user_id: str,
@@ -236,6 +236,8 @@ async def _inputs(
     now: datetime,
     solar: Sequence[Reading] | None,
 ) -> tuple[list[Outcome], list[Driver]]:
+    """The user's daily outcomes and drivers a run at `now` tests (`solar`: the solar
+    history's readings when the caller has them already)."""
     tz = zone(await journal.timezone(session, tenant_id, user_id))
     today = local_day(now, tz)
     series = await journal.daily_series(
@@ -284,7 +286,7 @@ async def run_for_user(
             )
         run.status, run.started_at, run.error = "running", now, None
         run_id = run.id
-        outcomes, drivers = await _inputs(session, tenant_id, user_id, config, now, solar)
+        outcomes, drivers = await analysis_inputs(session, tenant_id, user_id, config, now, solar)
     try:
         # CPU work off the event loop: the poll's lease heartbeat keeps beating.
         result = await asyncio.to_thread(analyze, outcomes, drivers, options)

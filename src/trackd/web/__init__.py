@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trackd.web import docs, pages, pages_cosmic, pages_jobs, pages_league, pages_sources
+from trackd.web import (
+    docs,
+    pages,
+    pages_cosmic,
+    pages_jobs,
+    pages_league,
+    pages_observer,
+    pages_sources,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
@@ -18,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pages_sources.router,
     pages_jobs.router,
     pages_cosmic.router,
+    pages_observer.router,
 )
 """The dashboard's routes (and the API's /docs page), in the order they are mounted."""
 

@@ -72,7 +72,8 @@ def nice_step(span: float, ticks: int) -> float:
     return float(10 * power)  # pragma: no cover - the loop ends at 10
 
 
-def _value_range(values: Sequence[float]) -> tuple[float, float, float]:
+def value_range(values: Sequence[float]) -> tuple[float, float, float]:
+    """A value axis around `values`: its low and high ends on round steps, and the step."""
     low, high = min(values), max(values)
     if high == low:  # one value: centre it in a band around it
         low, high = low - 1, high + 1
@@ -89,17 +90,25 @@ def _value_label(value: float) -> str:
 
 
 def lines_over_time(
-    series: Sequence[Series], *, width: int = WIDTH, height: int = HEIGHT
+    series: Sequence[Series],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    between: tuple[datetime, datetime] | None = None,
 ) -> LineChart | None:
-    """Lay out `series` on one time axis and one value axis; None when there is no point."""
+    """Lay out `series` on one time axis and one value axis; None when there is no point.
+
+    `between` fixes the time axis (first, last) so that charts drawn one above the other share
+    it; by default it runs from the first point to the last.
+    """
     everything = [p for s in series for p in s.points]
     if not everything:
         return None
     right, bottom = width - RIGHT, height - BOTTOM
-    first = min(t for t, _ in everything)
-    last = max(t for t, _ in everything)
+    first = between[0] if between else min(t for t, _ in everything)
+    last = between[1] if between else max(t for t, _ in everything)
     span = last - first
-    low, high, step = _value_range([v for _, v in everything])
+    low, high, step = value_range([v for _, v in everything])
 
     def x(moment: datetime) -> float:
         if span.total_seconds() == 0:  # a single moment sits in the middle

@@ -40,6 +40,7 @@ NAV: list[tuple[str, str]] = [
     ("Outbox", "/ui/outbox"),
     ("Jobs", "/ui/jobs"),
     ("Cosmic", "/ui/cosmic"),
+    ("Observer", "/ui/observer"),
 ]
 
 

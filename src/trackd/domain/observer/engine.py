@@ -250,8 +250,9 @@ def _p(p: st.PValue) -> dict[str, Any]:
     return {"p": p.p, "p_empirical": p.p_empirical, "shifts": p.shifts}
 
 
-def _effects(kind: str, x: Any, y: Any) -> Any:
-    """The effect of each bootstrap row (rows of resampled paired days)."""
+def effects(kind: str, x: Any, y: Any) -> Any:
+    """The effect of each row of paired days (a driver of `kind`): rho, the difference in the
+    outcome's means (driver days minus the others), or Mardia's R."""
     everywhere = np.ones(x.shape, dtype=bool)
     if kind == "numeric":
         return st.spearman_rows(x, st.row_ranks(y, everywhere), everywhere)
@@ -264,17 +265,23 @@ def _effects(kind: str, x: Any, y: Any) -> Any:
     return np.sqrt(st.circular_r2_rows(x, y, everywhere))
 
 
+def effect_interval(
+    kind: str, x: Any, y: Any, options: AnalysisOptions, stream: Sequence[int]
+) -> tuple[float, float]:
+    """The moving-block bootstrap interval of the effect of paired days `x`, `y` (in date
+    order), at `options.ci_level`, from the seeded random `stream`."""
+    n = len(x)
+    block = options.block_days or max(1, round(n ** (1 / 3)))
+    rng = np.random.default_rng(list(stream))
+    rows = st.block_indices(n, options.bootstrap_draws, block, rng)
+    return st.percentile_interval(effects(kind, x[rows], y[rows]), options.ci_level)
+
+
 def _finding(
     ran: _Ran, index: int, options: AnalysisOptions, also: tuple[Supporting, ...]
 ) -> Finding:
     r = ran.result
-    n = r.n_days
-    block = options.block_days or max(1, round(n ** (1 / 3)))
-    rng = np.random.default_rng([options.seed, index])
-    rows = st.block_indices(n, options.bootstrap_draws, block, rng)
-    low, high = st.percentile_interval(
-        _effects(ran.driver.kind, ran.x[rows], ran.y[rows]), options.ci_level
-    )
+    low, high = effect_interval(ran.driver.kind, ran.x, ran.y, options, (options.seed, index))
     level = options.ci_level
     if ran.driver.kind == "numeric":
         direction = "positive" if r.effect > 0 else "negative"

@@ -112,3 +112,62 @@ async def has_journal(session: AsyncSession, tenant_id: str, user_id: str) -> bo
         .limit(1)
     )
     return found is not None
+
+
+async def get_finding(
+    session: AsyncSession, tenant_id: str, finding_id: uuid.UUID
+) -> ObserverFindingRow | None:
+    return await session.scalar(
+        select(ObserverFindingRow).where(
+            ObserverFindingRow.tenant_id == tenant_id, ObserverFindingRow.id == finding_id
+        )
+    )
+
+
+async def users_observed(session: AsyncSession, tenant_id: str) -> list[str]:
+    """The tenant's users with at least one run or finding, by id."""
+    with_runs = select(ObserverRunRow.user_id).where(ObserverRunRow.tenant_id == tenant_id)
+    with_findings = select(ObserverFindingRow.user_id).where(
+        ObserverFindingRow.tenant_id == tenant_id
+    )
+    rows = await session.scalars(with_runs.union(with_findings))
+    return sorted(set(rows))
+
+
+async def recent_runs(
+    session: AsyncSession, tenant_id: str, user_id: str | None, *, limit: int
+) -> Sequence[ObserverRunRow]:
+    """The tenant's newest `limit` runs (only `user_id`'s when given), newest first."""
+    query = select(ObserverRunRow).where(ObserverRunRow.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(ObserverRunRow.user_id == user_id)
+    rows = await session.scalars(
+        query.order_by(ObserverRunRow.started_at.desc(), ObserverRunRow.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
+async def tenant_findings(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str | None,
+    *,
+    status: str | None,
+    max_q: float | None,
+    limit: int,
+) -> Sequence[ObserverFindingRow]:
+    """The tenant's findings (only `user_id`'s, in `status`, with q at or under `max_q`
+    when given), strongest first."""
+    query = select(ObserverFindingRow).where(ObserverFindingRow.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(ObserverFindingRow.user_id == user_id)
+    if status is not None:
+        query = query.where(ObserverFindingRow.status == status)
+    if max_q is not None:
+        query = query.where(ObserverFindingRow.q <= max_q)
+    rows = await session.scalars(
+        query.order_by(
+            ObserverFindingRow.q, ObserverFindingRow.user_id, ObserverFindingRow.id
+        ).limit(limit)
+    )
+    return list(rows)
