@@ -79,6 +79,8 @@ def test_a_simulated_user_has_every_series(sky: Sky) -> None:
     np.testing.assert_array_equal(activity.storm_day, activity.kp >= STORM_KP)
 
 
+# 200 users' analyses: about a minute on a quiet core, more on a loaded CI machine.
+@pytest.mark.timeout(600)
 def test_calibration_no_planted_effect_finds_something_in_at_most_q_of_users(sky: Sky) -> None:
     rng = np.random.default_rng(11)
     with_finding = sum(
@@ -92,6 +94,8 @@ def test_calibration_no_planted_effect_finds_something_in_at_most_q_of_users(sky
     assert with_finding / USERS <= bound, f"{with_finding} of {USERS} users had a finding"
 
 
+# 200 users' analyses: about a minute on a quiet core, more on a loaded CI machine.
+@pytest.mark.timeout(600)
 def test_power_a_planted_effect_is_found_at_its_lag_and_nothing_else(sky: Sky) -> None:
     rng = np.random.default_rng(12)
     found = clean = 0
