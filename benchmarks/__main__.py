@@ -175,7 +175,8 @@ def nightly_part(args: argparse.Namespace, report: dict[str, Any]) -> None:
         f"observer nightly: {result.users} users ({result.days} days each) on {result.backend}, "
         f"{result.workers} workers: {result.seconds:.0f} s ({result.users_per_s:.1f} users/s, "
         f"{result.worker_cpu_ms_per_user:.0f} worker CPU ms per user); "
-        f"{result.runs_completed} runs completed, {result.runs_failed} failed"
+        f"{result.runs_completed} runs completed, {result.runs_failed} failed; "
+        f"{result.users_with_findings} users with a finding (no effect planted)"
     )
 
 

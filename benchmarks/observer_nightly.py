@@ -14,7 +14,8 @@ prints one JSON line. Per run:
 3. The schedule is made due at t0; once every poll has finished the processes are stopped.
 
 Figures: seconds from t0 to the last poll's commit, users per second, wall and worker CPU
-milliseconds per user, runs completed and failed, findings stored, each worker's peak RSS.
+milliseconds per user, runs completed and failed, findings stored and users with any (no
+effect is planted, so that share is the false-positive rate), each worker's peak RSS.
 The analysis is the configured default (every driver, 4 lags, 1000 permutations).
 """
 
@@ -32,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 
 from benchmarks.fleet import run_due_schedule
 from benchmarks.ingest import scratch_database
@@ -71,6 +72,7 @@ class NightlyResult:
     runs_completed: int
     runs_failed: int
     findings: int
+    users_with_findings: int
     polls_failed: int
     setup_s: float
     worker_peak_rss_mib: float
@@ -184,6 +186,12 @@ async def measure(
             findings = int(
                 await session.scalar(select(func.count()).select_from(ObserverFindingRow)) or 0
             )
+            # No effect is planted: the share of users with any finding is the false-positive
+            # rate that Benjamini-Hochberg bounds by q per user.
+            users_with_findings = int(
+                await session.scalar(select(func.count(distinct(ObserverFindingRow.user_id))))
+                or 0
+            )
     due, cpu, peak = fleet.due, fleet.worker_cpu_s, fleet.worker_peak_rss_mib
     completed = [p for p in polls if p.status == PollStatus.COMPLETED.value]
     last = max((p.finished_at for p in completed if p.finished_at), default=due)
@@ -200,6 +208,7 @@ async def measure(
         runs_completed=int(runs.get("completed", 0)),
         runs_failed=int(runs.get("failed", 0)),
         findings=findings,
+        users_with_findings=users_with_findings,
         polls_failed=sum(1 for p in polls if p.status == PollStatus.FAILED.value),
         setup_s=round(setup_s, 1),
         worker_peak_rss_mib=round(peak, 1),
