@@ -189,8 +189,7 @@ async def measure(
             # No effect is planted: the share of users with any finding is the false-positive
             # rate that Benjamini-Hochberg bounds by q per user.
             users_with_findings = int(
-                await session.scalar(select(func.count(distinct(ObserverFindingRow.user_id))))
-                or 0
+                await session.scalar(select(func.count(distinct(ObserverFindingRow.user_id)))) or 0
             )
     due, cpu, peak = fleet.due, fleet.worker_cpu_s, fleet.worker_peak_rss_mib
     completed = [p for p in polls if p.status == PollStatus.COMPLETED.value]
