@@ -1,10 +1,13 @@
 """Flame graphs (py-spy) of the measures the issue targets: durable ingest on SQLite and on
 PostgreSQL (the memory bus, as the ingest section runs it), durable ingest through
 `POST /v1/events` (the `trackd serve` process and the benchmark's HTTP clients, each under its
-own root frame) and the SDK's `@tracked` call.
+own root frame), the SDK's `@tracked` call, and the three reads of the reads section on a store
+of 1,000,000 tasks on SQLite and on PostgreSQL (the store is filled before the profiled process
+starts, so the graph holds the reads and the process's start-up only).
 
     python -m benchmarks.flamegraph                       # every target, into benchmarks/profiles/
     python -m benchmarks.flamegraph --target ingest-sqlite --tasks 500
+    python -m benchmarks.flamegraph --target reads-sqlite --requests 300
 
 Each target runs in a process of its own under `py-spy record --format flamegraph`, which
 samples every thread of it (the SDK's delivery thread too); the SVG opens in a browser,
@@ -19,22 +22,68 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from benchmarks import reads
 from benchmarks.ingest import run_ingest, scratch_database
+from trackd.runtime import Runtime, freeze_startup_heap
+from trackd.settings import Settings
 
-TARGETS = ("ingest-sqlite", "ingest-postgresql", "http-ingest", "sdk")
+READS = ("reads-sqlite", "reads-postgresql")
+TARGETS = ("ingest-sqlite", "ingest-postgresql", "http-ingest", "sdk", *READS)
+POSTGRES_ONLY = ("ingest-postgresql", "reads-postgresql")
 PROFILES = Path(__file__).with_name("profiles")
 
 
-def run_target(target: str, tasks: int, calls: int, postgres_url: str | None) -> None:
+@contextlib.asynccontextmanager
+async def reads_store(target: str, postgres_url: str | None) -> AsyncIterator[str]:
+    """A store filled as the reads section fills it (1,000 plans of 1,000 tasks and a trace of
+    1,000 events), made outside the profiled process; its URL."""
+    async with contextlib.AsyncExitStack() as stack:
+        if target == "reads-postgresql":
+            if not postgres_url:
+                raise SystemExit(f"{target} needs --postgres-url (or TRACKD_TEST_POSTGRES_URL)")
+            url = await stack.enter_async_context(scratch_database(postgres_url, "reads"))
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite+aiosqlite:///{tmp}/reads.db"
+        runtime = Runtime.build(Settings(database_url=url))
+        await runtime.start()
+        try:
+            await reads.fill(runtime)
+            await reads.trace_stored(runtime)
+        finally:
+            await runtime.stop()
+        yield url
+
+
+async def read_many(database_url: str, requests: int) -> None:
+    """`requests` GETs of each route of the reads section, as that section makes them."""
+    runtime = Runtime.build(Settings(database_url=database_url))
+    await runtime.start()
+    try:
+        freeze_startup_heap()
+        async with reads.reader(runtime) as client:
+            for path in reads.ROUTES.values():
+                for _ in range(requests):
+                    (await client.get(path)).raise_for_status()
+    finally:
+        await runtime.stop()
+
+
+def run_target(target: str, args: argparse.Namespace) -> None:
     """The work itself, in the profiled process."""
-    if target == "sdk":
+    tasks, calls, postgres_url = args.tasks, args.calls, args.postgres_url
+    if target in READS:
+        asyncio.run(read_many(args.database_url, args.requests))
+    elif target == "sdk":
         from benchmarks import sdk_overhead
 
         sdk_overhead.measure(calls)
@@ -58,6 +107,18 @@ def run_target(target: str, tasks: int, calls: int, postgres_url: str | None) ->
 
 def record(target: str, args: argparse.Namespace, out: Path) -> None:
     """py-spy records one target's process into `out`; exits with one line if it cannot."""
+    if target in READS:
+
+        async def on_store() -> None:
+            async with reads_store(target, args.postgres_url) as url:
+                await asyncio.to_thread(_record, target, args, out, ["--database-url", url])
+
+        asyncio.run(on_store())
+    else:
+        _record(target, args, out, [])
+
+
+def _record(target: str, args: argparse.Namespace, out: Path, extra: list[str]) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy (it is in the dev extra)")
@@ -82,6 +143,9 @@ def record(target: str, args: argparse.Namespace, out: Path) -> None:
         str(args.tasks),
         "--calls",
         str(args.calls),
+        "--requests",
+        str(args.requests),
+        *extra,
     ]
     if args.postgres_url:
         command += ["--postgres-url", args.postgres_url]
@@ -107,13 +171,16 @@ def main() -> None:
         "--target",
         action="append",
         choices=TARGETS,
-        help="what to profile (repeat for several; default: all, ingest-postgresql only "
+        help="what to profile (repeat for several; default: all, the PostgreSQL ones only "
         "with a PostgreSQL server)",
     )
     parser.add_argument(
         "--tasks", type=int, default=5000, help="tasks in the ingest mix (as python -m benchmarks)"
     )
     parser.add_argument("--calls", type=int, default=200_000, help="@tracked calls for sdk")
+    parser.add_argument(
+        "--requests", type=int, default=300, help="GETs of each route for reads-sqlite/-postgresql"
+    )
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument(
         "--postgres-url",
@@ -123,11 +190,12 @@ def main() -> None:
     )
     parser.add_argument("--out-dir", type=Path, default=PROFILES, help="where the SVGs go")
     parser.add_argument("--run", choices=TARGETS, help=argparse.SUPPRESS)  # the profiled side
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)  # the reads' filled store
     args = parser.parse_args()
     if args.run:
-        run_target(args.run, args.tasks, args.calls, args.postgres_url)
+        run_target(args.run, args)
         return
-    chosen = args.target or [t for t in TARGETS if t != "ingest-postgresql" or args.postgres_url]
+    chosen = args.target or [t for t in TARGETS if t not in POSTGRES_ONLY or args.postgres_url]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d")
     for target in chosen:

@@ -48,6 +48,7 @@ async def profile(url: str) -> list[tuple[str, float]]:
     out = []
     try:
         await reads.fill(runtime)
+        await reads.trace_stored(runtime)
         freeze_startup_heap()
         async with runtime.sessions() as s, s.begin():
             token = await tokens.create(s, reads.TENANT, user_id=None, role=Role.READER)

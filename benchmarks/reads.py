@@ -4,8 +4,11 @@ queries, serialisation), without a network hop."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -155,31 +158,60 @@ async def fill(runtime: Runtime) -> None:
     await intake.publish(runtime.bus, checked)
 
 
+# The routes timed, and the plan each reads (plan-500: one of the 1,000-task plans).
+ROUTES = {
+    "plan status (1,000 tasks)": "/v1/tracker/plans/plan-500",
+    "plan tasks (1,000)": "/v1/tracker/plans/plan-500/tasks?limit=1000",
+    "timeline (1,000 events)": "/v1/tracker/plans/plan-trace/timeline",
+}
+
+
+async def trace_stored(runtime: Runtime) -> None:
+    """Wait (up to 60 s) until ingest has stored the 1,000 events of the trace `fill` published."""
+    query = text("SELECT count(*) FROM event_timeline WHERE tenant_id = :t AND trace_id = :p")
+    stored = 0
+    try:
+        async with asyncio.timeout(60):
+            while stored < 1000:
+                async with runtime.engine.connect() as conn:
+                    found = await conn.execute(query, {"t": TENANT, "p": "trace-big"})
+                    stored = found.scalar_one()
+                if stored < 1000:
+                    await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise TimeoutError(f"ingest stored {stored} of the trace's 1,000 events") from None
+
+
+@asynccontextmanager
+async def reader(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the whole API with a reader's token of the tenant."""
+    async with runtime.sessions() as s, s.begin():
+        token = await tokens.create(s, TENANT, user_id=None, role=Role.READER)
+    app = create_app(runtime, manage=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://bench",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        yield client
+
+
 async def measure(database_url: str, backend: str, requests: int = 100) -> list[Latency]:
     runtime = Runtime.build(Settings(database_url=database_url))
     await runtime.start()
     try:
         started = time.perf_counter()
         await fill(runtime)
+        await trace_stored(runtime)
         print(f"  {backend}: store filled in {time.perf_counter() - started:.0f} s")
         freeze_startup_heap()  # as the server does once started
-        async with runtime.sessions() as s, s.begin():
-            token = await tokens.create(s, TENANT, user_id=None, role=Role.READER)
-        app = create_app(runtime, manage=False)
-        headers = {"Authorization": f"Bearer {token}"}
-        routes = {
-            "plan status (1,000 tasks)": "/v1/tracker/plans/plan-500",
-            "plan tasks (1,000)": "/v1/tracker/plans/plan-500/tasks?limit=1000",
-            "timeline (1,000 events)": "/v1/tracker/plans/plan-trace/timeline",
-        }
         out = []
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            for name, path in routes.items():
+        async with reader(runtime) as client:
+            for name, path in ROUTES.items():
                 times = []
                 for i in range(requests + 5):
                     t = time.perf_counter()
-                    response = await client.get(path, headers=headers)
+                    response = await client.get(path)
                     elapsed = (time.perf_counter() - t) * 1000
                     response.raise_for_status()
                     if i >= 5:  # warm-up

@@ -1,6 +1,6 @@
 """The "Issue targets" table of `python -m benchmarks` and the sections it reads that no other
 test runs: POST /v1/events through a `trackd serve` process, the SDK's cost per call, the RSS
-trend.
+trend, the reads on a filled store.
 
 Figures are not checked against the targets here (the machine running the tests is shared and
 loaded); what must hold at any speed is that every posted event is committed, that the table
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # benchmarks/ is a package of the repository, not installed
 
-from benchmarks import memory, targets  # noqa: E402
+from benchmarks import memory, reads, targets  # noqa: E402
 
 
 def _by_measure(report: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -100,6 +100,31 @@ def test_http_ingest_benchmark_commits_every_posted_event() -> None:
     assert result["duplicates"] > 0  # the mix repeats 1 % of its events
     assert result["events_per_s"] > 0
     assert result["ratio_to_celery"] > 0
+
+
+async def test_reads_benchmark_times_each_route_once_the_store_holds_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 501 plans so that plan-500, the one read, exists; 3 tasks each keep the store small.
+    monkeypatch.setattr(reads, "PLANS", 501)
+    monkeypatch.setattr(reads, "TASKS_PER_PLAN", 3)
+    found = await reads.measure(f"sqlite+aiosqlite:///{tmp_path}/reads.db", "sqlite", requests=4)
+    assert [r.route for r in found] == list(reads.ROUTES)
+    for r in found:
+        assert 0 < r.p50_ms <= r.p95_ms and r.requests == 4, r
+    runtime = reads.Runtime.build(
+        reads.Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/reads.db")
+    )
+    await runtime.start()
+    try:
+        async with reads.reader(runtime) as client:
+            status = (await client.get(reads.ROUTES["plan status (1,000 tasks)"])).json()
+            timeline = (await client.get(reads.ROUTES["timeline (1,000 events)"])).json()
+    finally:
+        await runtime.stop()
+    # Tasks 1500-1502; every tenth task of the fill failed (the counters the fill rebuilt).
+    assert (status["task_count"], status["completed_tasks"], status["failed_tasks"]) == (3, 2, 1)
+    assert len(timeline["events"]) == 1000
 
 
 @pytest.mark.slow
