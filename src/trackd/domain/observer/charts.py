@@ -21,7 +21,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from trackd.domain.observer.engine import effect_interval, effects
 from trackd.domain.observer.model import AnalysisOptions, Driver, Outcome
@@ -76,6 +75,8 @@ def paired(outcome: Outcome, driver: Driver, lag: int) -> tuple[list[date], Any,
 
 
 def _mean_interval(label: str, values: Any, level: float) -> Level:
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     n = len(values)
     mean = float(np.mean(values))
     if n < 2:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 Array = Any  # numpy arrays; the package's public values are native Python types.
 
@@ -39,6 +38,8 @@ def lag1_autocorrelation(y: Array) -> float:
     correlation it implies for a Gaussian series (2 sin(pi rho / 6)), clipped to
     [0, MAX_PHI]; 0 with fewer than MIN_PHI_PAIRS pairs.
     """
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     both = ~np.isnan(y[:-1]) & ~np.isnan(y[1:])
     if int(both.sum()) < MIN_PHI_PAIRS:
         return 0.0
@@ -96,6 +97,8 @@ def shifted(x: Array, shifts: Array) -> Array:
 
 def row_ranks(values: Array, mask: Array) -> Array:
     """Average ranks of each row's masked-in values (NaN where masked out)."""
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     return stats.rankdata(np.where(mask, values, np.nan), axis=1, nan_policy="omit")
 
 
@@ -128,6 +131,8 @@ def spearman_shift_rows(x: Array, y: Array, present: Array, shifts: Array) -> Ar
     driver is sorted once, and a row's ranks among the days it lands on are running counts
     along that order (ties get the mean of their group's first and last rank).
     """
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     days = len(x)
     order = np.argsort(x, kind="stable")
     ordered = x[order]
@@ -181,11 +186,15 @@ def circular_r2_rows(angle_degrees: Array, y: Array, mask: Array) -> Array:
 
 def spearman(x: Array, y: Array) -> float:
     """Spearman's rho of paired samples (scipy)."""
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     return float(stats.spearmanr(x, y).statistic)
 
 
 def rank_biserial(on: Array, y: Array) -> float:
     """2U/(n1 n0) - 1 with U from scipy's Mann-Whitney test of the driver's days vs the rest."""
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     y1, y0 = y[on > 0.5], y[on <= 0.5]
     u = float(stats.mannwhitneyu(y1, y0, alternative="two-sided").statistic)
     return 2 * u / (len(y1) * len(y0)) - 1
@@ -247,6 +256,8 @@ def permutation_p(observed: float, null: Array, *, upper: bool) -> PValue:
     null's effective number of independent draws, so that the uncertainty of the fitted scale
     is carried into the p-value.
     """
+    from scipy import stats  # imported on first use: it takes 0.6 s to load
+
     null = null[np.isfinite(null)]
     draws = len(null)
     if draws < 2:
