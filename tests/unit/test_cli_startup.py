@@ -8,7 +8,10 @@ import sys
 
 
 def test_the_cli_starts_without_loading_scipy() -> None:
-    code = "import sys, trackd.app, trackd.cli.main; print(sorted(m for m in sys.modules if 'scipy' in m))"
+    code = (
+        "import sys, trackd.app, trackd.cli.main; "
+        "print(sorted(m for m in sys.modules if 'scipy' in m))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
