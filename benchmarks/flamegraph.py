@@ -7,7 +7,7 @@ starts, so the graph holds the reads and the process's start-up only).
 
     python -m benchmarks.flamegraph                       # every target, into benchmarks/profiles/
     python -m benchmarks.flamegraph --target ingest-sqlite --tasks 500
-    python -m benchmarks.flamegraph --target reads-sqlite --requests 300
+    python -m benchmarks.flamegraph --target reads-sqlite --requests 200
 
 Each target runs in a process of its own under `py-spy record --format flamegraph`, which
 samples every thread of it (the SDK's delivery thread too); the SVG opens in a browser,
@@ -179,7 +179,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=200_000, help="@tracked calls for sdk")
     parser.add_argument(
-        "--requests", type=int, default=300, help="GETs of each route for reads-sqlite/-postgresql"
+        "--requests", type=int, default=1000, help="GETs of each route for reads-sqlite/-postgresql"
     )
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument(
