@@ -14,14 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import pytest_asyncio
 
+from observer_seed import DAYS, seed_journals, storm_days_of
 from trackd.app import create_app
 from trackd.domain.access import Role
 from trackd.domain.history import Retention
-from trackd.domain.journal import JournalEntryIn
 from trackd.domain.observer import analyze
 from trackd.domain.states import TaskState
 from trackd.modules import journal, observer_runs, service, transits
@@ -38,7 +37,6 @@ from trackd.store.repos import schedules as schedules_repo
 pytestmark = pytest.mark.timeout(120)
 
 ACME, GLOBEX = "acme", "globex"
-DAYS = 150
 CONFIG = {
     "drivers": ["kp_max", "storm_day", "lunar_phase"],
     "outcomes": ["mood", "energy"],
@@ -66,40 +64,14 @@ def _today() -> date:
 async def _fill(runtime: Runtime) -> set[date]:
     """150 days: the solar history (one Kp a day), alice's journal with energy 3 points lower
     on storm days, bob's journal of noise; alice has a webhook channel."""
-    rng = np.random.default_rng(11)
-    first = _today() - timedelta(days=DAYS)
-    kp = np.where(rng.random(DAYS) < 0.18, 6.0, rng.uniform(0.5, 3.5, DAYS)).round(2)
-    storm_days = {first + timedelta(days=i) for i in range(DAYS) if kp[i] >= 5}
     async with runtime.sessions() as s, s.begin():
-        await service.write_config(s, ACME, "observer", config=CONFIG, version=0)
-        config = await journal.observer_config(s, ACME)
-        snapshots = [
-            Snapshot(
-                subject="solar",
-                source="noaa_swpc",
-                data={"kp": {"official": {"kp": float(kp[i])}}, "mag": {"bz": -2.0 * kp[i]}},
-                taken_at=datetime(d.year, d.month, d.day, 12, tzinfo=UTC),
-            )
-            for i in range(DAYS)
-            for d in [first + timedelta(days=i)]
-        ]
-        await backfill_history(s, ACME, snapshots, retention=Retention(keep=10_000))
-        for user, effect in (("alice", -3.0), ("bob", 0.0)):
-            noise = rng.normal(0, 1.0, (DAYS, 2))
-            for i in range(DAYS):
-                d = first + timedelta(days=i)
-                energy = 6 + noise[i, 0] + (effect if d in storm_days else 0.0)
-                entry = JournalEntryIn(
-                    id=f"{user}-{i}",
-                    timestamp=datetime(d.year, d.month, d.day, 18, tzinfo=UTC),
-                    mood_score=int(np.clip(round(6 + noise[i, 1]), 1, 10)),
-                    energy_score=int(np.clip(round(energy), 1, 10)),
-                )
-                await journal.record(s, ACME, user, entry, config)
+        days = await seed_journals(
+            s, ACME, {"alice": -3.0, "bob": 0.0}, config=CONFIG, today=_today()
+        )
         await channels.create_channel(
             s, ACME, kind="webhook", url="https://hooks.example.com/alice", owner_user_id="alice"
         )
-    return storm_days
+    return storm_days_of(days)
 
 
 @pytest_asyncio.fixture
