@@ -38,6 +38,24 @@ def take_all(merge: MergeOrder) -> list[tuple[str, Message]]:
     return merge.take(10_000, lambda _s, _m: True)
 
 
+def read_to_the_end(
+    merge: MergeOrder, streams: dict[str, list[int]], cursor: dict[str, int], count: int
+) -> list[tuple[str, Message]]:
+    """Read COUNT at a time from `cursor` on, as the consumer does, taking all that is ready
+    after each read, until every stream is read (one read per entry, and two more)."""
+    out: list[tuple[str, Message]] = []
+    for _ in range(sum(len(v) for v in streams.values()) + 2):
+        readable = merge.readable(streams)
+        returned = {
+            s: [entry(s, ms) for ms in streams[s][cursor[s] : cursor[s] + count]] for s in readable
+        }
+        for s in readable:
+            cursor[s] += len(returned[s])
+        merge.add_read(readable, count, returned)
+        out += take_all(merge)
+    return out
+
+
 def test_a_dense_streams_read_is_held_beyond_the_sparse_streams_horizon() -> None:
     merge = MergeOrder()
     # COUNT 3: the progress stream is cut short at id 3 (more may follow), the result
@@ -132,16 +150,7 @@ def test_reading_count_at_a_time_hands_everything_out_in_id_order(
     # What an earlier owner had read (the first `pending` of each stream) comes back pending.
     cursor = {s: min(pending, len(v)) for s, v in streams.items()}
     merge.add_pending((s, *entry(s, ms)) for s, v in streams.items() for ms in v[: cursor[s]])
-    out: list[tuple[str, Message]] = []
-    for _ in range(len(ids) + 2):
-        readable = merge.readable(streams)
-        returned = {
-            s: [entry(s, ms) for ms in streams[s][cursor[s] : cursor[s] + count]] for s in readable
-        }
-        for s in readable:
-            cursor[s] += len(returned[s])
-        merge.add_read(readable, count, returned)
-        out += take_all(merge)
+    out = read_to_the_end(merge, streams, cursor, count)
     assert [int(m.id.split(":")[1].split("-")[0]) for _, m in out] == ordered
     assert not merge.holding and not merge.has_ready
 
@@ -199,16 +208,7 @@ def test_per_partition_horizons_keep_each_partitions_id_order(
         streams[stream].append(ms)
     merge = MergeOrder(_partition)
     cursor = dict.fromkeys(streams, 0)
-    out: list[tuple[str, Message]] = []
-    for _ in range(len(ids) + 2):
-        readable = merge.readable(streams)
-        returned = {
-            s: [entry(s, ms) for ms in streams[s][cursor[s] : cursor[s] + count]] for s in readable
-        }
-        for s in readable:
-            cursor[s] += len(returned[s])
-        merge.add_read(readable, count, returned)
-        out += take_all(merge)
+    out = read_to_the_end(merge, streams, cursor, count)
     assert sorted(m.body for _, m in out) == sorted(
         f"{s}@{ms}".encode() for s, v in streams.items() for ms in v
     )
