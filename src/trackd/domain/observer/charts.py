@@ -25,6 +25,9 @@ import numpy as np
 from trackd.domain.observer.engine import effect_interval, effects
 from trackd.domain.observer.model import AnalysisOptions, Driver, Outcome
 
+# scipy.stats is imported inside the functions that use it: it takes half a second to load,
+# and every trackd process imports this module (tests/unit/test_cli_startup.py).
+
 # Quantile bins of a numeric driver (fewer when its values tie across a quantile).
 NUMERIC_BINS = 5
 EN_DASH = "\u2013"
@@ -75,7 +78,7 @@ def paired(outcome: Outcome, driver: Driver, lag: int) -> tuple[list[date], Any,
 
 
 def _mean_interval(label: str, values: Any, level: float) -> Level:
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     n = len(values)
     mean = float(np.mean(values))

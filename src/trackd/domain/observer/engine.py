@@ -32,6 +32,9 @@ from trackd.domain.observer.model import (
     Supporting,
 )
 
+# scipy.stats is imported inside the functions that use it: it takes half a second to load,
+# and every trackd process imports this module (tests/unit/test_cli_startup.py).
+
 # Fewer circular shifts than this and the null distribution says nothing.
 MIN_SHIFTS = 19
 # Blocks of the outcome permuted for a circular driver: two weeks keep most of a daily score's
@@ -320,7 +323,7 @@ def _phenomena(passed: list[tuple[int, _Ran]], lags: tuple[int, ...]) -> list[li
 
 
 def _conclude(ran: list[_Ran], skipped: list[Skipped], options: AnalysisOptions) -> RunResult:
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     if ran:
         qs = stats.false_discovery_control([x.result.p for x in ran], method="bh")

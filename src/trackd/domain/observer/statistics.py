@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+# scipy.stats is imported inside the functions that use it: it takes half a second to load,
+# and every trackd process imports this module (tests/unit/test_cli_startup.py).
+
 Array = Any  # numpy arrays; the package's public values are native Python types.
 
 # Fewer shifts than this at least as extreme as the observed statistic, and the p-value comes
@@ -38,7 +41,7 @@ def lag1_autocorrelation(y: Array) -> float:
     correlation it implies for a Gaussian series (2 sin(pi rho / 6)), clipped to
     [0, MAX_PHI]; 0 with fewer than MIN_PHI_PAIRS pairs.
     """
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     both = ~np.isnan(y[:-1]) & ~np.isnan(y[1:])
     if int(both.sum()) < MIN_PHI_PAIRS:
@@ -97,7 +100,7 @@ def shifted(x: Array, shifts: Array) -> Array:
 
 def row_ranks(values: Array, mask: Array) -> Array:
     """Average ranks of each row's masked-in values (NaN where masked out)."""
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     return stats.rankdata(np.where(mask, values, np.nan), axis=1, nan_policy="omit")
 
@@ -131,7 +134,7 @@ def spearman_shift_rows(x: Array, y: Array, present: Array, shifts: Array) -> Ar
     driver is sorted once, and a row's ranks among the days it lands on are running counts
     along that order (ties get the mean of their group's first and last rank).
     """
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     days = len(x)
     order = np.argsort(x, kind="stable")
@@ -186,14 +189,14 @@ def circular_r2_rows(angle_degrees: Array, y: Array, mask: Array) -> Array:
 
 def spearman(x: Array, y: Array) -> float:
     """Spearman's rho of paired samples (scipy)."""
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     return float(stats.spearmanr(x, y).statistic)
 
 
 def rank_biserial(on: Array, y: Array) -> float:
     """2U/(n1 n0) - 1 with U from scipy's Mann-Whitney test of the driver's days vs the rest."""
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     y1, y0 = y[on > 0.5], y[on <= 0.5]
     u = float(stats.mannwhitneyu(y1, y0, alternative="two-sided").statistic)
@@ -256,7 +259,7 @@ def permutation_p(observed: float, null: Array, *, upper: bool) -> PValue:
     null's effective number of independent draws, so that the uncertainty of the fitted scale
     is carried into the p-value.
     """
-    from scipy import stats  # imported on first use: it takes 0.6 s to load
+    from scipy import stats
 
     null = null[np.isfinite(null)]
     draws = len(null)
